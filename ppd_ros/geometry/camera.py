@@ -1,0 +1,57 @@
+"""Pinhole intrinsics, and how they change when an image is resized.
+
+Pixel-centre convention (as OpenCV and ROS use): pixel (u, v) covers [u - 0.5, u + 0.5], so
+resizing by s maps a coordinate x to (x + 0.5)·s − 0.5 — the principal point moves with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def __post_init__(self):
+        if not (np.isfinite([self.fx, self.fy, self.cx, self.cy]).all() and self.fx > 0 and self.fy > 0):
+            raise ValueError(f'invalid intrinsics: fx={self.fx} fy={self.fy} cx={self.cx} cy={self.cy}')
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f'invalid image size {self.width}x{self.height}')
+
+    @property
+    def K(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def scaled(self, scale_x: float, scale_y: float) -> 'Intrinsics':
+        """Intrinsics of the same camera after resizing the image by (scale_x, scale_y)."""
+        return Intrinsics(
+            fx=self.fx * scale_x, fy=self.fy * scale_y,
+            cx=(self.cx + 0.5) * scale_x - 0.5, cy=(self.cy + 0.5) * scale_y - 0.5,
+            width=int(round(self.width * scale_x)), height=int(round(self.height * scale_y)))
+
+    def resized_to(self, width: int, height: int) -> 'Intrinsics':
+        """Intrinsics for the same view resampled to exactly width×height pixels."""
+        scaled = self.scaled(width / self.width, height / self.height)
+        return Intrinsics(scaled.fx, scaled.fy, scaled.cx, scaled.cy, width, height)
+
+    @staticmethod
+    def from_matrix(matrix, width: int, height: int) -> 'Intrinsics':
+        """From a 3×3 K or a 3×4 P (row-major, flat or not); P is what depth_image_proc uses."""
+        m = np.asarray(matrix, dtype=np.float64)
+        m = m.reshape(3, 4) if m.size == 12 else m.reshape(3, 3)
+        return Intrinsics(float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2]), int(width), int(height))
+
+    @staticmethod
+    def from_fov(horizontal_fov_deg: float, width: int, height: int) -> 'Intrinsics':
+        """Square pixels, principal point at the image centre."""
+        if not 0.0 < horizontal_fov_deg < 180.0:
+            raise ValueError(f'horizontal field of view must be in (0, 180) degrees, got {horizontal_fov_deg}')
+        f = 0.5 * width / np.tan(np.radians(horizontal_fov_deg) / 2.0)
+        return Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height))
