@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from ppd_ros.geometry.backproject import depth_to_points
+from ppd_ros.geometry.camera import Intrinsics
+from ppd_ros.geometry.depth_scale import metric_to_relative, near_far_scale, relative_to_metric
+
+
+def test_scaling_keeps_pixel_centres_on_the_same_rays():
+    intr = Intrinsics(525.0, 520.0, 319.5, 239.5, 640, 480)
+    half = intr.scaled(0.5, 0.5)
+    assert (half.width, half.height) == (320, 240)
+    # The image centre ray stays the optical axis after resizing.
+    assert half.cx == pytest.approx(159.5) and half.cy == pytest.approx(119.5)
+    # A 3-D point projects to corresponding positions in both images.
+    X = np.array([0.3, -0.2, 2.0])
+    u, v = intr.fx * X[0] / X[2] + intr.cx, intr.fy * X[1] / X[2] + intr.cy
+    u2, v2 = half.fx * X[0] / X[2] + half.cx, half.fy * X[1] / X[2] + half.cy
+    assert u2 == pytest.approx((u + 0.5) * 0.5 - 0.5)
+    assert v2 == pytest.approx((v + 0.5) * 0.5 - 0.5)
+
+
+def test_from_projection_matrix_and_fov():
+    P = [500.0, 0, 320, 0.1, 0, 510.0, 240, 0, 0, 0, 1, 0]
+    intr = Intrinsics.from_matrix(P, 640, 480)
+    assert (intr.fx, intr.fy, intr.cx, intr.cy) == (500.0, 510.0, 320.0, 240.0)
+    fov = Intrinsics.from_fov(90.0, 640, 480)
+    assert fov.fx == pytest.approx(320.0)
+    with pytest.raises(ValueError):
+        Intrinsics.from_matrix(np.zeros(9), 640, 480)
+
+
+def test_backprojection_of_a_plane_and_invalid_pixels():
+    intr = Intrinsics(100.0, 100.0, 15.5, 11.5, 32, 24)
+    depth = np.full((24, 32), 2.0, np.float32)
+    depth[0, 0], depth[0, 1], depth[0, 2] = np.nan, 0.0, np.inf
+    pts = depth_to_points(depth, intr)
+    assert pts.shape == (24, 32, 3) and pts.dtype == np.float32
+    assert np.isnan(pts[0, :3]).all()
+    assert np.allclose(pts[5:, :, 2], 2.0)
+    assert pts[11, 31, 0] == pytest.approx((31 - 15.5) / 100.0 * 2.0)
+    with pytest.raises(ValueError, match='32x24'):
+        depth_to_points(np.ones((10, 10)), intr)
+
+
+def test_relative_metric_round_trip_and_near_far():
+    a, b = near_far_scale(0.5, 20.0)
+    r = np.array([0.0, 0.25, 1.0, np.nan], np.float32)
+    d = relative_to_metric(r, a, b)
+    assert d[0] == pytest.approx(0.5, rel=1e-5) and d[2] == pytest.approx(20.0, rel=1e-5)
+    assert np.isnan(d[3])
+    assert np.allclose(metric_to_relative(d[:3], a, b), r[:3], atol=1e-5)
+    with pytest.raises(ValueError):
+        near_far_scale(5.0, 1.0)
