@@ -46,6 +46,8 @@ setup(
             'ppd-depth = ppd_ros.tools.depth_cli:main',
             'ppd-bench = ppd_ros.tools.bench:main',
             'ppd-eval = ppd_ros.tools.evaluate:main',
+            'ppd-fusion-report = ppd_ros.tools.fusion_report:main',
+            'ppd-parity = ppd_ros.tools.parity:main',
         ],
     },
 )

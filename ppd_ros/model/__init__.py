@@ -1,0 +1,32 @@
+"""Pixel-Perfect Depth inference core in plain PyTorch (no ROS).
+
+Exports are loaded lazily so that ``ppd_ros.model.preprocess`` (numpy/OpenCV only) can be
+imported without importing torch.
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    'PPDEstimator': 'estimator',
+    'save_estimator': 'estimator',
+    'load_from_file': 'estimator',
+    'CheckpointError': 'checkpoint',
+    'load_dit': 'checkpoint',
+    'load_encoder': 'checkpoint',
+    'load_model_file': 'checkpoint',
+    'save_model_file': 'checkpoint',
+    'DiTConfig': 'config',
+    'EncoderConfig': 'config',
+    'SPDiT': 'dit',
+    'SemanticEncoder': 'vit',
+    'resize_for_model': 'preprocess',
+    'model_size': 'preprocess',
+    'Resized': 'preprocess',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f'.{_EXPORTS[name]}', __name__), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

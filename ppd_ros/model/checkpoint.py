@@ -1,0 +1,318 @@
+"""Checkpoint reading, size inference and strict loading.
+
+Accepted layouts (``.pth``/``.pt``/``.bin``/``.ckpt`` via ``torch.load(weights_only=True)``, or
+``.safetensors``):
+  * released ``ppd.pth``: ``dit.*`` (anything under ``sem_encoder.``/``pretrained.``/
+    ``depth_head.`` in the same file is left to the encoder loader);
+  * released ``depth_anything_v2_vit{s,b,l}.pth``: ``pretrained.*`` (the DPT head ``depth_head.*``
+    is ignored);
+  * a full ``PixelPerfectDepth`` state dict: ``dit.*`` + ``sem_encoder.pretrained.*``;
+  * bare keys (a DiT without ``dit.``, a DINOv2 hub file without ``pretrained.``), optionally
+    wrapped in ``{'state_dict': ...}``/``{'model': ...}`` or prefixed ``module.``;
+  * the single-file format of ``save_model_file`` (safetensors with ``dit.*``, ``pretrained.*``
+    and a ``config`` metadata entry).
+
+Sizes come from tensor shapes. DiT heads follow from the qk-norm width (= head dim); encoder heads
+cannot be read from shapes: the Depth-Anything-v2 sizes (384/768/1024 wide) use 6/12/16 heads,
+any other width gets head dim 64 (``embed_dim // 64``) unless ``encoder_heads`` overrides it.
+
+Every problem (unreadable, truncated, wrong model, missing/unexpected keys, shape mismatch,
+non-finite weights) raises one ``CheckpointError`` naming the file; a model is only returned once
+all of its tensors were checked, never half-loaded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from .config import DiTConfig, EncoderConfig
+from .dit import SPDiT
+from .vit import SemanticEncoder
+
+FORMAT_TAG = 'ppd_ros.model/1'
+DA2_HEADS = {384: 6, 768: 12, 1024: 16}
+_WRAPPERS = ('state_dict', 'model', 'module', 'net')
+_MAX_LISTED = 8
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used; the message names the file and what is wrong."""
+
+
+def _listing(keys, limit: int = _MAX_LISTED) -> str:
+    keys = sorted(keys)
+    shown = ', '.join(keys[:limit])
+    return f'{shown}, … (+{len(keys) - limit} more)' if len(keys) > limit else shown
+
+
+# ---------------------------------------------------------------------------------- reading
+def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors of a checkpoint file (CPU) and its metadata (safetensors only, else {})."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'{path}: checkpoint file does not exist')
+    if path.stat().st_size == 0:
+        raise CheckpointError(f'{path}: checkpoint file is empty')
+    if path.suffix == '.safetensors':
+        tensors, metadata = _read_safetensors(path)
+    else:
+        tensors, metadata = _read_torch(path), {}
+    if tensors and all(k.startswith('module.') for k in tensors):  # saved from DataParallel
+        tensors = {k[len('module.'):]: v for k, v in tensors.items()}
+    return tensors, metadata
+
+
+def _read_safetensors(path: Path):
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework='pt', device='cpu') as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # SafetensorError, OSError: header/offsets do not fit the file
+        raise CheckpointError(f'{path}: not a readable safetensors file (truncated or corrupt?): '
+                              f'{type(exc).__name__}: {exc}') from exc
+    if not tensors:
+        raise CheckpointError(f'{path}: contains no tensors')
+    return tensors, metadata
+
+
+def _read_torch(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(str(path), map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if 'weights_only' in text or 'Unsupported global' in text:
+            raise CheckpointError(
+                f'{path}: holds Python objects other than tensors; refusing to unpickle it '
+                '(re-save it as a plain state dict or as .safetensors)') from exc
+        raise CheckpointError(f'{path}: not a PyTorch checkpoint (truncated or wrong file?): '
+                              f'{text.splitlines()[0] if text else type(exc).__name__}') from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ''
+        raise CheckpointError(f'{path}: cannot read checkpoint (truncated or corrupt?): '
+                              f'{type(exc).__name__}: {first}') from exc
+    return _flatten_state(obj, path)
+
+
+def _flatten_state(obj, path) -> dict[str, torch.Tensor]:
+    for _ in range(3):  # unwrap {'state_dict': {...}} / {'model': {...}}
+        if isinstance(obj, Mapping) and not any(torch.is_tensor(v) for v in obj.values()):
+            inner = [obj[k] for k in _WRAPPERS if isinstance(obj.get(k), Mapping)]
+            if inner:
+                obj = inner[0]
+                continue
+        break
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f'{path}: expected a state dict (name → tensor), got {type(obj).__name__}')
+    tensors = {str(k): v for k, v in obj.items() if torch.is_tensor(v)}
+    if not tensors:
+        raise CheckpointError(f'{path}: contains no tensors')
+    return tensors
+
+
+# ------------------------------------------------------------------------- layout selection
+def select_dit_state(tensors: Mapping[str, torch.Tensor], path) -> tuple[dict, list[str]]:
+    """(DiT tensors without the ``dit.`` prefix, keys that belong to nothing known)."""
+    encoder_parts = ('sem_encoder.', 'pretrained.', 'depth_head.')
+    if any(k.startswith('dit.') for k in tensors):
+        state = {k[4:]: v for k, v in tensors.items() if k.startswith('dit.')}
+        stray = [k for k in tensors if not k.startswith(('dit.',) + encoder_parts)]
+        return state, stray
+    if 'x_embedder.proj.weight' in tensors:
+        return dict(tensors), []
+    raise CheckpointError(f'{path}: contains no SP-DiT weights (no "dit.*" keys); '
+                          f'found keys like {_listing(tensors, 5)}')
+
+
+def select_encoder_state(tensors: Mapping[str, torch.Tensor], path) -> tuple[dict, list[str]]:
+    """(encoder tensors with the ``pretrained.`` prefix, keys that belong to nothing known)."""
+    ignored = ('depth_head.', 'sem_encoder.depth_head.', 'dit.')
+    for prefix in ('sem_encoder.pretrained.', 'pretrained.'):
+        if any(k.startswith(prefix) for k in tensors):
+            state = {'pretrained.' + k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            known = ('pretrained.', 'sem_encoder.pretrained.') + ignored
+            return state, [k for k in tensors if not k.startswith(known)]
+    if 'cls_token' in tensors and 'patch_embed.proj.weight' in tensors:
+        return {'pretrained.' + k: v for k, v in tensors.items()}, []
+    raise CheckpointError(f'{path}: contains no DINOv2 encoder weights (no "pretrained.*" keys); '
+                          f'found keys like {_listing(tensors, 5)}')
+
+
+# ---------------------------------------------------------------------------- size inference
+def _need(state, keys, path, what):
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CheckpointError(f'{path}: cannot infer the {what} size, missing key(s): {_listing(missing)}')
+    return [state[k] for k in keys]
+
+
+def _count_blocks(state, prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r'(\d+)\.')
+    indices = {int(m.group(1)) for k in state for m in [pattern.match(k)] if m}
+    return max(indices) + 1 if indices else 0
+
+
+def infer_dit_config(state: Mapping[str, torch.Tensor], path='<state dict>') -> DiTConfig:
+    """DiTConfig from the shapes of a DiT state dict (keys without ``dit.``)."""
+    embed, qn, fc1, fusion, final = _need(
+        state, ['x_embedder.proj.weight', 'blocks.0.attn.q_norm.weight', 'blocks.0.mlp.fc1.weight',
+                'proj_fusion.0.weight', 'final_layer.linear.weight'], path, 'SP-DiT')
+    try:
+        hidden, in_ch, coarse = embed.shape[0], embed.shape[1], embed.shape[2]
+        patch = coarse // 2
+        return DiTConfig(
+            in_channels=in_ch,
+            out_channels=final.shape[0] // (patch * patch),
+            hidden_size=hidden,
+            depth=_count_blocks(state, 'blocks.'),
+            num_heads=hidden // qn.shape[0],
+            patch_size=patch,
+            mlp_ratio=fc1.shape[0] / hidden,
+            semantic_dim=fusion.shape[1] - hidden,
+        )
+    except (ValueError, IndexError, ZeroDivisionError) as exc:
+        raise CheckpointError(f'{path}: inconsistent SP-DiT shapes: {exc}') from exc
+
+
+def infer_encoder_config(state: Mapping[str, torch.Tensor], path='<state dict>',
+                         num_heads: int | None = None) -> EncoderConfig:
+    """EncoderConfig from a ``pretrained.*`` state dict; heads: see the module docstring."""
+    cls, pos, proj, fc1 = _need(
+        state, ['pretrained.cls_token', 'pretrained.pos_embed', 'pretrained.patch_embed.proj.weight',
+                'pretrained.blocks.0.mlp.fc1.weight'], path, 'encoder')
+    dim = cls.shape[-1]
+    patch = proj.shape[-1]
+    grid = round((pos.shape[1] - 1) ** 0.5)
+    if grid * grid != pos.shape[1] - 1:
+        raise CheckpointError(f'{path}: pos_embed has {pos.shape[1] - 1} patch positions, not a square grid')
+    if num_heads is None:
+        num_heads = DA2_HEADS.get(dim, dim // 64 if dim % 64 == 0 else 0)
+        if not num_heads:
+            raise CheckpointError(f'{path}: cannot guess the head count of a {dim}-wide encoder; '
+                                  'pass encoder_heads')
+    try:
+        return EncoderConfig(embed_dim=dim, depth=_count_blocks(state, 'pretrained.blocks.'),
+                             num_heads=num_heads, patch_size=patch, img_size=grid * patch,
+                             mlp_ratio=fc1.shape[0] / dim)
+    except ValueError as exc:
+        raise CheckpointError(f'{path}: {exc}') from exc
+
+
+# --------------------------------------------------------------------------- strict building
+def build_checked(factory, state: Mapping[str, torch.Tensor], path, what: str,
+                  stray: list[str] = ()) -> nn.Module:
+    """Build ``factory()`` without allocating weights, check every key and shape, then adopt
+    the checkpoint tensors (as float32). Any mismatch raises one CheckpointError."""
+    with torch.device('meta'):
+        model = factory()
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected] + list(stray)
+    mismatched = [f'{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}'
+                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    problems = []
+    if missing:
+        problems.append(f'missing keys ({len(missing)}): {_listing(missing)}')
+    if unexpected:
+        problems.append(f'unexpected keys ({len(unexpected)}): {_listing(unexpected)}')
+    if mismatched:
+        problems.append(f'shape mismatches ({len(mismatched)}): {_listing(mismatched, 4)}')
+    if problems:
+        raise CheckpointError(f'{path}: does not match the {what}: ' + '; '.join(problems))
+    tensors = {}
+    bad = []
+    for key in expected:
+        tensor = state[key]
+        if not tensor.is_floating_point():
+            bad.append(f'{key} ({tensor.dtype})')
+            continue
+        tensor = tensor.to(torch.float32)
+        if not torch.isfinite(tensor).all():
+            bad.append(f'{key} (non-finite values)')
+        tensors[key] = tensor
+    if bad:
+        raise CheckpointError(f'{path}: unusable {what} tensors: {_listing(bad)}')
+    model.load_state_dict(tensors, strict=True, assign=True)
+    return model.eval().requires_grad_(False)
+
+
+def dit_from_tensors(tensors, path='<state dict>', config: DiTConfig | None = None) -> SPDiT:
+    state, stray = select_dit_state(tensors, path)
+    config = config or infer_dit_config(state, path)
+    return build_checked(lambda: SPDiT(config), state, path, f'SP-DiT {config}', stray)
+
+
+def encoder_from_tensors(tensors, path='<state dict>', config: EncoderConfig | None = None,
+                         num_heads: int | None = None) -> SemanticEncoder:
+    state, stray = select_encoder_state(tensors, path)
+    config = config or infer_encoder_config(state, path, num_heads)
+    return build_checked(lambda: SemanticEncoder(config), state, path, f'encoder {config}', stray)
+
+
+def load_dit(path, config: DiTConfig | None = None) -> SPDiT:
+    """SP-DiT from ``ppd.pth`` (or any accepted layout); sizes inferred unless ``config``."""
+    tensors, metadata = read_checkpoint(path)
+    config = config or _metadata_configs(metadata, path)[0]
+    return dit_from_tensors(tensors, path, config)
+
+
+def load_encoder(path, config: EncoderConfig | None = None, num_heads: int | None = None) -> SemanticEncoder:
+    """Semantics encoder from ``depth_anything_v2_vit*.pth`` (or any accepted layout)."""
+    tensors, metadata = read_checkpoint(path)
+    config = config or _metadata_configs(metadata, path)[1]
+    return encoder_from_tensors(tensors, path, config, num_heads)
+
+
+# ------------------------------------------------------------------------ single-file format
+def _metadata_configs(metadata: Mapping[str, str], path):
+    """(DiTConfig | None, EncoderConfig | None) from a ``config`` metadata entry, if present."""
+    if 'config' not in metadata:
+        return None, None
+    try:
+        config = json.loads(metadata['config'])
+        dit = DiTConfig.from_dict(config['dit']) if config.get('dit') else None
+        enc = EncoderConfig.from_dict(config['encoder']) if config.get('encoder') else None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f'{path}: invalid "config" metadata: {exc}') from exc
+    return dit, enc
+
+
+def save_model_file(path, dit: SPDiT, encoder: SemanticEncoder, dtype: torch.dtype = torch.float32,
+                    extra_metadata: Mapping[str, str] | None = None) -> Path:
+    """Write DiT + encoder as one safetensors file: ``dit.*`` and ``pretrained.*`` tensors and
+    metadata ``config`` = JSON {"dit": DiTConfig fields, "encoder": EncoderConfig fields} plus
+    ``format`` = ``ppd_ros.model/1``. ``dtype`` (e.g. bfloat16) shrinks the file; loading
+    returns float32 weights. Written atomically (temporary file, then rename)."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    if path.suffix != '.safetensors':
+        raise ValueError(f'{path}: the single-file format is safetensors (use a .safetensors name)')
+    tensors = {'dit.' + k: v for k, v in dit.state_dict().items()}
+    tensors.update(encoder.state_dict())
+    tensors = {k: v.detach().to('cpu', dtype).contiguous() for k, v in tensors.items()}
+    metadata = {'format': FORMAT_TAG,
+                'config': json.dumps({'dit': dit.config.to_dict(), 'encoder': encoder.config.to_dict()})}
+    metadata.update(extra_metadata or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + '.tmp')
+    save_file(tensors, str(tmp), metadata=dict(metadata))
+    os.replace(tmp, path)
+    return path
+
+
+def load_model_file(path, encoder_heads: int | None = None):
+    """(SPDiT, SemanticEncoder, metadata) from one file holding both models (the format of
+    ``save_model_file``, or a full PixelPerfectDepth state dict)."""
+    tensors, metadata = read_checkpoint(path)
+    dit_config, enc_config = _metadata_configs(metadata, path)
+    dit = dit_from_tensors(tensors, path, dit_config)
+    encoder = encoder_from_tensors(tensors, path, enc_config, encoder_heads)
+    return dit, encoder, metadata

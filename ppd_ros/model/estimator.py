@@ -1,0 +1,282 @@
+"""``PPDEstimator``: RGB frame in, relative depth (normalised log-depth, larger = farther) out.
+
+One frame: resize to the model resolution (``preprocess``), encode semantics once, run the
+flow-matching Euler sampler for ``steps`` steps on the SP-DiT, return depth (h, w) float32 at the
+model resolution.
+
+Noise: with ``seed=None`` the initial noise comes from torch's global RNG (as the released code).
+With an integer ``seed`` every frame's noise is drawn on the CPU from a fresh
+``torch.Generator`` seeded with ``seed`` — the same frame then gives the same depth on every call,
+in any batch and on any device (the noise does not depend on the device's RNG).
+
+Warm start: ``predict(rgb, init_depth, init_strength)`` noises ``init_depth`` (h, w, output
+space) to the timestep where the last ceil(init_strength · steps) steps of the schedule begin and
+runs only those (``sampler.warm_start_index``); strength 1 is a cold start.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from .config import DiTConfig, EncoderConfig
+from .dit import SPDiT
+from .preprocess import DEFAULT_TARGET_AREA, model_size, resize_for_model
+from .sampler import sample, sampling_timesteps, warm_start_index
+from .vit import SemanticEncoder
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / 'weights'
+DEFAULT_WARM_STRENGTH = 0.5
+_PRECISIONS = {'fp32': None, 'float32': None, 'fp16': torch.float16, 'float16': torch.float16,
+               'half': torch.float16, 'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
+_CANONICAL = {None: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
+
+
+def resolve_device(device='auto') -> torch.device:
+    """'auto' → cuda, then mps, then cpu; explicit names are checked for availability."""
+    if device is None or device == 'auto':
+        if torch.cuda.is_available():
+            return torch.device('cuda')
+        mps = getattr(torch.backends, 'mps', None)
+        if mps is not None and mps.is_available():
+            return torch.device('mps')
+        return torch.device('cpu')
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f'invalid device {device!r}: {exc}') from exc
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device {device!r} requested but CUDA is not available')
+    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
+        raise ValueError(f'device {device!r} requested but MPS is not available')
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'fp32' | 'fp16' | 'bf16' (autocast). fp16 on CPU falls back to fp32 with a warning."""
+    key = str(precision).lower()
+    if key not in _PRECISIONS:
+        raise ValueError(f'precision must be one of fp32, fp16, bf16; got {precision!r}')
+    name = _CANONICAL[_PRECISIONS[key]]
+    if name == 'fp16' and device.type == 'cpu':
+        warnings.warn('fp16 autocast is not supported well on CPU; running in fp32 '
+                      '(use precision="bf16" for reduced precision on CPU)', RuntimeWarning, stacklevel=3)
+        name = 'fp32'
+    return name
+
+
+class PPDEstimator:
+    """Pixel-Perfect Depth inference (see the module docstring)."""
+
+    def __init__(self, dit: SPDiT, encoder: SemanticEncoder, device='auto', precision: str = 'fp32',
+                 steps: int = 4, seed: int | None = None, target_area=DEFAULT_TARGET_AREA,
+                 name: str = 'ppd'):
+        if encoder.config.embed_dim != dit.config.semantic_dim:
+            raise ValueError(f'encoder width {encoder.config.embed_dim} does not match the DiT '
+                             f'semantic width {dit.config.semantic_dim}')
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ValueError(f'seed must be an int or None, got {seed!r}')
+        model_size(480, 640, target_area)  # validates target_area
+        self.device = resolve_device(device)
+        self.precision = precision
+        # Inference runs under inference_mode; training flags of shared modules are left alone.
+        self.dit = dit.to(self.device)
+        self.encoder = encoder.to(self.device)
+        self.steps = steps
+        self.seed = seed
+        self.target_area = tuple(target_area)
+        self.name = name
+
+    # ------------------------------------------------------------------------ construction
+    @classmethod
+    def from_checkpoints(cls, dit_path, encoder_path=None, device='auto', precision: str = 'fp32',
+                         steps: int = 4, seed: int | None = None, target_area=DEFAULT_TARGET_AREA,
+                         encoder_heads: int | None = None) -> 'PPDEstimator':
+        """Released ``ppd.pth`` + ``depth_anything_v2_vitl.pth`` (or one file holding both)."""
+        dit = checkpoint.load_dit(dit_path)
+        encoder = checkpoint.load_encoder(encoder_path or dit_path, num_heads=encoder_heads)
+        return cls(dit, encoder, device, precision, steps, seed, target_area, name=Path(dit_path).stem)
+
+    @classmethod
+    def from_config(cls, dit_config: DiTConfig | None = None, encoder_config: EncoderConfig | None = None,
+                    device='auto', precision: str = 'fp32', steps: int = 4, seed: int | None = None,
+                    target_area=DEFAULT_TARGET_AREA, init_seed: int = 0) -> 'PPDEstimator':
+        """Randomly initialised model (tiny by default) for tests and pipelines without weights.
+        Weights are reproducible from ``init_seed``; the global RNG is left untouched."""
+        encoder_config = encoder_config or EncoderConfig.tiny()
+        dit_config = dit_config or DiTConfig.tiny(semantic_dim=encoder_config.embed_dim)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            dit = SPDiT(dit_config)
+            dit.reset_parameters(zero_output=False)
+            encoder = SemanticEncoder(encoder_config)
+        dit.eval().requires_grad_(False)
+        encoder.eval().requires_grad_(False)
+        return cls(dit, encoder, device, precision, steps, seed, target_area, name='random')
+
+    @classmethod
+    def from_file(cls, path, device='auto', precision: str = 'fp32', steps: int | None = None,
+                  seed: int | None = None, target_area=None) -> 'PPDEstimator':
+        """Estimator from the single-file format written by ``save_estimator``. ``steps`` and
+        ``target_area`` default to the file's metadata entries of those names (the values the
+        model was trained/exported for), else to 4 and 1024×768."""
+        dit, encoder, metadata = checkpoint.load_model_file(path)
+        try:
+            if steps is None:
+                steps = int(metadata.get('steps', 4))
+            if target_area is None:
+                target_area = tuple(json.loads(metadata['target_area'])) if 'target_area' in metadata \
+                    else DEFAULT_TARGET_AREA
+        except (ValueError, TypeError) as exc:
+            raise checkpoint.CheckpointError(f'{path}: invalid steps/target_area metadata: {exc}') from exc
+        return cls(dit, encoder, device, precision, steps, seed, target_area,
+                   name=metadata.get('name', Path(path).stem))
+
+    @classmethod
+    def demo(cls, name: str | None = None, **kwargs) -> 'PPDEstimator':
+        """Bundled demo weights ``ppd_ros/weights/demo_<name>.safetensors`` (first one if no name)."""
+        found = sorted(WEIGHTS_DIR.glob('demo_*.safetensors'))
+        if name is not None:
+            found = [p for p in found if p.stem == f'demo_{name}']
+        if not found:
+            wanted = f'demo_{name}.safetensors' if name else 'demo_*.safetensors'
+            raise FileNotFoundError(f'no bundled demo weights: {WEIGHTS_DIR / wanted} not found '
+                                    '(use from_checkpoints() with the released weights, or from_config())')
+        return cls.from_file(found[0], **kwargs)
+
+    # -------------------------------------------------------------------------- settings
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str):
+        self._precision = resolve_precision(value, self.device)
+
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    @steps.setter
+    def steps(self, value: int):
+        sampling_timesteps(value)  # raises ValueError unless an integer >= 1
+        self._steps = value
+
+    def infer_size(self, height: int, width: int) -> tuple[int, int]:
+        """Model resolution (h, w) of the depth returned for a height × width frame."""
+        return model_size(height, width, self.target_area)
+
+    def describe(self) -> dict:
+        d, e = self.dit.config, self.encoder.config
+        return {
+            'model': (f'{self.name}: SP-DiT hidden {d.hidden_size} depth {d.depth} heads {d.num_heads} '
+                      f'patch {d.patch_size} + DINOv2 width {e.embed_dim} depth {e.depth}'),
+            'device': str(self.device),
+            'precision': self.precision,
+            'steps': self.steps,
+            'resolution': f'{self.target_area[0]}x{self.target_area[1]}',
+            'seed': self.seed,
+            'parameters': sum(p.numel() for p in self.dit.parameters())
+                          + sum(p.numel() for p in self.encoder.parameters()),
+        }
+
+    # ------------------------------------------------------------------------- inference
+    def predict(self, rgb: np.ndarray, init_depth: np.ndarray | None = None,
+                init_strength: float | None = None) -> np.ndarray:
+        """H×W×3 uint8 RGB → (h, w) float32 relative depth at the model resolution."""
+        return self.predict_batch([rgb], None if init_depth is None else [init_depth], init_strength)[0]
+
+    def predict_batch(self, rgbs: Sequence[np.ndarray], init_depths: Sequence[np.ndarray] | None = None,
+                      init_strength: float | None = None) -> list[np.ndarray]:
+        """Several frames; frames with the same model size run as one batch. Order is kept."""
+        if init_depths is not None and len(init_depths) != len(rgbs):
+            raise ValueError(f'{len(init_depths)} init depths for {len(rgbs)} frames')
+        if init_strength is not None and init_depths is None:
+            raise ValueError('init_strength given without init_depth')
+        images = [resize_for_model(rgb, self.target_area).image for rgb in rgbs]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(image.shape[:2], []).append(i)
+        results: list[np.ndarray | None] = [None] * len(images)
+        for (h, w), index in groups.items():
+            batch = torch.from_numpy(np.stack([images[i] for i in index])).to(self.device)
+            batch = batch.permute(0, 3, 1, 2).float() / 255.0
+            init = None
+            if init_depths is not None:
+                init = torch.from_numpy(np.stack([_check_init(init_depths[i], (h, w)) for i in index]))
+                init = init[:, None].to(self.device)
+            depth = self.predict_tensor(batch, init, init_strength).cpu().numpy()
+            for j, i in enumerate(index):
+                results[i] = depth[j, 0]
+        return results
+
+    def predict_tensor(self, images: torch.Tensor, init_depth: torch.Tensor | None = None,
+                       init_strength: float | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """images (B, 3, h, w) RGB in [0, 1] at a valid model size → depth (B, 1, h, w) float32."""
+        b, _, h, w = images.shape
+        self.dit.check_input_size(h, w)
+        start = 0
+        if init_strength is not None and init_depth is None:
+            raise ValueError('init_strength given without init_depth')
+        if init_depth is not None:
+            start = warm_start_index(self.steps, DEFAULT_WARM_STRENGTH if init_strength is None
+                                     else init_strength)
+        if noise is None:
+            noise = self._noise(b, h, w)
+        images = images.to(self.device, torch.float32)
+        with torch.inference_mode(), self._autocast():
+            semantics = self.encoder(images)
+            depth = sample(self.dit, images, semantics, noise.to(self.device), self.steps,
+                           init_depth=init_depth, start_index=start)
+        return depth.float()
+
+    def _noise(self, batch: int, height: int, width: int) -> torch.Tensor:
+        if self.seed is None:
+            return torch.randn((batch, 1, height, width), device=self.device)
+        frames = [torch.randn((1, 1, height, width), generator=torch.Generator().manual_seed(self.seed))
+                  for _ in range(batch)]
+        return torch.cat(frames).to(self.device)
+
+    def _autocast(self):
+        dtype = _PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        try:
+            return torch.autocast(device_type=self.device.type, dtype=dtype)
+        except RuntimeError as exc:
+            raise RuntimeError(f'{self.precision} autocast is not available on {self.device}: {exc}') from exc
+
+
+def _check_init(init: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    init = np.asarray(init, dtype=np.float32)
+    if init.shape != size:
+        raise ValueError(f'init_depth must have the model resolution {size}, got {init.shape}')
+    if not np.isfinite(init).all():
+        raise ValueError('init_depth contains non-finite values')
+    return init
+
+
+def save_estimator(path, estimator: PPDEstimator, dtype: torch.dtype = torch.float32,
+                   name: str | None = None) -> Path:
+    """Write an estimator as one safetensors file: ``dit.*`` + ``pretrained.*`` tensors; metadata
+    ``config`` (JSON {"dit": DiTConfig fields, "encoder": EncoderConfig fields}), ``format``,
+    ``name``, ``steps`` and ``target_area`` (JSON [width, height]). Read back with
+    ``load_from_file`` / ``PPDEstimator.from_file`` / ``PPDEstimator.demo()``."""
+    metadata = {'name': name or estimator.name, 'steps': str(estimator.steps),
+                'target_area': json.dumps(list(estimator.target_area))}
+    return checkpoint.save_model_file(path, estimator.dit, estimator.encoder, dtype, metadata)
+
+
+def load_from_file(path, **kwargs) -> PPDEstimator:
+    """Inverse of ``save_estimator``; kwargs as ``PPDEstimator.from_file`` (device, precision, …)."""
+    return PPDEstimator.from_file(path, **kwargs)
+
+
+__all__ = ['PPDEstimator', 'save_estimator', 'load_from_file', 'resolve_device', 'resolve_precision',
+           'DEFAULT_WARM_STRENGTH']

@@ -1,0 +1,400 @@
+"""ppd-demo: the whole pipeline offline, in one process, over real ROS topics.
+
+synthetic_camera_node → depth_node (→ scale_fusion_node fed by the synthetic LiDAR with
+--metric-fusion) → a monitor node, all on one MultiThreadedExecutor. Prints live rates and
+latency, stops after --frames depth frames (or Ctrl-C) and writes a snapshot PNG:
+input | colorized depth | the point cloud rendered from a virtual camera beside the real one.
+
+--model demo uses the bundled demo weights (works offline). --model random-tiny builds a tiny
+randomly initialised model: it shows the plumbing only — its depth is meaningless, and the
+snapshot and printout say so.
+
+Exit status: 0 done; 1 a node failed to start or no depth frame arrived; 2 usage error or the
+model could not be loaded.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+RANDOM_TINY_LABEL = 'RANDOM-TINY MODEL (untrained): depth is meaningless, plumbing demo only'
+
+
+# ------------------------------------------------------------------------------ cloud rendering
+
+def look_at(position, target) -> np.ndarray:
+    """R (3×3, columns = camera x, y, z in the optical frame of the data) of a camera at
+    `position` looking at `target`, image y pointing as close to +y (down) as possible."""
+    z = np.asarray(target, float) - np.asarray(position, float)
+    z /= np.linalg.norm(z)
+    x = np.cross([0.0, 1.0, 0.0], z)
+    if np.linalg.norm(x) < 1e-9:  # looking straight up or down
+        x = np.array([1.0, 0.0, 0.0])
+    x /= np.linalg.norm(x)
+    return np.stack([x, np.cross(z, x), z], axis=1)
+
+
+def side_view_pose(points: np.ndarray, yaw_deg: float = 35.0, pitch_deg: float = 20.0,
+                   pull_back: float = 1.5):
+    """(R, position): a virtual camera orbiting the cloud's median point, starting from the real
+    camera (origin) moved `pull_back` times farther away, turned by yaw about the vertical and
+    raised by pitch."""
+    target = np.median(points, axis=0)
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    offset = -target * pull_back  # from the target back to (beyond) the real camera
+    rot_y = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    rot_x = np.array([[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)], [0, -np.sin(pitch), np.cos(pitch)]])
+    position = target + rot_x @ rot_y @ offset
+    return look_at(position, target), position
+
+
+def render_point_cloud(points: np.ndarray, colors: np.ndarray, width: int, height: int,
+                       focal: float, rotation: np.ndarray, position, splat: int = 2,
+                       background=(32, 32, 32)) -> np.ndarray:
+    """(height, width, 3) uint8 RGB view of coloured points from a pinhole camera (R, position):
+    perspective projection, `splat`×`splat` pixel squares, nearest point wins (z-buffer)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = background
+    keep = np.isfinite(points).all(axis=1)
+    cam = (points[keep] - np.asarray(position, float)) @ np.asarray(rotation, float)  # R^T (p − c)
+    colors = colors[keep]
+    front = cam[:, 2] > 1e-3
+    cam, colors = cam[front], colors[front]
+    if cam.shape[0] == 0:
+        return image
+    u = np.floor(focal * cam[:, 0] / cam[:, 2] + (width - 1) / 2.0 + 0.5).astype(np.int64)
+    v = np.floor(focal * cam[:, 1] / cam[:, 2] + (height - 1) / 2.0 + 0.5).astype(np.int64)
+    offsets = [(du, dv) for du in range(splat) for dv in range(splat)]
+    u = np.concatenate([u + du for du, _ in offsets])
+    v = np.concatenate([v + dv for _, dv in offsets])
+    z = np.tile(cam[:, 2], len(offsets))
+    rgb = np.tile(colors, (len(offsets), 1))
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    pixel, z, rgb = (v * width + u)[inside], z[inside], rgb[inside]
+    order = np.lexsort((z, pixel))  # by pixel, nearest first
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = pixel[order[1:]] != pixel[order[:-1]]
+    winners = order[first]
+    image.reshape(-1, 3)[pixel[winners]] = rgb[winners]
+    return image
+
+
+def snapshot_image(rgb: np.ndarray, colorized_bgr: np.ndarray, points: np.ndarray, colors: np.ndarray,
+                   focal: float, label: str = '', cloud_title: str = 'depth/points') -> np.ndarray:
+    """BGR panel row: input | colorized depth | rendered cloud, each at the input's height."""
+    height, width = rgb.shape[:2]
+    depth_panel = cv2.resize(colorized_bgr, (width, height), interpolation=cv2.INTER_NEAREST)
+    valid = np.isfinite(points.reshape(-1, 3)).all(axis=1)
+    if valid.any():
+        rotation, position = side_view_pose(points.reshape(-1, 3)[valid])
+        cloud = render_point_cloud(points, colors, width, height, focal, rotation, position)
+    else:
+        cloud = np.full((height, width, 3), 32, np.uint8)
+    panels = [cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), depth_panel, cv2.cvtColor(cloud, cv2.COLOR_RGB2BGR)]
+    for panel, title in zip(panels, ('input', 'depth/colorized', f'{cloud_title} (side view)')):
+        cv2.putText(panel, title, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    row = np.hstack(panels)
+    if label:
+        banner = np.zeros((22, row.shape[1], 3), np.uint8)
+        cv2.putText(banner, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255), 1, cv2.LINE_AA)
+        row = np.vstack([banner, row])
+    return row
+
+
+# ------------------------------------------------------------------------------ command line
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='ppd-demo', description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog='Exit status: 0 done, 1 pipeline failed, 2 usage error or model not loadable.')
+    p.add_argument('--frames', type=int, default=30, help='stop after this many depth frames (default 30)')
+    p.add_argument('--snapshot', type=Path, metavar='PATH', help='write input | depth | cloud as a PNG')
+    p.add_argument('--model', choices=('demo', 'random-tiny'), default='demo',
+                   help='demo: bundled demo weights (default); random-tiny: untrained tiny model, '
+                        'plumbing only (meaningless depth)')
+    p.add_argument('--dit', type=Path, help='released PPD DiT checkpoint instead of --model')
+    p.add_argument('--encoder', type=Path, help='released Depth-Anything-v2 encoder checkpoint (with --dit)')
+    p.add_argument('--device', default='auto')
+    p.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
+    p.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
+    p.add_argument('--target-area', type=int, nargs=2, metavar=('W', 'H'),
+                   help='model resolution area (default: the camera size --width --height)')
+    p.add_argument('--metric-fusion', action='store_true',
+                   help='add scale_fusion_node, fed by the synthetic 16-line LiDAR')
+    p.add_argument('--rate', type=float, default=5.0, help='camera rate in Hz (default 5)')
+    p.add_argument('--width', type=int, default=320)
+    p.add_argument('--height', type=int, default=240)
+    p.add_argument('--kind', choices=('indoor', 'outdoor'), default='indoor')
+    p.add_argument('--seed', type=int, default=0, help='synthetic world seed')
+    p.add_argument('--temporal', choices=('off', 'align', 'warm_start'), default='off')
+    p.add_argument('--timeout', type=float, default=600.0, help='give up after this many seconds')
+    return p
+
+
+def build_estimator(args):
+    """(estimator, label) from the options — released checkpoints or the demo model exactly as
+    depth_node builds them from its model.* parameters, or the random tiny model; raises
+    SystemExit(2) with one line when the model cannot be loaded."""
+    from .depth_node import EstimatorLoadError
+    from .depth_node import build_estimator as build_from_parameters
+    # default: the camera's own size (the synthetic camera is small; upscaling costs time only)
+    target_area = tuple(args.target_area) if args.target_area else (args.width, args.height)
+    if args.dit is None and args.model == 'random-tiny':
+        from ppd_ros.model.estimator import PPDEstimator
+        return PPDEstimator.from_config(device=args.device, precision=args.precision, steps=args.steps,
+                                        target_area=target_area), RANDOM_TINY_LABEL
+    parameters = {'model.dit_path': str(args.dit or ''), 'model.encoder_path': str(args.encoder or ''),
+                  'model.device': args.device, 'model.precision': args.precision, 'model.steps': args.steps,
+                  'model.seed': -1, 'model.target_area': target_area}
+    try:
+        return build_from_parameters(parameters), ''
+    except EstimatorLoadError as exc:
+        hint = ' (try --model random-tiny to see the plumbing without weights)' if args.dit is None else ''
+        print(f'ppd-demo: error: {exc}{hint}', file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+# ------------------------------------------------------------------------------ the pipeline
+
+class Monitor:
+    """Subscribes the outputs like a user would; measures rate and end-to-end latency and keeps
+    the newest matching (input, colorized, cloud) for the snapshot. `cloud_topics` in order of
+    preference (metric/points before depth/points); `scale_topic` adds the fusion status."""
+
+    def __init__(self, node, target: int, cloud_topics=('depth/points',), scale_topic: str | None = None):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image, PointCloud2
+        self.node = node
+        self.target = target
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.inputs: deque = deque(maxlen=60)
+        self.colorized: dict = {}
+        self.clouds: dict = {topic: {} for topic in cloud_topics}
+        self.scale = None
+        self.count = 0
+        self.latencies: deque = deque(maxlen=50)
+        self.arrivals: deque = deque(maxlen=20)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        node.create_subscription(Image, 'image_raw', self._on_input, qos)
+        node.create_subscription(Image, 'depth/colorized', self._on_colorized, qos)
+        for topic in cloud_topics:
+            node.create_subscription(PointCloud2, topic, lambda m, t=topic: self._on_cloud(t, m), qos)
+        if scale_topic:
+            from ppd_ros.msg import DepthScale
+            node.create_subscription(DepthScale, scale_topic, self._on_scale, qos)
+
+    @staticmethod
+    def _key(msg):
+        return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+    def _on_input(self, msg):
+        with self.lock:
+            self.inputs.append(msg)
+
+    def _on_colorized(self, msg):
+        from rclpy.time import Time
+        now = self.node.get_clock().now()
+        with self.lock:
+            self._keep(self.colorized, msg)
+            self.count += 1
+            self.latencies.append((now - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-9)
+            self.arrivals.append(time.monotonic())
+            if self.count >= self.target:
+                self.done.set()
+
+    def _on_cloud(self, topic, msg):
+        with self.lock:
+            self._keep(self.clouds[topic], msg)
+
+    def _on_scale(self, msg):
+        self.scale = msg
+
+    def _keep(self, store: dict, msg, size: int = 5) -> None:
+        store[self._key(msg)] = msg
+        while len(store) > size:
+            del store[min(store)]
+
+    def rate(self) -> float:
+        with self.lock:
+            times = list(self.arrivals)
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+
+    def latest_snapshot(self):
+        """(input, colorized, cloud, cloud topic) of the newest stamp that has all three, the
+        preferred cloud topic first; or None."""
+        with self.lock:
+            inputs = {self._key(m): m for m in self.inputs}
+            for topic, clouds in self.clouds.items():
+                for key in sorted(self.colorized, reverse=True):
+                    if key in inputs and key in clouds:
+                        return inputs[key], self.colorized[key], clouds[key], topic
+        return None
+
+
+def write_snapshot(path: Path, snapshot, focal: float, label: str) -> None:
+    from .cloud import unpack_rgb
+    from .image_codec import image_to_rgb
+    image_msg, colorized_msg, cloud_msg, cloud_topic = snapshot
+    rgb = image_to_rgb(image_msg)
+    colorized = cv2.cvtColor(image_to_rgb(colorized_msg), cv2.COLOR_RGB2BGR)
+    raw = np.frombuffer(bytes(cloud_msg.data), np.float32).reshape(cloud_msg.height, cloud_msg.width, -1)
+    points = raw[..., :3]
+    colors = unpack_rgb(raw[..., 3]) if raw.shape[-1] > 3 else np.full(points.shape, 200, np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = snapshot_image(rgb, colorized, points, colors, focal, label, cloud_title=cloud_topic)
+    if not cv2.imwrite(str(path), picture):
+        raise OSError(f'cannot write {path}')
+
+
+def _fusion_overrides(T_cam_lidar):
+    from rclpy.parameter import Parameter
+    from ppd_ros.geometry.projection import matrix_to_quaternion
+    return [Parameter('source', value='pointcloud'),
+            Parameter('extrinsic.translation', value=[float(v) for v in T_cam_lidar[:3, 3]]),
+            Parameter('extrinsic.rotation', value=[float(v) for v in matrix_to_quaternion(T_cam_lidar[:3, :3])])]
+
+
+def run(args) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from .depth_node import DepthNode
+    from .params import ParameterError
+    from .qos import use_package_fastdds_profile
+    from .synthetic_camera_node import SyntheticCameraNode
+
+    estimator, label = build_estimator(args)
+    describe = estimator.describe()
+    print(f"ppd-demo: model {describe.get('model')} on {describe.get('device')} "
+          f"({describe.get('precision')}, {estimator.steps} steps)" + (f'\n  *** {label} ***' if label else ''))
+
+    use_package_fastdds_profile()
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    nodes, spinner, stop = [], None, threading.Event()
+    try:
+        try:
+            camera = SyntheticCameraNode(context=context, parameter_overrides=[
+                Parameter('rate', value=float(args.rate)), Parameter('width', value=args.width),
+                Parameter('height', value=args.height), Parameter('kind', value=args.kind),
+                Parameter('seed', value=args.seed), Parameter('num_frames', value=20),
+                Parameter('lidar_lines', value=16 if args.metric_fusion else 0)])
+            nodes.append(camera)
+            depth = DepthNode(estimator=estimator, context=context,
+                              cli_args=['--ros-args', '-r', 'image:=image_raw'],
+                              parameter_overrides=[Parameter('temporal.mode', value=args.temporal),
+                                                   Parameter('model.steps', value=args.steps)])
+            nodes.append(depth)
+            cloud_topics, scale_topic = ('depth/points',), None
+            if args.metric_fusion:
+                try:
+                    from .scale_fusion_node import ScaleFusionNode
+                except ImportError as exc:
+                    print(f'ppd-demo: error: --metric-fusion needs scale_fusion_node: {exc}', file=sys.stderr)
+                    return EXIT_FAILED
+                nodes.append(ScaleFusionNode(context=context, cli_args=[
+                    '--ros-args', '-r', 'metric_source/points:=lidar/points'],
+                    parameter_overrides=_fusion_overrides(camera.T_cam_lidar)))
+                cloud_topics, scale_topic = ('metric/points', 'depth/points'), 'metric/scale'
+        except ParameterError as exc:
+            print(f'ppd-demo: error: {exc}', file=sys.stderr)
+            return EXIT_FAILED
+        monitor_node = rclpy.create_node('ppd_demo_monitor', context=context)
+        nodes.append(monitor_node)
+        monitor = Monitor(monitor_node, args.frames, cloud_topics, scale_topic)
+        for node in nodes:
+            executor.add_node(node)
+
+        def spin():
+            try:
+                while not stop.is_set() and context.ok():
+                    executor.spin_once(timeout_sec=0.1)
+            except ExternalShutdownException:  # Ctrl-C shut the context down
+                pass
+
+        spinner = threading.Thread(target=spin, name='ppd-demo-executor', daemon=True)
+        spinner.start()
+        started = time.monotonic()
+        try:
+            while not monitor.done.wait(1.0):
+                if time.monotonic() - started > args.timeout:
+                    print(f'ppd-demo: timed out after {args.timeout:.0f} s', file=sys.stderr)
+                    break
+                _print_status(monitor, depth, args.frames)
+        except KeyboardInterrupt:
+            print('\nppd-demo: interrupted')
+        _print_status(monitor, depth, args.frames)
+        if sys.stdout.isatty():
+            print()
+        if monitor.count == 0:
+            print('ppd-demo: error: no depth frame arrived', file=sys.stderr)
+            return EXIT_FAILED
+        if args.snapshot is not None:
+            snapshot = monitor.latest_snapshot()
+            if snapshot is None:
+                print('ppd-demo: error: no complete (input, depth, cloud) frame for the snapshot', file=sys.stderr)
+                return EXIT_FAILED
+            write_snapshot(args.snapshot, snapshot, camera.frames[0].intrinsics.fx, label)
+            print(f'ppd-demo: snapshot written to {args.snapshot}')
+        return EXIT_OK
+    finally:
+        stop.set()
+        if spinner is not None:
+            spinner.join(5.0)
+        executor.shutdown(timeout_sec=2.0)
+        for node in reversed(nodes):
+            node.destroy_node()
+        if context.ok():
+            rclpy.shutdown(context=context)
+
+
+def _print_status(monitor: Monitor, depth, frames: int) -> None:
+    """One status line; rewritten in place on a terminal, one line each otherwise (logs)."""
+    latencies = list(monitor.latencies)
+    inference = depth.inference_time.summary()
+    stats = depth.worker.stats()
+    latency = f'{np.mean(latencies) * 1e3:6.0f} ms' if latencies else '     - ms'
+    inference_ms = inference['mean'] * 1e3 if inference['count'] else float('nan')
+    tty = sys.stdout.isatty()
+    print(f'{chr(13) if tty else ""}frames {monitor.count:4d}/{frames}  camera {depth.input_rate.rate():5.1f} Hz  '
+          f'depth {monitor.rate():5.1f} Hz  latency {latency}  inference {inference_ms:6.0f} ms  '
+          f"dropped {stats['dropped']:4d}{_scale_text(monitor.scale)}", end='' if tty else '\n', flush=True)
+
+
+def _scale_text(scale) -> str:
+    """The fusion node's latest metric/scale in a few words."""
+    if scale is None:
+        return ''
+    if scale.status in (scale.STATUS_OK, scale.STATUS_HELD):
+        return f'  fusion: a={scale.a:.3f} b={scale.b:.3f} inliers {scale.inlier_ratio:.0%}'
+    return f'  fusion: {scale.message[:60]}'
+
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.frames < 1:
+        build_parser().error('--frames must be at least 1')
+    if (args.dit is None) != (args.encoder is None):
+        build_parser().error('--dit and --encoder go together')
+    try:
+        return run(args)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

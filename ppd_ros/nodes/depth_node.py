@@ -1,0 +1,520 @@
+"""depth_node: Pixel-Perfect Depth on a ROS 2 camera stream.
+
+Subscribes `image` (sensor_msgs/Image) — or `image/compressed` when `input.compressed` is true —
+and its sibling `camera_info`, paired by stamp (or with the latest CameraInfo). Callbacks only
+hand the pair to one worker thread (latest frame wins, drops counted), which runs the model and
+publishes, each with the input header:
+
+  depth/relative     32FC1 normalised log-depth (larger = farther), NaN invalid
+  depth/image        32FC1 metres from the assumed range output.near..output.far (REP 118: NaN
+                     invalid, never 0) until a metric source is fused (scale_fusion_node)
+  depth/camera_info  describes depth/relative and depth/image exactly (size, scaled K and P)
+  depth/points       organized PointCloud2 H×W (NaN invalid, is_dense false, optional rgb),
+                     geometry from P (fx, fy, cx, cy) as depth_image_proc does, K when P is zero
+  depth/colorized    bgr8 picture of depth/image (fixed or percentile range)
+  /diagnostics       1 Hz: rates, latencies, drops, model
+
+Lazy outputs: nothing is computed for an output without subscribers, and the model does not run
+at all while none of depth/relative, depth/image, depth/points, depth/colorized has one
+(depth/camera_info alone does not trigger inference: it only describes those images).
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from ppd_ros.geometry.backproject import depth_to_points, pixel_rays
+from ppd_ros.geometry.camera import Intrinsics
+from ppd_ros.geometry.colorize import colorize_depth
+from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
+from ppd_ros.geometry.temporal import TemporalAligner
+from ppd_ros.geometry.upsample import upsample_depth
+
+from .cloud import points_to_cloud_msg
+from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter, StatWindow
+from .image_codec import MONO16_MODES, bgr_to_image_msg, depth_to_image_msg, rgb_from_any
+from .pairing import stamp_ns, subscribe_pair
+from .params import NodeParameters, ParameterError, ParamSpec
+from .qos import QOS_CHOICES, qos_profile, use_package_fastdds_profile
+from .worker import LatestFrameWorker
+
+DEPTH_OUTPUTS = ('relative', 'image', 'points', 'colorized')
+TEMPORAL_MODES = ('off', 'align', 'warm_start')
+RESOLUTIONS = ('inference', 'camera')
+UPSAMPLE_METHODS = ('edge_aware', 'guided', 'nearest')  # never bilinear across depth edges
+COLORIZE_MODES = ('percentile', 'fixed')
+
+
+def _positive_pair(value) -> str | None:
+    return None if value[0] < value[1] else f'needs low < high, got {list(value)}'
+
+
+DEPTH_NODE_PARAMETERS = (
+    # input
+    ParamSpec('input.compressed', False,
+              'Subscribe image/compressed (sensor_msgs/CompressedImage, jpeg or png) instead of image'),
+    ParamSpec('input.mono16', 'shift', 'How mono16 images become 8 bit: shift (value >> 8) or '
+              'percentile (per-frame 1–99 % stretch, for 10/12-bit sensors)', choices=MONO16_MODES),
+    ParamSpec('input.latest_camera_info', False,
+              'Pair each image with the latest CameraInfo instead of matching stamps (drivers that '
+              'stamp CameraInfo differently)'),
+    ParamSpec('input.sync_queue_size', 10, 'Messages kept per topic while matching image and '
+              'CameraInfo stamps (message_filters queue_size)', low=1, high=1000),
+    ParamSpec('input.sync_slop', 0.05, 'Largest stamp difference in seconds for an image and a '
+              'CameraInfo to be paired (message_filters slop)', low=1e-6, high=10.0),
+    # QoS
+    ParamSpec('qos.subscription', 'sensor_data', 'QoS of the image and camera_info subscriptions',
+              choices=QOS_CHOICES),
+    ParamSpec('qos.subscription_depth', 5, 'History depth of the subscriptions', low=1, high=1000),
+    ParamSpec('qos.publisher', 'reliable', 'QoS of the depth publishers', choices=QOS_CHOICES),
+    ParamSpec('qos.publisher_depth', 2, 'History depth of the depth publishers', low=1, high=1000),
+    # model
+    ParamSpec('model.dit_path', '', 'Released PPD DiT checkpoint (ppd.pth); empty: bundled demo model'),
+    ParamSpec('model.encoder_path', '', 'Released Depth-Anything-v2 encoder checkpoint; give it '
+              'together with model.dit_path'),
+    ParamSpec('model.device', 'auto', 'auto, cpu, cuda, cuda:N, ...'),
+    ParamSpec('model.precision', 'fp32', 'Inference precision', choices=('fp32', 'fp16', 'bf16')),
+    ParamSpec('model.steps', 4, 'Euler sampling steps (fewer: faster, coarser)', dynamic=True,
+              low=1, high=64),
+    ParamSpec('model.seed', -1, 'Noise seed for reproducible output; -1: random', low=-1),
+    ParamSpec('model.target_area', [1024, 768], 'Model resolution as [width, height] whose pixel '
+              'area the input is resized to (aspect kept, multiples of 16)', length=2, low=16,
+              high=8192),
+    ParamSpec('worker.queue_size', 1, 'Frames waiting for the model; older ones are dropped '
+              '(latest frame wins)', low=1, high=16),
+    # outputs
+    ParamSpec('output.resolution', 'inference', 'inference: depth at the model resolution '
+              '(camera_info scaled per axis); camera: enlarged to the camera resolution',
+              dynamic=True, choices=RESOLUTIONS),
+    ParamSpec('output.upsample', 'edge_aware', 'How depth is enlarged for output.resolution camera '
+              '(edge-preserving; guided follows the RGB edges)', dynamic=True, choices=UPSAMPLE_METHODS),
+    ParamSpec('output.upsample_edge_threshold', 0.02, 'Relative-depth step treated as a depth edge '
+              'when enlarging', dynamic=True, low=1e-6, high=1.0),
+    ParamSpec('output.near', 0.5, 'Assumed metres at relative depth 0 (depth/image, depth/points)',
+              dynamic=True, low=1e-3),
+    ParamSpec('output.far', 10.0, 'Assumed metres at relative depth 1', dynamic=True, low=1e-3),
+    ParamSpec('output.points_rgb', True, 'Add the packed rgb field to depth/points', dynamic=True),
+    # colorized
+    ParamSpec('colorize.mode', 'percentile', 'percentile: range from the frame\'s percentiles; '
+              'fixed: colorize.range metres', dynamic=True, choices=COLORIZE_MODES),
+    ParamSpec('colorize.percentiles', [2.0, 98.0], 'Low and high percentile for mode percentile',
+              dynamic=True, length=2, low=0.0, high=100.0, check=_positive_pair),
+    ParamSpec('colorize.range', [0.5, 10.0], 'Metres shown at the two ends of the colour map for '
+              'mode fixed', dynamic=True, length=2, low=0.0, check=_positive_pair),
+    # temporal
+    ParamSpec('temporal.mode', 'off', 'Temporal smoothing: off; align (fit each frame to the '
+              'previous one); warm_start (start sampling from the previous depth, fewer steps)',
+              dynamic=True, choices=TEMPORAL_MODES),
+    ParamSpec('temporal.warm_start_strength', 0.5, 'warm_start: fraction of the sampling steps run '
+              'again from the noised previous depth (1 = all steps, a cold start)', dynamic=True,
+              low=0.05, high=1.0),
+    ParamSpec('temporal.align_smoothing', 0.8, 'align: weight of the running reference when it is '
+              'updated with a new aligned frame (0 = follow each frame)', dynamic=True, low=0.0, high=0.99),
+    # diagnostics
+    ParamSpec('diagnostics.period', 1.0, 'Seconds between /diagnostics messages', low=0.05, high=60.0),
+)
+
+
+def check_depth_node_parameters(values: dict) -> str | None:
+    """Relations between parameters that no single spec can check."""
+    if not values['output.near'] < values['output.far']:
+        return f"output.near ({values['output.near']}) must be smaller than output.far ({values['output.far']})"
+    if bool(values['model.dit_path']) != bool(values['model.encoder_path']):
+        return 'model.dit_path and model.encoder_path must be given together (or both empty for the demo model)'
+    return None
+
+
+class InputError(ValueError):
+    """An input message cannot be used; the text says why (logged throttled, frame dropped)."""
+
+
+class EstimatorLoadError(RuntimeError):
+    """The estimator cannot be built from the model.* parameters."""
+
+
+def build_estimator(params):
+    """PPDEstimator from model.* parameters: released checkpoints, or the bundled demo model."""
+    try:
+        from ppd_ros.model.estimator import PPDEstimator
+    except ImportError as exc:
+        raise EstimatorLoadError(f'the PPD model code is not available: {exc}') from exc
+    seed = params['model.seed']
+    common = dict(device=params['model.device'], precision=params['model.precision'],
+                  steps=params['model.steps'], seed=None if seed < 0 else seed,
+                  target_area=tuple(params['model.target_area']))
+    try:
+        if params['model.dit_path']:
+            return PPDEstimator.from_checkpoints(params['model.dit_path'], params['model.encoder_path'],
+                                                 **common)
+        return PPDEstimator.demo(**common)
+    except (OSError, RuntimeError, ValueError, KeyError, NotImplementedError) as exc:
+        text = str(exc).strip().splitlines()
+        raise EstimatorLoadError(f"cannot load the model ({'checkpoints' if params['model.dit_path'] else 'bundled demo model'}): "
+                                 f'{text[0] if text else type(exc).__name__}') from exc
+
+
+def supports_warm_start(estimator) -> bool:
+    try:
+        parameters = inspect.signature(estimator.predict).parameters
+    except (TypeError, ValueError):
+        return False
+    return 'init_depth' in parameters and 'init_strength' in parameters
+
+
+# ---------------------------------------------------------------------------------- camera info
+
+def camera_intrinsics(info: CameraInfo) -> Intrinsics:
+    """Pinhole intrinsics as depth_image_proc reads them: P's fx, fy, cx, cy; K when P is zero."""
+    p = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+    k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    matrix, name = (p, 'P') if np.any(p) else (k, 'K')
+    if not np.any(matrix):
+        raise InputError('CameraInfo K and P are all zero (uncalibrated camera): cannot compute '
+                         'depth/points')
+    try:
+        return Intrinsics.from_matrix(matrix, info.width, info.height)
+    except ValueError as exc:
+        raise InputError(f'CameraInfo {name} is not a usable pinhole matrix: {exc}') from None
+
+
+def scaled_camera_info(info: CameraInfo, width: int, height: int, header) -> CameraInfo:
+    """CameraInfo of the same camera resampled to width×height: K and P scaled per axis with the
+    pixel-centre convention of Intrinsics.scaled (x' = (x + 0.5)·s − 0.5); D and R unchanged."""
+    sx, sy = width / info.width, height / info.height
+    resample = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    k = resample @ np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    p = resample @ np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+    out = CameraInfo(header=header, width=int(width), height=int(height),
+                     distortion_model=info.distortion_model, d=list(info.d), r=info.r,
+                     k=k.ravel().tolist(), p=p.ravel().tolist())
+    roi = info.roi
+    if roi.width or roi.height or roi.x_offset or roi.y_offset:
+        out.roi.x_offset, out.roi.width = int(round(roi.x_offset * sx)), int(round(roi.width * sx))
+        out.roi.y_offset, out.roi.height = int(round(roi.y_offset * sy)), int(round(roi.height * sy))
+        out.roi.do_rectify = roi.do_rectify
+    return out
+
+
+# ---------------------------------------------------------------------------------- the node
+
+@dataclass
+class _Pair:
+    image: Image | CompressedImage
+    info: CameraInfo
+
+
+class _TemporalState:
+    """What temporal smoothing carries from frame to frame; reset on any discontinuity."""
+
+    def __init__(self, smoothing: float):
+        self.reset(None, smoothing)
+
+    def reset(self, size, smoothing: float) -> None:
+        self.size = size
+        self.previous: np.ndarray | None = None
+        self.aligner = TemporalAligner(smoothing=smoothing)
+        self.last_stamp = -1
+        self.reset_requested = False
+
+
+class DepthNode(Node):
+    """The depth node; `estimator` (anything with predict/steps/describe) replaces the model."""
+
+    def __init__(self, estimator=None, node_name: str = 'depth_node', **node_kwargs):
+        super().__init__(node_name, **node_kwargs)
+        self.worker = None
+        self.estimator = None
+        try:
+            self._start(estimator)
+        except BaseException:
+            self.destroy_node()  # a node that cannot start must not linger in the context
+            raise
+
+    def _start(self, estimator) -> None:
+        self.params = NodeParameters(self, DEPTH_NODE_PARAMETERS, self._check_parameters)
+        for name in self.params.unknown_overrides():
+            self.get_logger().warning(f"unknown parameter '{name}' ignored (typo?)")
+        self.estimator = estimator if estimator is not None else build_estimator(self.params)
+        reason = self._check_parameters(dict(self.params))  # again, now that the estimator is known
+        if reason:
+            raise ParameterError(reason)
+        self.estimator.steps = self.params['model.steps']
+        self._describe = dict(self.estimator.describe())
+        self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
+        self._temporal = _TemporalState(self.params['temporal.align_smoothing'])
+        self._rays: tuple[Intrinsics, tuple] | None = None
+        self.params.on_change(self._on_parameters_changed)
+
+        # statistics (read by /diagnostics and by tests)
+        self.input_rate = RateMeter()
+        self.output_rate = RateMeter()
+        self.latency = StatWindow()
+        self.inference_time = StatWindow()
+        self.idle_frames = 0          # frames skipped because no depth output had a subscriber
+        self.published_frames = 0
+        self.errors = 0               # frames (or outputs) dropped because of bad input / failures
+        self.last_error = ''
+        self._stats_lock = threading.Lock()
+        self._last_dropped = 0
+        self._last_errors = 0
+
+        publisher_qos = qos_profile(self.params['qos.publisher'], self.params['qos.publisher_depth'])
+        self._outputs = {
+            'relative': self.create_publisher(Image, 'depth/relative', publisher_qos),
+            'image': self.create_publisher(Image, 'depth/image', publisher_qos),
+            'camera_info': self.create_publisher(CameraInfo, 'depth/camera_info', publisher_qos),
+            'points': self.create_publisher(PointCloud2, 'depth/points', publisher_qos),
+            'colorized': self.create_publisher(Image, 'depth/colorized', publisher_qos),
+        }
+
+        self.worker = LatestFrameWorker(self._process, self.params['worker.queue_size'],
+                                        on_error=self._on_frame_error).start()
+        compressed = self.params['input.compressed']
+        image_input = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
+        self._subscriptions_handle, self.pairing = subscribe_pair(
+            self, image_input, (CameraInfo, 'camera_info'),
+            qos_profile(self.params['qos.subscription'], self.params['qos.subscription_depth']),
+            self._on_pair, queue_size=self.params['input.sync_queue_size'],
+            slop=self.params['input.sync_slop'],
+            latest_secondary=self.params['input.latest_camera_info'],
+            on_missing_secondary=self._on_missing_camera_info,
+            callback_group=MutuallyExclusiveCallbackGroup())
+        self.diagnostics = DiagnosticsPublisher(
+            self, self._diagnostics_status, hardware_id=str(self._describe.get('device', '')),
+            period=self.params['diagnostics.period'], callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f"depth_node ready: model {self._describe.get('model', '?')} on {self._describe.get('device', '?')} "
+            f"({self._describe.get('precision', '?')}, {self.estimator.steps} steps); input "
+            f"{image_input[1]} + camera_info paired {self.pairing}")
+
+    # ------------------------------------------------------------------ parameters
+
+    def _check_parameters(self, values: dict) -> str | None:
+        reason = check_depth_node_parameters(values)
+        if reason is None and values['temporal.mode'] == 'warm_start' \
+                and self.estimator is not None and not supports_warm_start(self.estimator):
+            reason = ("temporal.mode 'warm_start' needs an estimator whose predict accepts "
+                      'init_depth and init_strength')
+        return reason
+
+    def _on_parameters_changed(self, changed: dict) -> None:
+        if 'model.steps' in changed:
+            self.estimator.steps = changed['model.steps']
+        if 'output.near' in changed or 'output.far' in changed:
+            self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
+        if any(name.startswith('temporal.') for name in changed):
+            self._temporal.reset_requested = True
+        self.get_logger().info(f'parameters changed: {changed}')
+
+    # ------------------------------------------------------------------ input (never blocks)
+
+    def _on_pair(self, image_msg, info_msg) -> None:
+        self.input_rate.tick()
+        self.worker.submit(_Pair(image_msg, info_msg))
+
+    def _on_missing_camera_info(self) -> None:
+        self.get_logger().warning('image received but no CameraInfo yet on camera_info; waiting',
+                                  throttle_duration_sec=5.0)
+
+    def _on_frame_error(self, exc: Exception, _item) -> None:
+        self._count_error(exc)
+        if isinstance(exc, ValueError):  # ImageDecodeError, InputError: the input's fault
+            self.get_logger().error(f'frame dropped: {exc}', throttle_duration_sec=2.0)
+        else:
+            self.get_logger().error(f'frame failed: {type(exc).__name__}: {exc}', throttle_duration_sec=2.0)
+
+    def _count_error(self, exc: Exception) -> None:
+        with self._stats_lock:
+            self.errors += 1
+            self.last_error = str(exc)
+
+    # ------------------------------------------------------------------ worker thread
+
+    def wanted_outputs(self) -> set[str]:
+        """Depth outputs somebody listens to right now."""
+        return {name for name in DEPTH_OUTPUTS if self._outputs[name].get_subscription_count() > 0}
+
+    def _process(self, pair: _Pair) -> None:
+        wanted = self.wanted_outputs()
+        if not wanted:
+            with self._stats_lock:
+                self.idle_frames += 1
+            return
+        rgb = rgb_from_any(pair.image, mono16=self.params['input.mono16'])
+        height, width = rgb.shape[:2]
+        info = pair.info
+        if (info.width, info.height) != (width, height):
+            raise InputError(f'CameraInfo is {info.width}x{info.height} but the image is {width}x{height} '
+                             '(binning and ROI are not supported)')
+        header = pair.image.header
+
+        started = time.perf_counter()
+        relative = self._estimate(rgb, stamp_ns(pair.image))
+        self.inference_time.add(time.perf_counter() - started)
+
+        if self.params['output.resolution'] == 'camera' and relative.shape != (height, width):
+            method = self.params['output.upsample']
+            relative = upsample_depth(relative, width, height, method,
+                                      guide=rgb if method == 'guided' else None,
+                                      absolute_threshold=self.params['output.upsample_edge_threshold'])
+        out_height, out_width = relative.shape
+        info_out = scaled_camera_info(info, out_width, out_height, header)
+        self._publish(wanted, header, relative, rgb, info_out)
+
+        now = self.get_clock().now()
+        self.latency.add((now - Time.from_msg(header.stamp, clock_type=now.clock_type)).nanoseconds * 1e-9)
+        self.output_rate.tick()
+        with self._stats_lock:
+            self.published_frames += 1
+
+    def _estimate(self, rgb: np.ndarray, stamp: int) -> np.ndarray:
+        """Relative depth at model resolution, with the temporal smoothing the parameters ask for."""
+        mode = self.params['temporal.mode']
+        state = self._temporal
+        if state.reset_requested or state.size != rgb.shape[:2] or stamp < state.last_stamp:
+            # parameter change, resolution change, or time went backwards (a bag restarted)
+            state.reset(rgb.shape[:2], self.params['temporal.align_smoothing'])
+        state.last_stamp = stamp
+        if mode == 'warm_start' and state.previous is not None:
+            relative = self.estimator.predict(rgb, init_depth=state.previous,
+                                              init_strength=self.params['temporal.warm_start_strength'])
+        else:
+            relative = self.estimator.predict(rgb)
+        relative = np.asarray(relative, dtype=np.float32)
+        if relative.ndim != 2 or relative.size == 0:
+            raise RuntimeError(f'the estimator returned an array of shape {relative.shape}, expected (h, w)')
+        if mode == 'align':
+            relative = state.aligner.update(relative)
+        # a non-finite start would make every following warm start fail: start cold instead
+        state.previous = relative if mode == 'warm_start' and np.isfinite(relative).all() else None
+        return relative
+
+    def _publish(self, wanted: set, header, relative: np.ndarray, rgb: np.ndarray,
+                 info_out: CameraInfo) -> None:
+        publishers = self._outputs
+        publishers['camera_info'].publish(info_out)
+        if 'relative' in wanted:
+            publishers['relative'].publish(depth_to_image_msg(relative, header))
+        if not wanted & {'image', 'points', 'colorized'}:
+            return
+        metric = relative_to_metric(relative, *self._scale)
+        if 'image' in wanted:
+            publishers['image'].publish(depth_to_image_msg(metric, header))
+        if 'colorized' in wanted:
+            publishers['colorized'].publish(bgr_to_image_msg(self._colorize(metric), header))
+        if 'points' in wanted:
+            try:
+                intrinsics = camera_intrinsics(info_out)
+            except InputError as exc:  # the depth images are still useful; only the cloud is not
+                self._count_error(exc)
+                self.get_logger().error(f'depth/points skipped: {exc}', throttle_duration_sec=2.0)
+                return
+            points = depth_to_points(metric, intrinsics, self._rays_for(intrinsics))
+            colour = None
+            if self.params['output.points_rgb']:
+                colour = rgb if rgb.shape[:2] == metric.shape else cv2.resize(
+                    rgb, (metric.shape[1], metric.shape[0]), interpolation=cv2.INTER_AREA)
+            publishers['points'].publish(points_to_cloud_msg(points, header, colour))
+
+    def _rays_for(self, intrinsics: Intrinsics):
+        if self._rays is None or self._rays[0] != intrinsics:
+            self._rays = (intrinsics, pixel_rays(intrinsics))
+        return self._rays[1]
+
+    def _colorize(self, metric: np.ndarray) -> np.ndarray:
+        if self.params['colorize.mode'] == 'fixed':
+            low, high = self.params['colorize.range']
+            return colorize_depth(metric, 'fixed', low, high)
+        return colorize_depth(metric, 'percentile', percentiles=self.params['colorize.percentiles'])
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _diagnostics_status(self):
+        stats = self.worker.stats()
+        with self._stats_lock:
+            errors, last_error, idle, published = self.errors, self.last_error, self.idle_frames, self.published_frames
+        new_drops, self._last_dropped = stats['dropped'] - self._last_dropped, stats['dropped']
+        new_errors, self._last_errors = errors - self._last_errors, errors
+        input_rate, output_rate = self.input_rate.rate(), self.output_rate.rate()
+        latency, inference = self.latency.summary(), self.inference_time.summary()
+        level, message = OK, 'running'
+        if not self.wanted_outputs():
+            message = 'idle: no subscriber on any depth output'
+        if new_drops > 0:
+            level = WARN
+            message = (f'model cannot keep up: input {input_rate:.1f} Hz, output {output_rate:.1f} Hz, '
+                       f"inference {inference['mean'] * 1e3:.0f} ms; {new_drops} frame(s) dropped")
+            self.get_logger().warning(message + ' (latest frame wins; reduce model.steps, '
+                                      'model.target_area or the camera rate)', throttle_duration_sec=10.0)
+        if new_errors > 0:
+            level = ERROR if published == 0 else WARN
+            message = f'{new_errors} bad frame(s): {last_error}'
+        values = {
+            'input rate (Hz)': input_rate, 'output rate (Hz)': output_rate,
+            'latency stamp to publish mean (s)': latency['mean'], 'latency stamp to publish max (s)': latency['max'],
+            'inference time mean (s)': inference['mean'], 'inference time max (s)': inference['max'],
+            'frames received': self.input_rate.total, 'frames published': published,
+            'frames dropped (model busy)': stats['dropped'], 'frames failed': errors,
+            'frames skipped (no subscribers)': idle, 'queue': stats['pending'],
+            'model': self._describe.get('model', type(self.estimator).__name__),
+            'device': self._describe.get('device', ''), 'precision': self._describe.get('precision', ''),
+            'steps': self.estimator.steps, 'model resolution': self._describe.get('resolution', ''),
+            'output resolution': self.params['output.resolution'],
+            'temporal mode': self.params['temporal.mode'], 'pairing': self.pairing,
+            'last error': last_error,
+        }
+        return level, message, values
+
+    def destroy_node(self):
+        if self.worker is not None:
+            self.worker.stop()
+        return super().destroy_node()
+
+
+# ---------------------------------------------------------------------------------- main
+
+def run_node(make_node, name: str, args=None) -> int:
+    """Standard main for this package's nodes: Fast DDS profile, init, a clear start-up error
+    (exit 1), a multi-threaded executor until Ctrl-C or shutdown."""
+    use_package_fastdds_profile()
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = make_node()
+        except (ParameterError, EstimatorLoadError) as exc:
+            rclpy.logging.get_logger(name).fatal(f'cannot start: {exc}')
+            print(f'{name}: error: {exc}', file=sys.stderr)
+            return 1
+        executor = MultiThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        return 0
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def main(args=None) -> int:
+    return run_node(DepthNode, 'depth_node', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

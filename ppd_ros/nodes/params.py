@@ -1,0 +1,161 @@
+"""Node parameters declared from one table of specs: defaults, docs, validation, live updates.
+
+One table serves three purposes: the parameters a node declares (with their description, visible
+in `ros2 param describe`), the check of start-up values (a bad value raises ParameterError with
+one clear line, so the node refuses to start), and the check of runtime changes (a bad value is
+rejected with the reason; parameters not marked dynamic are read-only). Nodes read the current
+values from `NodeParameters` (a mapping) and may register listeners for accepted changes.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+
+class ParameterError(ValueError):
+    """A parameter has a bad value; the text names the parameter, the value and what is allowed."""
+
+
+_TYPE_NAMES = {bool: 'boolean', int: 'integer', float: 'double', str: 'string'}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: name, default (its type is the parameter's type), doc and constraints."""
+
+    name: str
+    default: Any
+    description: str
+    dynamic: bool = False            # may change at runtime; otherwise read-only after start
+    choices: tuple = ()              # allowed values (strings usually)
+    low: float | None = None         # inclusive bounds for numbers (each element of an array)
+    high: float | None = None
+    length: int | None = None        # exact length of an array parameter
+    check: Callable[[Any], str | None] | None = None  # extra check: returns a reason or None
+
+    def constraints(self) -> str:
+        parts = []
+        if self.choices:
+            parts.append('one of ' + ', '.join(map(str, self.choices)))
+        if self.low is not None or self.high is not None:
+            parts.append(f"in [{'-inf' if self.low is None else self.low}, "
+                         f"{'inf' if self.high is None else self.high}]")
+        if self.length is not None:
+            parts.append(f'{self.length} values')
+        parts.append('changeable at runtime' if self.dynamic else 'read-only after start')
+        return '; '.join(parts)
+
+    def problem(self, value) -> str | None:
+        """Why `value` is not acceptable for this parameter, or None."""
+        values = list(value) if isinstance(self.default, (list, tuple)) else [value]
+        if self.length is not None and len(values) != self.length:
+            return f'needs {self.length} values, got {len(values)}'
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                return f'must be finite, got {v}'
+            if self.low is not None and v < self.low:
+                return f'must be ≥ {self.low}, got {v}'
+            if self.high is not None and v > self.high:
+                return f'must be ≤ {self.high}, got {v}'
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(map(str, self.choices))}, got '{value}'"
+        return self.check(value) if self.check is not None else None
+
+
+def _plain(value):
+    """Parameter values as plain Python (arrays → tuples) so they compare and hash simply."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return value
+    return tuple(value)
+
+
+class NodeParameters(Mapping):
+    """Declares `specs` on `node`; a read-only mapping name → current (validated) value.
+
+    cross_check(values) → reason | None checks relations between parameters (near < far …); it
+    runs on the start values and on every proposed change, merged with the current values.
+    """
+
+    def __init__(self, node, specs: Iterable[ParamSpec],
+                 cross_check: Callable[[dict], str | None] | None = None):
+        self._node = node
+        self._specs = {spec.name: spec for spec in specs}
+        self._cross_check = cross_check
+        self._listeners: list[Callable[[dict], None]] = []
+        self._values: dict[str, Any] = {}
+        for spec in self._specs.values():
+            descriptor = ParameterDescriptor(description=spec.description,
+                                             additional_constraints=spec.constraints(),
+                                             read_only=not spec.dynamic)
+            try:
+                value = node.declare_parameter(spec.name, _plain(spec.default), descriptor).value
+            except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+                raise ParameterError(f"parameter '{spec.name}' must be "
+                                     f'{_type_name(spec.default)}: {exc}') from None
+            value = _plain(value)
+            reason = spec.problem(value)
+            if reason:
+                raise ParameterError(f"parameter '{spec.name}' {reason}")
+            self._values[spec.name] = value
+        reason = cross_check(dict(self._values)) if cross_check else None
+        if reason:
+            raise ParameterError(reason)
+        node.add_on_set_parameters_callback(self._validate)
+        node.add_post_set_parameters_callback(self._apply)
+
+    # Mapping
+    def __getitem__(self, name):
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def on_change(self, listener: Callable[[dict], None]) -> None:
+        """listener({name: new value}) after a change was accepted (runs in the setter's thread)."""
+        self._listeners.append(listener)
+
+    def unknown_overrides(self) -> list[str]:
+        """Names given at start (YAML, command line) that this node does not declare — typos."""
+        overrides = getattr(self._node, '_parameter_overrides', {}) or {}
+        return sorted(name for name in overrides
+                      if not self._node.has_parameter(name) and not name.startswith('qos_overrides.'))
+
+    def _validate(self, parameters) -> SetParametersResult:
+        proposed = dict(self._values)
+        for parameter in parameters:
+            spec = self._specs.get(parameter.name)
+            if spec is None:
+                continue
+            if not spec.dynamic:
+                return SetParametersResult(successful=False,
+                                           reason=f"'{spec.name}' can only be set at start")
+            value = _plain(parameter.value)
+            reason = spec.problem(value)
+            if reason:
+                return SetParametersResult(successful=False, reason=f"'{spec.name}' {reason}")
+            proposed[spec.name] = value
+        reason = self._cross_check(proposed) if self._cross_check else None
+        return SetParametersResult(successful=reason is None, reason=reason or '')
+
+    def _apply(self, parameters) -> None:
+        changed = {p.name: _plain(p.value) for p in parameters if p.name in self._specs}
+        if not changed:
+            return
+        self._values.update(changed)
+        for listener in self._listeners:
+            listener(changed)
+
+
+def _type_name(default) -> str:
+    if isinstance(default, (list, tuple)):
+        return f'an array of {_TYPE_NAMES[type(default[0])]}s'
+    name = _TYPE_NAMES[type(default)]
+    return ('an ' if name[0] in 'aeiou' else 'a ') + name

@@ -1,0 +1,63 @@
+"""QoS profiles chosen by name from a parameter, and the Fast DDS profile for large messages.
+
+Defaults follow ROS practice for camera pipelines: subscriptions use the SensorData profile
+(best effort, keep last — it accepts reliable and best-effort publishers alike), publishers are
+reliable (rviz, rosbag and best-effort subscribers all connect to them).
+
+Fast DDS' default shared-memory segment (~512 KB) is smaller than one camera image, so most
+frames are lost between processes; config/fastdds_shm.xml enlarges it. Processes this package
+starts select that profile unless the user chose another one.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data, qos_profile_system_default)
+
+QOS_CHOICES = ('sensor_data', 'reliable', 'best_effort', 'system_default')
+FASTDDS_PROFILE_NAME = 'fastdds_shm.xml'
+
+
+def qos_profile(kind: str, depth: int) -> QoSProfile:
+    """A keep-last profile of `depth` messages for one of QOS_CHOICES."""
+    if kind not in QOS_CHOICES:
+        raise ValueError(f"QoS must be one of {', '.join(QOS_CHOICES)}, got '{kind}'")
+    if depth < 1:
+        raise ValueError(f'QoS depth must be at least 1, got {depth}')
+    if kind == 'sensor_data':
+        base = qos_profile_sensor_data
+    elif kind == 'system_default':
+        base = qos_profile_system_default
+    else:
+        reliability = ReliabilityPolicy.RELIABLE if kind == 'reliable' else ReliabilityPolicy.BEST_EFFORT
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability,
+                          durability=DurabilityPolicy.VOLATILE)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=base.reliability,
+                      durability=base.durability)
+
+
+def package_config_dir() -> Path | None:
+    """config/ of the installed package (colcon share/ppd_ros/config) or of the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidate = Path(get_package_share_directory('ppd_ros', print_warning=False)) / 'config'
+        if candidate.is_dir():
+            return candidate
+    except Exception:  # not installed with colcon: PackageNotFoundError, ImportError, ...
+        pass
+    candidate = Path(__file__).resolve().parents[2] / 'config'
+    return candidate if candidate.is_dir() else None
+
+
+def use_package_fastdds_profile() -> str | None:
+    """Set FASTDDS_DEFAULT_PROFILES_FILE to the package's profile unless already set (call
+    before rclpy.init); returns the profile in effect."""
+    if os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
+        return os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
+    config = package_config_dir()
+    if config is not None and (config / FASTDDS_PROFILE_NAME).is_file():
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(config / FASTDDS_PROFILE_NAME)
+        return os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
+    return None

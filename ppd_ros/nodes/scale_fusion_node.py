@@ -1,0 +1,445 @@
+"""scale_fusion_node: metric depth from PPD's relative depth and one metric sensor.
+
+Subscribes `depth/relative` + `depth/camera_info` (paired by stamp) and, chosen by the parameter
+`source`, one of `metric_source/depth` (registered depth image), `metric_source/points` (a LiDAR
+cloud in its own frame) or `metric_source/range` (a single range finder). Each relative frame is
+paired with the source message closest in time within `source_tolerance`; the pairs
+(relative, metric z-depth) are fitted robustly with log(d + 1) = a·r + b (scale_fit), the fit is
+smoothed and held through short source outages by a FitTracker, and the node publishes
+`metric/depth/image`, `metric/depth/camera_info`, `metric/points` (only when subscribed),
+`metric/scale` (always) and `/diagnostics`. Bad input never stops the node: the frame is held or
+dropped with the reason in DepthScale.message, the diagnostics and a throttled log.
+"""
+from __future__ import annotations
+
+import sys
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+import rclpy.executors
+import rclpy.logging
+import rclpy.time
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range
+
+from ppd_ros.geometry.backproject import depth_to_points, pixel_rays
+from ppd_ros.geometry.camera import Intrinsics
+from ppd_ros.geometry.depth_scale import relative_to_metric
+from ppd_ros.geometry.projection import transform_from_translation_quaternion
+from ppd_ros.geometry.scale_fit import (RANGE_MODES, FitConfig, FitFailure, FitStatus, FitTracker, ScaleFit,
+                                        TrackerConfig, fit_scale, fit_single_range)
+from ppd_ros.geometry.source_samples import (SampleError, range_to_depth, samples_from_depth_image,
+                                             samples_from_points, samples_from_range)
+from ppd_ros.msg import DepthScale
+from ppd_ros.nodes import image_codec
+from ppd_ros.nodes.cloud import CloudDecodeError, cloud_msg_to_xyz, points_to_cloud_msg
+from ppd_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter
+from ppd_ros.nodes.image_codec import ImageDecodeError, depth_to_image_msg, image_msg_to_depth
+from ppd_ros.nodes.pairing import stamp_ns, subscribe_pair
+from ppd_ros.nodes.params import NodeParameters, ParameterError, ParamSpec
+from ppd_ros.nodes.qos import QOS_CHOICES, qos_profile, use_package_fastdds_profile
+
+try:  # tf2 is not installable from PyPI; the extrinsic parameters are the fallback
+    import tf2_ros
+except ImportError:  # pragma: no cover - depends on the ROS install
+    tf2_ros = None
+
+SOURCES = ('depth_image', 'pointcloud', 'range')
+SOURCE_TOPICS = {'depth_image': ('metric_source/depth', Image),
+                 'pointcloud': ('metric_source/points', PointCloud2),
+                 'range': ('metric_source/range', Range)}
+LOG_THROTTLE_S = 5.0
+
+
+def _quaternion_problem(q) -> str | None:
+    return None if np.linalg.norm(np.asarray(q, dtype=float)) > 1e-6 else 'must not be the zero quaternion'
+
+
+PARAMS = (
+    ParamSpec('source', 'pointcloud', 'metric source: depth_image (metric_source/depth), pointcloud '
+              '(metric_source/points) or range (metric_source/range)', choices=SOURCES),
+    ParamSpec('source_tolerance', 0.1, 'max |stamp difference| in s between a relative depth frame and '
+              'the source message paired with it (the closest one is used)', dynamic=True, low=0.0, high=60.0),
+    ParamSpec('stale_after', 1.0, 'a source whose newest message is this many s older than the depth '
+              'frame is stale (the fit is held)', dynamic=True, low=0.0, high=3600.0),
+    ParamSpec('source_queue', 100, 'source messages kept for pairing by stamp', low=1, high=10000),
+    ParamSpec('source_frame', '', 'frame_id the extrinsic parameters describe; point clouds in another '
+              'frame are refused (empty: not checked). Ignored with use_tf', dynamic=True),
+    ParamSpec('use_tf', False, 'look up T_cam_source with tf2 (when tf2_ros is importable) instead of '
+              'the extrinsic parameters'),
+    ParamSpec('extrinsic.translation', [0.0, 0.0, 0.0], 'T_cam_source translation [x, y, z] m: source '
+              'frame origin in the camera optical frame', dynamic=True, length=3),
+    ParamSpec('extrinsic.rotation', [0.0, 0.0, 0.0, 1.0], 'T_cam_source rotation quaternion '
+              '[qx, qy, qz, qw] (normalised on use)', dynamic=True, length=4, check=_quaternion_problem),
+    ParamSpec('depth_image.unit', 0.001, 'metres per count of a 16UC1 metric depth image',
+              dynamic=True, low=1e-9),
+    ParamSpec('range.pixel', [-1.0, -1.0], 'pixel [u, v] (depth/camera_info coordinates) whose ray the '
+              'range finder measures along; negative: the principal point', dynamic=True, length=2),
+    ParamSpec('range.mode', 'prior', 'one range reading cannot fix both a and b. prior: Gaussian prior on '
+              'the depths at relative 0 and 1 (range.near/far ± sigmas), the reading moves the less '
+              'certain end; offset: keep a from near/far, fit b; scale: log(d+1) = k·(a·r + b)',
+              dynamic=True, choices=RANGE_MODES),
+    ParamSpec('range.near', 0.8, 'prior: metres at relative 0 (the 2 % depth of the view; for a robot about '
+              'the floor at the bottom of the image)', dynamic=True, low=0.0),
+    ParamSpec('range.far', 8.0, 'prior: metres at relative 1 (the 98 % depth of the view)',
+              dynamic=True, low=0.0),
+    ParamSpec('range.near_sigma', 0.2, 'prior spread of log(near + 1) (mode prior)', dynamic=True, low=1e-3),
+    ParamSpec('range.far_sigma', 0.5, 'prior spread of log(far + 1) (mode prior)', dynamic=True, low=1e-3),
+    ParamSpec('range.sample_sigma', 0.05, 'spread of one reading against the relative depth, log(d+1) '
+              'units (mode prior)', dynamic=True, low=1e-3),
+    ParamSpec('fit.min_points', 20, 'fewest samples (and inliers) for a full fit', dynamic=True, low=2),
+    ParamSpec('fit.min_depth', 0.1, 'samples nearer than this (m) are ignored; also the near clip of '
+              'projected points', dynamic=True, low=0.0),
+    ParamSpec('fit.max_depth', 100.0, 'samples farther than this (m) are ignored', dynamic=True, low=0.0),
+    ParamSpec('fit.inlier_threshold', 0.15, 'RANSAC inlier band in log(d+1) units (0.15 ≈ 16 % depth)',
+              dynamic=True, low=1e-6),
+    ParamSpec('fit.max_iterations', 200, 'RANSAC hypotheses at most (2-point samples)', dynamic=True,
+              low=1, high=100000),
+    ParamSpec('fit.min_inlier_ratio', 0.3, 'a fit with fewer inliers (fraction) fails', dynamic=True,
+              low=0.0, high=1.0),
+    ParamSpec('fit.seed', 0, 'seed of the RANSAC random generator (reproducible fits)', low=0),
+    ParamSpec('tracker.smoothing', 0.0, 'weight of the previous fit in the temporal smoothing (0 = none: '
+              'PPD normalises each frame itself, so a and b really change per frame)',
+              dynamic=True, low=0.0, high=0.99),
+    ParamSpec('tracker.max_jump', 0.2, 'reject a fit whose prediction moves more than this (median, '
+              'log(d+1) units) from the smoothed one', dynamic=True, low=1e-6),
+    ParamSpec('tracker.max_scale_change', 0.5, 'reject a fit whose a changes by more than this fraction',
+              dynamic=True, low=1e-6),
+    ParamSpec('tracker.max_rejections', 3, 'after this many rejections in a row the new fit is taken',
+              dynamic=True, low=1),
+    ParamSpec('max_hold_age', 2.0, 'seconds the last good fit is held when the source stalls or fits '
+              'fail; after that no metric depth is published (status EXPIRED)', dynamic=True, low=0.0),
+    ParamSpec('input.latest_camera_info', False, 'pair depth/relative with the latest '
+              'depth/camera_info instead of matching stamps'),
+    ParamSpec('input.sync_queue_size', 10, 'messages kept per topic while matching depth/relative and '
+              'depth/camera_info stamps', low=1, high=1000),
+    ParamSpec('input.sync_slop', 0.01, 'largest stamp difference in s for depth/relative and '
+              'depth/camera_info to be paired', low=1e-6, high=10.0),
+    ParamSpec('qos.subscription', 'sensor_data', 'QoS of the subscriptions', choices=QOS_CHOICES),
+    ParamSpec('qos.subscription_depth', 5, 'history depth of the subscriptions', low=1, high=1000),
+    ParamSpec('qos.publisher', 'reliable', 'QoS of the publishers', choices=QOS_CHOICES),
+    ParamSpec('qos.publisher_depth', 2, 'history depth of the publishers', low=1, high=1000),
+    ParamSpec('diagnostics.period', 1.0, 'seconds between /diagnostics messages', low=0.05, high=60.0),
+)
+
+
+def _cross_check(values: dict) -> str | None:
+    if not values['fit.min_depth'] < values['fit.max_depth']:
+        return f"fit.min_depth ({values['fit.min_depth']}) must be < fit.max_depth ({values['fit.max_depth']})"
+    if not 0 < values['range.near'] < values['range.far']:
+        return f"need 0 < range.near ({values['range.near']}) < range.far ({values['range.far']})"
+    return None
+
+
+def stamp_seconds(msg) -> float:
+    return stamp_ns(msg) * 1e-9
+
+
+@dataclass
+class FrameProblem:
+    """Why a frame gave no fresh fit; `level` is the diagnostic level it deserves."""
+    level: bytes
+    text: str
+
+
+def relative_from_msg(msg: Image) -> np.ndarray:
+    """(H, W) float32 relative depth from a 32FC1 Image; non-finite → NaN, values ≤ 0 are kept
+    (relative 0 is the scene's 2 % depth, not "no return" as in a metric image)."""
+    if msg.encoding != '32FC1':
+        raise ImageDecodeError(f"depth/relative must be 32FC1, got '{msg.encoding}'")
+    pixels = image_codec._raw_pixels(msg, {'32FC1': (1, 4)}, 'relative depth')[..., 0]
+    relative = pixels.astype(np.float32)
+    relative[~np.isfinite(relative)] = np.nan
+    return relative
+
+
+class ScaleFusionNode(Node):
+    """Fits and publishes the metric scale of `depth/relative`; see the module docstring."""
+
+    def __init__(self, node_name: str = 'scale_fusion_node', **node_kwargs):
+        super().__init__(node_name, **node_kwargs)
+        self.params = NodeParameters(self, PARAMS, _cross_check)
+        for name in self.params.unknown_overrides():
+            self.get_logger().warning(f"unknown parameter '{name}' (typo?) is ignored")
+        self.source = self.params['source']
+        self._rng = np.random.default_rng(self.params['fit.seed'])
+        self._configure()
+        self.tracker = FitTracker(self.tracker_config)
+        self.params.on_change(lambda changed: self._configure())
+
+        self._sources: deque = deque(maxlen=self.params['source_queue'])
+        self._rays_key = None
+        self._rays = None
+        self.last_scale: DepthScale | None = None
+        self.last_problem: FrameProblem | None = None
+        self.frames = 0
+        self.fresh_fits = 0
+        self.depth_rate = RateMeter()
+        self.source_rate = RateMeter()
+
+        self._tf_buffer = None
+        if self.params['use_tf']:
+            if tf2_ros is None:
+                self.get_logger().warning('use_tf is true but tf2_ros is not importable: '
+                                          'using the extrinsic.* parameters')
+            else:  # pragma: no cover - tf2 is not installable in CI
+                self._tf_buffer = tf2_ros.Buffer()
+                self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+
+        p = self.params
+        qos_in = qos_profile(p['qos.subscription'], p['qos.subscription_depth'])
+        qos_out = qos_profile(p['qos.publisher'], p['qos.publisher_depth'])
+        self.pub_depth = self.create_publisher(Image, 'metric/depth/image', qos_out)
+        self.pub_info = self.create_publisher(CameraInfo, 'metric/depth/camera_info', qos_out)
+        self.pub_points = self.create_publisher(PointCloud2, 'metric/points', qos_out)
+        self.pub_scale = self.create_publisher(DepthScale, 'metric/scale', qos_out)
+        topic, msg_type = SOURCE_TOPICS[self.source]
+        self.source_topic = self.resolve_topic_name(topic)
+        self._source_sub = self.create_subscription(msg_type, topic, self._on_source, qos_in)
+        self._pair_handle, self.pairing = subscribe_pair(
+            self, (Image, 'depth/relative'), (CameraInfo, 'depth/camera_info'), qos_in, self._on_depth,
+            queue_size=p['input.sync_queue_size'], slop=p['input.sync_slop'],
+            latest_secondary=p['input.latest_camera_info'])
+        self.diagnostics = DiagnosticsPublisher(self, self._collect_diagnostics, hardware_id=self.source,
+                                                period=p['diagnostics.period'])
+        self.get_logger().info(f"fusing depth/relative with {self.source} on '{self.source_topic}' "
+                               f"(extrinsic from {self.extrinsic_origin})")
+
+    # ------------------------------------------------------------------ configuration
+
+    def _configure(self):
+        p = self.params
+        self.fit_config = FitConfig(min_points=p['fit.min_points'], min_depth=p['fit.min_depth'],
+                                    max_depth=p['fit.max_depth'], inlier_threshold=p['fit.inlier_threshold'],
+                                    max_iterations=p['fit.max_iterations'],
+                                    min_inlier_ratio=p['fit.min_inlier_ratio'], seed=p['fit.seed'])
+        self.tracker_config = TrackerConfig(smoothing=p['tracker.smoothing'], max_jump=p['tracker.max_jump'],
+                                            max_scale_change=p['tracker.max_scale_change'],
+                                            max_rejections=p['tracker.max_rejections'],
+                                            max_hold_age=p['max_hold_age'])
+        if hasattr(self, 'tracker'):
+            self.tracker.config = self.tracker_config
+        self.T_cam_source = transform_from_translation_quaternion(p['extrinsic.translation'],
+                                                                  p['extrinsic.rotation'])
+
+    @property
+    def extrinsic_origin(self) -> str:
+        return 'tf2' if self._tf_buffer is not None else 'parameters'
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _on_source(self, msg):
+        self.source_rate.tick()
+        self._sources.append((stamp_seconds(msg), msg))
+
+    def _on_depth(self, relative_msg: Image, info_msg: CameraInfo):
+        self.depth_rate.tick()
+        self.frames += 1
+        stamp = stamp_seconds(relative_msg)
+        try:
+            state, relative, intr, problem = self._process(relative_msg, info_msg, stamp)
+        except Exception as exc:  # never let one bad frame take the node down
+            problem = FrameProblem(ERROR, f'unexpected error: {type(exc).__name__}: {exc}')
+            state, relative, intr = self.tracker.current(stamp, problem.text), None, None
+        self.last_problem = problem
+        if problem is not None:
+            self._log_problem(problem.level, f'{FitStatus.NAMES[state.status]}: {state.message}')
+        try:
+            self._publish_scale(relative_msg.header, state)
+            if state.usable and relative is not None and intr is not None:
+                self._publish_metric(relative_msg.header, info_msg, relative, intr, state.a, state.b)
+        except Exception as exc:  # e.g. a publisher torn down during shutdown
+            self.last_problem = FrameProblem(ERROR, f'publishing failed: {type(exc).__name__}: {exc}')
+            self._log_problem(ERROR, self.last_problem.text)
+
+    def _log_problem(self, level, text: str):
+        # rclpy keys throttling by call site and refuses two severities at one site: one line each
+        if level == ERROR:
+            self.get_logger().error(text, throttle_duration_sec=LOG_THROTTLE_S)
+        else:
+            self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
+
+    # ------------------------------------------------------------------ per-frame work
+
+    def _process(self, relative_msg, info_msg, stamp):
+        """→ (TrackedScale, relative or None, Intrinsics or None, FrameProblem or None)."""
+        def hold(level, text, relative=None, intr=None):
+            return self.tracker.update(stamp, None, why=text), relative, intr, FrameProblem(level, text)
+
+        try:
+            relative = relative_from_msg(relative_msg)
+        except ImageDecodeError as exc:
+            return hold(ERROR, f'bad depth/relative: {exc}')
+        h, w = relative.shape
+        if (info_msg.width, info_msg.height) != (w, h):
+            return hold(ERROR, f'mismatched sizes: depth/relative is {w}x{h} but depth/camera_info says '
+                               f'{info_msg.width}x{info_msg.height}')
+        try:
+            intr = self._intrinsics(info_msg)
+        except ValueError as exc:
+            return hold(ERROR, f'bad depth/camera_info: {exc}')
+        if not np.isfinite(relative).any():
+            return hold(ERROR, 'depth/relative has no finite value', None, intr)
+
+        source_msg, why = self._pick_source(stamp)
+        if source_msg is None:
+            return hold(WARN, why, relative, intr)
+        try:
+            samples = self._samples(relative, intr, source_msg, relative_msg.header.frame_id)
+        except (SampleError, ImageDecodeError, CloudDecodeError, ValueError) as exc:
+            return hold(ERROR, str(exc), relative, intr)
+        if samples.count == 0:
+            return hold(ERROR, f'no overlap between {self.source} and the image: {samples.note}', relative, intr)
+        result = self._fit(samples)
+        state = self.tracker.update(stamp, result, samples.relative)
+        problem = None
+        if isinstance(result, FitFailure):
+            problem = FrameProblem(WARN, f'{result.reason}; {samples.note}')
+        elif state.status != FitStatus.OK:
+            problem = FrameProblem(WARN, state.message)
+        else:
+            self.fresh_fits += 1
+        return state, relative, intr, problem
+
+    def _intrinsics(self, info: CameraInfo) -> Intrinsics:
+        """From P when set (rectified images, as depth_image_proc), else K."""
+        p = np.asarray(info.p, dtype=float)
+        matrix = p if p.size == 12 and p[0] > 0 and p[5] > 0 else np.asarray(info.k, dtype=float)
+        return Intrinsics.from_matrix(matrix, info.width, info.height)
+
+    def _pick_source(self, stamp: float):
+        """The source message closest to `stamp` within source_tolerance, or (None, why)."""
+        tolerance = self.params['source_tolerance']
+        if not self._sources:
+            return None, f"no {self.source} message received yet on '{self.source_topic}'"
+        stamps = np.array([s for s, _ in self._sources])
+        offsets = np.abs(stamps - stamp)
+        best = int(np.argmin(offsets[::-1]))  # on ties the most recent message wins
+        best = len(stamps) - 1 - best
+        if offsets[best] <= tolerance:
+            return self._sources[best][1], ''
+        lag = stamp - float(stamps.max())
+        if lag > self.params['stale_after']:
+            return None, (f'source stale: newest {self.source} is {lag:.2f} s older than the depth frame '
+                          f"(stale_after {self.params['stale_after']:g} s)")
+        return None, (f'no {self.source} within ±{tolerance:g} s of the depth stamp '
+                      f'(closest is {stamps[best] - stamp:+.3f} s away)')
+
+    def _samples(self, relative, intr, msg, camera_frame: str):
+        if self.source == 'range':
+            distance = range_to_depth(msg.range, msg.min_range, msg.max_range)
+            pixel = self.params['range.pixel']
+            pixel = None if min(pixel) < 0 else pixel
+            return samples_from_range(relative, intr, distance, pixel)
+        if self.source == 'depth_image':
+            depth = image_msg_to_depth(msg, depth_unit=self.params['depth_image.unit'])
+            return samples_from_depth_image(relative, depth)
+        transform = self._transform(msg, camera_frame)
+        points = cloud_msg_to_xyz(msg)
+        if points.shape[0] == 0:
+            raise SampleError('point cloud has no finite point')
+        return samples_from_points(relative, intr, points, transform, min_depth=self.params['fit.min_depth'])
+
+    def _check_frame(self, frame_id: str):
+        expected = self.params['source_frame']
+        if expected and frame_id != expected and self._tf_buffer is None:
+            raise SampleError(f"point cloud frame_id '{frame_id}' is not source_frame '{expected}' that the "
+                              'extrinsic parameters describe (set source_frame, or use_tf)')
+
+    def _transform(self, msg, camera_frame: str) -> np.ndarray:
+        if self._tf_buffer is None:
+            self._check_frame(msg.header.frame_id)
+            return self.T_cam_source
+        try:  # pragma: no cover - tf2 is not installable in CI
+            t = self._tf_buffer.lookup_transform(camera_frame, msg.header.frame_id,
+                                                 rclpy.time.Time.from_msg(msg.header.stamp))
+        except Exception as exc:  # pragma: no cover - tf2 lookup/extrapolation errors
+            raise SampleError(f"no transform '{msg.header.frame_id}' → '{camera_frame}': {exc}") from None
+        tr, rot = t.transform.translation, t.transform.rotation  # pragma: no cover
+        return transform_from_translation_quaternion([tr.x, tr.y, tr.z], [rot.x, rot.y, rot.z, rot.w])
+
+    def _fit(self, samples) -> ScaleFit | FitFailure:
+        if self.source != 'range':
+            return fit_scale(samples.relative, samples.metric, self.fit_config, self._rng)
+        p = self.params
+        return fit_single_range(samples.relative, samples.metric, p['range.mode'], p['range.near'], p['range.far'],
+                                p['range.near_sigma'], p['range.far_sigma'], p['range.sample_sigma'],
+                                self.fit_config)
+
+    # ------------------------------------------------------------------ outputs
+
+    def _publish_scale(self, header, state):
+        fit = state.fit
+        msg = DepthScale(header=header, a=float(state.a), b=float(state.b),
+                         inlier_ratio=float(fit.inlier_ratio) if fit else 0.0,
+                         num_points=int(fit.num_points) if fit else 0,
+                         residual=float(fit.residual) if fit else 0.0,
+                         age=float(state.age), source=self.source, status=int(state.status),
+                         message=state.message)
+        self.last_scale = msg
+        self.pub_scale.publish(msg)
+
+    def _publish_metric(self, header, info_msg, relative, intr, a, b):
+        want_depth = self.pub_depth.get_subscription_count() > 0 or self.pub_info.get_subscription_count() > 0
+        want_points = self.pub_points.get_subscription_count() > 0
+        if not (want_depth or want_points):
+            return
+        depth = relative_to_metric(relative, a, b)
+        if want_depth:
+            self.pub_depth.publish(depth_to_image_msg(depth, header))
+            info = CameraInfo()
+            for field in info.get_fields_and_field_types():
+                setattr(info, field, getattr(info_msg, field))
+            info.header = header
+            self.pub_info.publish(info)
+        if want_points:
+            if self._rays_key != intr:
+                self._rays_key, self._rays = intr, pixel_rays(intr)
+            self.pub_points.publish(points_to_cloud_msg(depth_to_points(depth, intr, self._rays), header))
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _collect_diagnostics(self):
+        scale, problem = self.last_scale, self.last_problem
+        values = {'source': self.source, 'source_topic': self.source_topic, 'extrinsic': self.extrinsic_origin,
+                  'pairing': self.pairing, 'frames': self.frames, 'fresh_fits': self.fresh_fits,
+                  'depth_rate_hz': self.depth_rate.rate(), 'source_rate_hz': self.source_rate.rate()}
+        if scale is None:
+            return WARN, 'waiting for depth/relative and depth/camera_info', values
+        values.update(status=FitStatus.NAMES[scale.status], a=scale.a, b=scale.b, age_s=scale.age,
+                      inlier_ratio=scale.inlier_ratio, num_points=scale.num_points, residual=scale.residual)
+        if problem is not None:
+            values['problem'] = problem.text
+        level = {FitStatus.OK: OK, FitStatus.HELD: WARN, FitStatus.EXPIRED: ERROR}.get(scale.status, WARN)
+        if problem is not None and problem.level == ERROR:
+            level = ERROR
+        message = f'{FitStatus.NAMES[scale.status]}: {scale.message}'
+        return level, message, values
+
+
+def main(args=None) -> int:
+    use_package_fastdds_profile()
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = ScaleFusionNode()
+        except ParameterError as exc:
+            rclpy.logging.get_logger('scale_fusion_node').fatal(f'cannot start: {exc}')
+            print(f'scale_fusion_node: error: {exc}', file=sys.stderr)
+            return 1
+        try:
+            rclpy.spin(node)
+        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+            pass
+        return 0
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,533 @@
+"""ppd-bench: per-stage latency of Pixel-Perfect Depth, analytic FLOPs, achieved TFLOP/s.
+
+Stages of one frame: preprocess (resize the camera frame to the model resolution, to a tensor on
+the device), encoder (DINOv2 semantics), one line per DiT call of the Euler sampler, the sampler's
+own work between DiT calls (noise, concatenation, Euler updates), postprocess (depth back to a
+numpy array). The device is synchronised only at those boundaries, never inside a model.
+
+With ``--official PATH`` the released implementation (a checkout of gangweix/pixel-perfect-depth)
+runs the same stages with the same weights (our state dicts loaded into their modules: the key
+layouts are identical), the same input and the same noise, interleaved with ours iteration by
+iteration; both tables, the per-stage speed ratio and the largest output difference are printed.
+
+Exit status: 0 done; 2 usage error, checkpoint not found, or the released code is not importable.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ppd_ros.model.config import DiTConfig, EncoderConfig
+from ppd_ros.model.estimator import PPDEstimator, resolve_device, resolve_precision
+from ppd_ros.model.preprocess import model_size, resize_for_model
+from ppd_ros.model.sampler import sample, sampling_timesteps
+
+PROG = 'ppd-bench'
+EXIT_OK, EXIT_USAGE = 0, 2
+DEFAULT_AREA = (1024, 768)
+_AUTOCAST = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+# ----------------------------------------------------------------------------------- model sizes
+
+def preset_configs(name: str) -> tuple[DiTConfig, EncoderConfig]:
+    """(DiT, encoder) sizes. 'large' is the released ppd.pth + Depth-Anything-v2 ViT-L;
+    'small'/'base' pair a DiT of the ViT-S/B width with that encoder (not released models, for
+    speed exploration only); 'tiny' is the test-size model of PPDEstimator.from_config."""
+    if name == 'large':
+        return DiTConfig(), EncoderConfig.preset('vitl')
+    if name == 'base':
+        return DiTConfig(hidden_size=768, depth=12, num_heads=12, semantic_dim=768), EncoderConfig.preset('vitb')
+    if name == 'small':
+        return DiTConfig(hidden_size=384, depth=12, num_heads=6, semantic_dim=384), EncoderConfig.preset('vits')
+    if name == 'tiny':
+        encoder = EncoderConfig.tiny()
+        return DiTConfig.tiny(semantic_dim=encoder.embed_dim), encoder
+    raise ValueError(f'unknown model size {name!r}; choose tiny, small, base or large')
+
+
+# ----------------------------------------------------------------------------------- FLOPs
+
+def encoder_flops(cfg: EncoderConfig, height: int, width: int) -> int:
+    """Matmul FLOPs (2 per multiply-accumulate) of the semantic encoder for one height×width frame.
+
+    The frame is resized to ((H//16)·p, (W//16)·p), p = patch size (14), so the ViT sees
+    n = (H//16)·(W//16) patches and N = n + 1 tokens (class token). With C = embed_dim,
+    M = mlp_ratio·C, L = depth:
+        patch embed       n · 3p² · C
+        per block         N · (3C² + C² + 2·C·M)      qkv, output projection, MLP
+                        + 2 · N² · C                   QK^T and AV (all heads together)
+        FLOPs = 2 · (patch embed + L · per block)
+    LayerNorm, softmax, GELU, the bicubic resize and the position-embedding interpolation are not
+    matmuls and not counted.
+    """
+    n = (height // 16) * (width // 16)
+    tokens = n + 1
+    c, m, p = cfg.embed_dim, int(cfg.embed_dim * cfg.mlp_ratio), cfg.patch_size
+    patch = n * 3 * p * p * c
+    block = tokens * (4 * c * c + 2 * c * m) + 2 * tokens * tokens * c
+    return 2 * (patch + cfg.depth * block)
+
+
+def dit_flops(cfg: DiTConfig, height: int, width: int) -> int:
+    """Matmul FLOPs (2 per multiply-accumulate) of ONE SP-DiT call on a height×width input.
+
+    D = hidden_size, M = mlp_ratio·D, S = semantic_dim, p = patch_size, L = depth,
+    N1 = (H/2p)·(W/2p) coarse tokens (first L/2 blocks), N2 = 4·N1 fine tokens (last L/2 blocks):
+        patch embed (2p×2p conv)   N1 · in_channels · (2p)² · D
+        timestep MLP               256·D + D²                          (per sample)
+        block on N tokens          N · (4·D² + 2·D·M) + 2·N²·D         qkv, proj, MLP, QK^T, AV
+                                 + 6·D²                                adaLN modulation (per sample)
+        fusion MLP                 N1 · ((D + S)·4D + 2·(4D)²)
+        final layer                N2 · D · p²·out_channels + 2·D²    (linear + adaLN)
+        FLOPs = 2 · (sum of the above, blocks: L/2 on N1 and L/2 on N2)
+    """
+    d, m, s, p = cfg.hidden_size, int(cfg.hidden_size * cfg.mlp_ratio), cfg.semantic_dim, cfg.patch_size
+    n1 = (height // (2 * p)) * (width // (2 * p))
+    n2 = 4 * n1
+
+    def block(n):
+        return n * (4 * d * d + 2 * d * m) + 2 * n * n * d + 6 * d * d
+
+    half = cfg.depth // 2
+    macs = (n1 * cfg.in_channels * (2 * p) ** 2 * d
+            + 256 * d + d * d
+            + half * block(n1) + half * block(n2)
+            + n1 * ((d + s) * 4 * d + 2 * (4 * d) ** 2)
+            + n2 * d * p * p * cfg.out_channels + 2 * d * d)
+    return 2 * macs
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    encoder: int
+    dit_step: int
+    steps: int
+
+    @property
+    def total(self) -> int:
+        return self.encoder + self.steps * self.dit_step
+
+
+def pipeline_flops(dit_cfg: DiTConfig, enc_cfg: EncoderConfig, height: int, width: int, steps: int) -> FlopCount:
+    return FlopCount(encoder_flops(enc_cfg, height, width), dit_flops(dit_cfg, height, width), steps)
+
+
+# ----------------------------------------------------------------------------------- timing
+
+class Clock:
+    """perf_counter after waiting for the device, so a reading marks the end of queued work."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def sync(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        elif self.device.type == 'mps':
+            torch.mps.synchronize()
+
+    def now(self) -> float:
+        self.sync()
+        return time.perf_counter()
+
+
+class TimedCall:
+    """Stands in for a module (or one of its methods): times every call, passes attributes through.
+
+    This is how the bench sees each DiT step inside the sampler without changing the sampler.
+    """
+
+    def __init__(self, fn, clock: Clock, target=None):
+        self._fn = fn
+        self._target = target if target is not None else fn
+        self._clock = clock
+        self.times: list[float] = []
+
+    def __call__(self, *args, **kwargs):
+        start = self._clock.now()
+        out = self._fn(*args, **kwargs)
+        self.times.append(self._clock.now() - start)
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self._target, name)
+
+
+@dataclass
+class StageTimes:
+    """Seconds per stage and iteration, stages in first-seen order."""
+    stages: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, seconds: float):
+        self.stages.setdefault(name, []).append(seconds)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.stages[name])
+
+    def p90(self, name: str) -> float:
+        values = sorted(self.stages[name])
+        return values[min(len(values) - 1, int(np.ceil(0.9 * len(values))) - 1)]
+
+
+def _record(times: StageTimes, pre, enc, dit_times, sampler_total, post, total, steps_t):
+    times.add('preprocess', pre)
+    times.add('encoder', enc)
+    for i, (t, seconds) in enumerate(zip(steps_t, dit_times)):
+        times.add(f'dit step {i + 1} (t={t})', seconds)
+    times.add('sampler (excl. DiT)', sampler_total - sum(dit_times))
+    times.add('postprocess', post)
+    times.add('total', total)
+
+
+def _autocast(device: torch.device, precision: str):
+    dtype = _AUTOCAST[precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _noise(seed: int, height: int, width: int) -> torch.Tensor:
+    """CPU noise from a generator seeded with `seed`: the same numbers torch.randn gives after
+    torch.manual_seed(seed), which is what the released code draws."""
+    return torch.randn((1, 1, height, width), generator=torch.Generator().manual_seed(seed))
+
+
+class OursRunner:
+    """Our pipeline, split at stage boundaries from the estimator's public pieces."""
+
+    name = 'ours (ppd_ros)'
+
+    def __init__(self, estimator: PPDEstimator, target_area, clock: Clock, seed: int):
+        self.estimator = estimator
+        self.target_area = target_area
+        self.clock = clock
+        self.seed = seed
+        self.dit = TimedCall(estimator.dit, clock)
+        self.times = StageTimes()
+
+    def run(self, frame_rgb: np.ndarray) -> np.ndarray:
+        est, clock = self.estimator, self.clock
+        t0 = clock.now()
+        image = resize_for_model(frame_rgb, self.target_area).image
+        images = torch.from_numpy(image[None]).to(est.device).permute(0, 3, 1, 2).float() / 255.0
+        t1 = clock.now()
+        with torch.inference_mode(), _autocast(est.device, est.precision):
+            semantics = est.encoder(images)
+            t2 = clock.now()
+            first = len(self.dit.times)
+            noise = _noise(self.seed, *images.shape[-2:]).to(est.device)
+            depth = sample(self.dit, images, semantics, noise, est.steps)
+            t3 = clock.now()
+        out = depth.float()[0, 0].cpu().numpy()
+        t4 = clock.now()
+        _record(self.times, t1 - t0, t2 - t1, self.dit.times[first:], t3 - t2, t4 - t3, t4 - t0,
+                sampling_timesteps(est.steps))
+        return out
+
+
+# ----------------------------------------------------------------------------------- released code
+
+class OfficialImportError(Exception):
+    pass
+
+
+#: module → pip package, for what the released modules we use import.
+_OFFICIAL_DEPENDENCIES = {'timm': 'timm==0.9.1', 'torchvision': 'torchvision', 'omegaconf': 'omegaconf',
+                          'PIL': 'pillow', 'cv2': 'opencv-python'}
+
+
+def import_official(path: Path):
+    """The released modules we need, imported from the checkout at `path` (added to sys.path)."""
+    path = Path(path).resolve()
+    if not (path / 'ppd' / 'models' / 'dit.py').is_file():
+        raise OfficialImportError(f'{path}: not a pixel-perfect-depth checkout (no ppd/models/dit.py)')
+    missing = [pkg for module, pkg in _OFFICIAL_DEPENDENCIES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise OfficialImportError(
+            f'the released code needs packages that are not installed: {", ".join(missing)} '
+            f'(e.g. pip install --target DIR {" ".join(missing)}, then run with PYTHONPATH=DIR)')
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    names = ('ppd.models.dit', 'ppd.models.ppd', 'ppd.models.depth_anything_v2.dpt',
+             'ppd.models.depth_anything_v2.dinov2', 'ppd.models.depth_anything_v2.dinov2_layers',
+             'ppd.utils.transform')
+    modules = {}
+    for name in names:
+        try:
+            modules[name] = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            raise OfficialImportError(f'cannot import {name} from {path}: missing module {err.name!r} '
+                                      f'(install it, e.g. with pip install --target DIR, PYTHONPATH=DIR)') from err
+        except Exception as err:  # noqa: BLE001 — e.g. a torchvision built for another torch
+            raise OfficialImportError(f'cannot import {name} from {path}: {type(err).__name__}: {err}') from err
+    return modules
+
+
+class OfficialRunner:
+    """The released pipeline (PixelPerfectDepth.forward_test: their encoder call, noise, DiT and
+    EulerSampler loop) on their modules holding our weights. The pieces are assembled without
+    their constructors, which load checkpoint files; the encoder and DiT are wrapped for timing."""
+
+    name = 'released (official)'
+
+    def __init__(self, modules, estimator: PPDEstimator, target_area, clock: Clock, seed: int):
+        dit_cfg, enc_cfg = estimator.dit.config, estimator.encoder.config
+        device = estimator.device
+        self.notes = []
+        their_dit = modules['ppd.models.dit'].DiT(
+            in_channels=dit_cfg.in_channels, out_channels=dit_cfg.out_channels, hidden_size=dit_cfg.hidden_size,
+            depth=dit_cfg.depth, num_heads=dit_cfg.num_heads, patch_size=dit_cfg.patch_size,
+            mlp_ratio=dit_cfg.mlp_ratio)
+        if dit_cfg.semantic_dim != 1024:
+            # Their fusion input width is hard-coded to hidden + 1024: widen only that layer's input.
+            their_dit.proj_fusion[0] = torch.nn.Linear(dit_cfg.hidden_size + dit_cfg.semantic_dim,
+                                                       4 * dit_cfg.hidden_size)
+            self.notes.append(f'released DiT fusion input set to hidden + {dit_cfg.semantic_dim} '
+                              '(hard-coded 1024 there)')
+        if dit_cfg.rope_frequency != 100:
+            raise OfficialImportError('the released DiT has RoPE frequency 100 only')
+        their_dit.load_state_dict(estimator.dit.state_dict(), strict=True)
+
+        dinov2 = modules['ppd.models.depth_anything_v2.dinov2']
+        layers = modules['ppd.models.depth_anything_v2.dinov2_layers']
+        vit = dinov2.DinoVisionTransformer(
+            img_size=enc_cfg.img_size, patch_size=enc_cfg.patch_size, embed_dim=enc_cfg.embed_dim,
+            depth=enc_cfg.depth, num_heads=enc_cfg.num_heads, mlp_ratio=enc_cfg.mlp_ratio,
+            block_fn=partial(layers.NestedTensorBlock, attn_class=layers.MemEffAttention),
+            init_values=enc_cfg.init_values, ffn_layer='mlp', block_chunks=0, num_register_tokens=0,
+            interpolate_antialias=enc_cfg.interpolate_antialias, interpolate_offset=enc_cfg.interpolate_offset)
+        dav2_cls = modules['ppd.models.depth_anything_v2.dpt'].DepthAnythingV2
+        encoder = dav2_cls.__new__(dav2_cls)
+        torch.nn.Module.__init__(encoder)
+        encoder.pretrained = vit
+        encoder.load_state_dict(estimator.encoder.state_dict(), strict=True)
+
+        ppd_cls = modules['ppd.models.ppd'].PixelPerfectDepth
+        model = ppd_cls.__new__(ppd_cls)
+        torch.nn.Module.__init__(model)
+        model.sampling_steps = estimator.steps
+        model.device = device
+        model.configure_diffusion()
+        their_dit.to(device).eval().requires_grad_(False)
+        encoder.to(device).eval().requires_grad_(False)
+        self.dit = TimedCall(their_dit, clock)
+        self.encoder_call = TimedCall(encoder.forward_semantics, clock, target=encoder)
+        model.dit = self.dit
+        model.sem_encoder = _ForwardSemantics(self.encoder_call)
+        self.model = model
+        self.transform = modules['ppd.utils.transform']
+        self.device, self.precision, self.steps = device, estimator.precision, estimator.steps
+        self.target_area = target_area
+        self.clock = clock
+        self.seed = seed
+        self.times = StageTimes()
+
+    def _resize(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """Their resize_keep_aspect targets 1024×768 pixels; other areas use the same rule's size
+        (model_size) with their interpolation choice."""
+        if tuple(self.target_area) == DEFAULT_AREA:
+            return self.transform.resize_keep_aspect(frame_bgr)
+        h, w = model_size(*frame_bgr.shape[:2], self.target_area)
+        shrink = h * w < frame_bgr.shape[0] * frame_bgr.shape[1]
+        return cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+    def run(self, frame_rgb: np.ndarray) -> np.ndarray:
+        clock = self.clock
+        frame_bgr = np.ascontiguousarray(frame_rgb[..., ::-1])  # their image2tensor takes BGR
+        torch.manual_seed(self.seed)  # their forward_test draws the noise from the global RNG
+        t0 = clock.now()
+        image = self.transform.image2tensor(self._resize(frame_bgr)).to(self.device)
+        t1 = clock.now()
+        first = len(self.dit.times)
+        with _autocast(self.device, self.precision):
+            depth = self.model.forward_test(image)
+        t3 = clock.now()
+        out = depth.float().squeeze().cpu().numpy()
+        t4 = clock.now()
+        encoder = self.encoder_call.times[-1]
+        dit_times = self.dit.times[first:]
+        _record(self.times, t1 - t0, encoder, dit_times, t3 - t1 - encoder, t4 - t3, t4 - t0,
+                [int(t) for t in self.model.sampling_timesteps.timesteps.tolist()])
+        return out
+
+
+class _ForwardSemantics:
+    def __init__(self, call):
+        self.forward_semantics = call
+
+
+# ----------------------------------------------------------------------------------- reporting
+
+def format_table(title: str, times: StageTimes, flops: FlopCount) -> str:
+    lines = [title, f'  {"stage":<28}{"median ms":>12}{"p90 ms":>12}']
+    for name in times.stages:
+        lines.append(f'  {name:<28}{times.median(name) * 1e3:>12.3f}{times.p90(name) * 1e3:>12.3f}')
+    enc_s = times.median('encoder')
+    dit_s = statistics.median([times.median(n) for n in times.stages if n.startswith('dit step')])
+    total_s = times.median('total')
+    lines.append(f'  FLOPs: encoder {flops.encoder / 1e9:.4f} GFLOP, DiT {flops.dit_step / 1e9:.4f} GFLOP/step '
+                 f'x {flops.steps}, total {flops.total / 1e9:.4f} GFLOP (matmul FLOPs, 2 per MAC)')
+    lines.append(f'  TFLOP/s: encoder {_rate(flops.encoder, enc_s)}, DiT step {_rate(flops.dit_step, dit_s)}, '
+                 f'end to end {_rate(flops.total, total_s)}')
+    return '\n'.join(lines)
+
+
+def _rate(flop: int, seconds: float) -> str:
+    return f'{flop / seconds / 1e12:.4g}' if seconds > 0 else 'n/a'
+
+
+def format_comparison(ours: StageTimes, official: StageTimes) -> str:
+    lines = ['side by side (median ms; ratio = released / ours, > 1 means ours is faster)',
+             f'  {"stage":<28}{"ours":>12}{"released":>12}{"ratio":>10}']
+    for name in ours.stages:
+        other = official.stages.get(name)
+        if other is None:
+            continue
+        a, b = ours.median(name) * 1e3, official.median(name) * 1e3
+        lines.append(f'  {name:<28}{a:>12.3f}{b:>12.3f}{(b / a if a > 0 else float("nan")):>10.2f}')
+    return '\n'.join(lines)
+
+
+# ----------------------------------------------------------------------------------- command line
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0],
+                                epilog='Exit status: 0 done, 2 usage error / checkpoint not found / '
+                                       'released code not importable.')
+    p.add_argument('--size', choices=('tiny', 'small', 'base', 'large'), default='large',
+                   help='model size with random weights (default large = released ppd.pth + ViT-L '
+                        'architecture; small/base are scaled-down variants, tiny the test model)')
+    p.add_argument('--dit', type=Path, metavar='PATH', help='DiT checkpoint instead of random weights')
+    p.add_argument('--encoder', type=Path, metavar='PATH', help='encoder checkpoint (with --dit)')
+    res = p.add_mutually_exclusive_group()
+    res.add_argument('--area', metavar='WxH', help='target pixel area as the estimator uses it '
+                     '(default 1024x768); the model resolution follows the input frame\'s aspect ratio')
+    res.add_argument('--height', type=int, help='model resolution height (multiple of 16; with --width)')
+    p.add_argument('--width', type=int, help='model resolution width (multiple of 16; with --height)')
+    p.add_argument('--input', metavar='WxH', help='camera frame size fed to preprocess (default: twice the '
+                   'model resolution with --height/--width, else 1280x960)')
+    p.add_argument('--steps', type=int, default=4, help='Euler steps (default 4)')
+    p.add_argument('--device', default='auto', help='auto (default), cpu, cuda, …')
+    p.add_argument('--precision', default='fp32', help='fp32 (default), fp16, bf16 (autocast)')
+    p.add_argument('--warmup', type=int, default=2, help='untimed iterations first (default 2)')
+    p.add_argument('--iters', type=int, default=10, help='timed iterations (default 10)')
+    p.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s choice)')
+    p.add_argument('--seed', type=int, default=0, help='noise and input seed (default 0)')
+    p.add_argument('--official', type=Path, metavar='PATH',
+                   help='checkout of the released gangweix/pixel-perfect-depth to compare against')
+    return p
+
+
+def _parse_wxh(parser, flag, text) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        parser.error(f'{flag} must look like 1024x768, got {text!r}')
+    if w < 16 or h < 16:
+        parser.error(f'{flag} must be at least 16x16, got {text}')
+    return w, h
+
+
+def resolve_resolution(parser, args) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(target area (W, H), input frame (W, H), model resolution (h, w)) from the options."""
+    if (args.height is None) != (args.width is None):
+        parser.error('--height and --width go together')
+    if args.height is not None:
+        if args.height % 16 or args.width % 16 or args.height < 16 or args.width < 16:
+            parser.error(f'--height/--width must be positive multiples of 16, got {args.height}x{args.width}')
+        area = (args.width, args.height)
+        frame = _parse_wxh(parser, '--input', args.input) if args.input else (2 * args.width, 2 * args.height)
+    else:
+        area = _parse_wxh(parser, '--area', args.area) if args.area else DEFAULT_AREA
+        frame = _parse_wxh(parser, '--input', args.input) if args.input else (1280, 960)
+    size = model_size(frame[1], frame[0], area)
+    if args.height is not None and size != (args.height, args.width):
+        parser.error(f'a {frame[0]}x{frame[1]} frame resizes to {size[1]}x{size[0]}, not '
+                     f'{args.width}x{args.height}: give --input with the same aspect ratio')
+    return area, frame, size
+
+
+def build_estimator(args, area) -> PPDEstimator:
+    common = dict(device=args.device, precision=args.precision, steps=args.steps, seed=args.seed,
+                  target_area=area)
+    if args.dit is not None:
+        return PPDEstimator.from_checkpoints(args.dit, args.encoder, **common)
+    dit_cfg, enc_cfg = preset_configs(args.size)
+    return PPDEstimator.from_config(dit_cfg, enc_cfg, **common)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.iters < 1 or args.warmup < 0:
+        parser.error('--steps and --iters must be >= 1, --warmup >= 0')
+    if (args.dit is None) != (args.encoder is None):
+        parser.error('--dit and --encoder go together')
+    for path in (args.dit, args.encoder):
+        if path is not None and not path.is_file():
+            print(f'{path}: error: checkpoint not found', file=sys.stderr)
+            return EXIT_USAGE
+    area, frame_size, (height, width) = resolve_resolution(parser, args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        resolve_precision(args.precision, resolve_device(args.device))
+        estimator = build_estimator(args, area)
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return EXIT_USAGE
+
+    clock = Clock(estimator.device)
+    runners = [OursRunner(estimator, area, clock, args.seed)]
+    if args.official is not None:
+        try:
+            runners.append(OfficialRunner(import_official(args.official), estimator, area, clock, args.seed))
+        except OfficialImportError as err:
+            print(f'{PROG}: error: {err}', file=sys.stderr)
+            return EXIT_USAGE
+
+    rng = np.random.default_rng(args.seed)
+    frame = rng.integers(0, 256, (frame_size[1], frame_size[0], 3), dtype=np.uint8)
+    flops = pipeline_flops(estimator.dit.config, estimator.encoder.config, height, width, estimator.steps)
+    describe = estimator.describe()
+    print(f'{PROG}: {describe["model"]}')
+    print(f'  input frame {frame_size[0]}x{frame_size[1]} -> model {width}x{height}, steps {estimator.steps}, '
+          f'device {describe["device"]}, precision {describe["precision"]}, threads {torch.get_num_threads()}, '
+          f'warmup {args.warmup}, iters {args.iters}, torch {torch.__version__}')
+
+    outputs = {}
+    for i in range(args.warmup + args.iters):
+        order = runners if i % 2 == 0 else runners[::-1]  # alternate who goes first
+        for runner in order:
+            outputs[runner.name] = runner.run(frame)
+        if i + 1 == args.warmup:
+            for runner in runners:
+                runner.times = StageTimes()
+
+    for runner in runners:
+        print()
+        print(format_table(runner.name, runner.times, flops))
+        for note in getattr(runner, 'notes', []):
+            print(f'  note: {note}')
+    if len(runners) == 2:
+        print()
+        print(format_comparison(runners[0].times, runners[1].times))
+        a, b = outputs[runners[0].name], outputs[runners[1].name]
+        print(f'  outputs: max |ours - released| = {float(np.abs(a - b).max()):.3g} '
+              f'(same weights, input and noise; depth range {float(a.min()):.3f}..{float(a.max()):.3f})')
+    return EXIT_OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())

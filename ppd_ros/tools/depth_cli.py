@@ -1,0 +1,380 @@
+"""ppd-depth: Pixel-Perfect Depth on image files, folders and videos.
+
+Exit status: 0 every input was processed; 1 some inputs failed (one error line each on stderr,
+the others were still processed); 2 usage error, nothing to process, or the model could not be
+loaded (missing/invalid weights).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ppd_ros.geometry.backproject import depth_to_points
+from ppd_ros.geometry.camera import Intrinsics
+from ppd_ros.geometry.colorize import colorize_depth
+from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
+from ppd_ros.geometry.upsample import DEFAULT_METHOD, METHODS, upsample_depth
+from ppd_ros.tools import io
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+FORMATS = ('color', 'png16', 'npy')
+PROG = 'ppd-depth'
+
+#: A 2×2 neighbourhood whose relative depth spans more than this is a depth edge when resizing
+#: (relative depth ≈ normalised log-depth, so 0.02 ≈ 2 % of the scene's log-depth range).
+RELATIVE_EDGE_THRESHOLD = 0.02
+
+#: Output file suffixes, appended to the output stem of each image / video frame.
+SUFFIXES = {'color': '_depth_color.png', 'png16': '_depth16.png', 'npy': '_depth.npy', 'ply': '_points.ply'}
+
+
+class ModelLoadError(Exception):
+    """The estimator cannot be built (missing weights, bad checkpoint, bad device/precision).
+
+    `path` is the file at fault when there is one; the error line is prefixed with it."""
+
+    def __init__(self, message: str, path: Path | None = None):
+        super().__init__(message)
+        self.path = path
+
+    def line(self) -> str:
+        return f'{self.path if self.path is not None else PROG}: error: {self}'
+
+
+# ------------------------------------------------------------------------------ command line
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description='Relative depth with Pixel-Perfect Depth for images, folders (recursive) and videos '
+                    '(.mp4 .avi .mkv .mov, frame by frame).',
+        epilog='Output names: <stem>_depth_color.png, <stem>_depth16.png, <stem>_depth.npy, <stem>_points.ply; '
+               'video frames go to <out>/<video>/<video>_<frame number, 6 digits>_*. '
+               'PPD predicts RELATIVE depth (normalised log-depth, larger = farther); png16 maps its '
+               'min..max to 0..65535 and stores min/max in the PNG (tEXt "ppd_depth") so '
+               'relative = min + value/65535*(max-min). '
+               'Exit status: 0 all inputs done, 1 some inputs failed, 2 usage error or model not loadable.')
+    p.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, folders or video files')
+    p.add_argument('--out', '-o', required=True, type=Path, metavar='DIR', help='output folder (created)')
+    p.add_argument('--format', dest='formats', action='extend', nargs='+', choices=FORMATS, metavar='FMT',
+                   help='one or more of: color (colourised PNG, default), png16 (16-bit PNG of the relative '
+                        'depth), npy (float32 relative depth); repeatable')
+    p.add_argument('--size', choices=('model', 'input'), default='model',
+                   help='model: depth at the model resolution (default); input: resized to the input image '
+                        'size with edge-aware upsampling')
+    p.add_argument('--upsample', choices=METHODS, default=DEFAULT_METHOD,
+                   help=f'resampling for --size input (default {DEFAULT_METHOD}: no blending across depth '
+                        'edges; guided: edges follow the image)')
+    p.add_argument('--color-range', type=float, nargs=2, metavar=('LO', 'HI'),
+                   help='relative depth range of the colour map (near = red, far = blue); default: the '
+                        '2nd..98th percentile of each image. A fixed range keeps video colours stable')
+
+    model = p.add_argument_group('model')
+    model.add_argument('--model', choices=('demo', 'random-tiny'), default='demo',
+                       help='demo: the bundled demo weights (default); random-tiny: a tiny randomly '
+                            'initialised model (plumbing tests only, output is meaningless)')
+    model.add_argument('--dit', type=Path, metavar='PATH', help='released PPD DiT checkpoint (ppd.pth)')
+    model.add_argument('--encoder', type=Path, metavar='PATH',
+                       help='released Depth-Anything-v2 encoder checkpoint (depth_anything_v2_vitl.pth)')
+    model.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:1, …')
+    model.add_argument('--precision', default='fp32', help='fp32 (default), fp16 or bf16')
+    model.add_argument('--steps', type=int, help='Euler sampling steps (default: the model\'s, 4)')
+    model.add_argument('--seed', type=int, help='noise seed, for reproducible output')
+    model.add_argument('--area', metavar='WxH', default='1024x768',
+                       help='pixel area the model runs at, aspect ratio kept (default 1024x768, the '
+                            'training resolution; smaller is faster and coarser)')
+
+    cloud = p.add_argument_group(
+        'point cloud',
+        'PPD depth is relative: metres are obtained from an ASSUMED depth range, relative 0 → --near and '
+        '1 → --far (log(d+1) affine), so the cloud has the right shape up to that assumption, not true scale.')
+    cloud.add_argument('--ply', action='store_true', help='also write a coloured point cloud (binary PLY)')
+    cloud.add_argument('--fx', type=float, help='focal length in input-image pixels')
+    cloud.add_argument('--fy', type=float, help='(default: --fx)')
+    cloud.add_argument('--cx', type=float, help='principal point in input-image pixels (default: image centre)')
+    cloud.add_argument('--cy', type=float, help='(default: image centre)')
+    cloud.add_argument('--hfov', type=float, metavar='DEG', help='horizontal field of view instead of --fx/--fy')
+    cloud.add_argument('--near', type=float, default=0.5, help='metres assumed at relative depth 0 (default 0.5)')
+    cloud.add_argument('--far', type=float, default=20.0, help='metres assumed at relative depth 1 (default 20)')
+
+    p.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    return p
+
+
+@dataclass(frozen=True)
+class CameraOptions:
+    """Intrinsics as the user gave them (input-image pixels), resolved per image size."""
+    fx: float | None = None
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+    hfov: float | None = None
+
+    def for_image(self, width: int, height: int) -> Intrinsics:
+        if self.hfov is not None:
+            return Intrinsics.from_fov(self.hfov, width, height)
+        fy = self.fy if self.fy is not None else self.fx
+        cx = self.cx if self.cx is not None else (width - 1) / 2.0
+        cy = self.cy if self.cy is not None else (height - 1) / 2.0
+        return Intrinsics(self.fx, fy, cx, cy, width, height)
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    out_dir: Path
+    formats: tuple[str, ...]
+    size: str = 'model'
+    upsample: str = DEFAULT_METHOD
+    color_range: tuple[float, float] | None = None
+    camera: CameraOptions | None = None  # set ⇔ --ply
+    near: float = 0.5
+    far: float = 20.0
+
+
+def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
+    """Cross-option checks argparse cannot express; usage errors exit with status 2."""
+    if (args.dit is None) != (args.encoder is None):
+        parser.error('--dit and --encoder must be given together')
+    if args.steps is not None and args.steps < 1:
+        parser.error(f'--steps must be >= 1, got {args.steps}')
+    try:
+        args.area = tuple(int(v) for v in args.area.lower().split('x'))
+        if len(args.area) != 2 or min(args.area) < 16:
+            raise ValueError
+    except ValueError:
+        parser.error(f'--area must look like 1024x768 (each side >= 16), got {args.area!r}')
+    camera = None
+    if args.ply:
+        if args.hfov is not None and args.fx is not None:
+            parser.error('give either --hfov or --fx/--fy, not both')
+        if args.hfov is None and args.fx is None:
+            parser.error('--ply needs the camera: --hfov DEG, or --fx (and optionally --fy --cx --cy)')
+        if args.hfov is not None and not 0 < args.hfov < 180:
+            parser.error(f'--hfov must be in (0, 180) degrees, got {args.hfov}')
+        if args.fx is not None and (args.fx <= 0 or (args.fy is not None and args.fy <= 0)):
+            parser.error('--fx/--fy must be positive')
+        try:
+            near_far_scale(args.near, args.far)
+        except ValueError as err:
+            parser.error(f'--near/--far: {err}')
+        camera = CameraOptions(args.fx, args.fy, args.cx, args.cy, args.hfov)
+    elif any(v is not None for v in (args.fx, args.fy, args.cx, args.cy, args.hfov)):
+        parser.error('--fx/--fy/--cx/--cy/--hfov only make sense with --ply')
+    formats = tuple(dict.fromkeys(args.formats or ['color']))
+    color_range = tuple(args.color_range) if args.color_range else None
+    if color_range is not None and not (np.isfinite(color_range).all() and color_range[0] < color_range[1]):
+        parser.error(f'--color-range needs finite LO < HI, got {color_range[0]} {color_range[1]}')
+    return OutputOptions(args.out, formats, args.size, args.upsample, color_range, camera, args.near, args.far)
+
+
+# ------------------------------------------------------------------------------ model
+
+def build_estimator(args):
+    """The estimator the options ask for; ModelLoadError (one clear line) when it cannot be built."""
+    if args.dit is not None:
+        for flag, path in (('--dit', args.dit), ('--encoder', args.encoder)):
+            if not path.is_file():
+                raise ModelLoadError(f'checkpoint not found ({flag})', path)
+    try:
+        from ppd_ros.model.estimator import WEIGHTS_DIR, PPDEstimator
+    except ImportError as err:
+        raise ModelLoadError(f'the PPD model code is not available: {err}') from err
+    common = dict(device=args.device, precision=args.precision, seed=args.seed, target_area=args.area)
+    if args.steps is not None:
+        common['steps'] = args.steps
+    try:
+        if args.dit is not None:
+            return PPDEstimator.from_checkpoints(args.dit, args.encoder, **common)
+        if args.model == 'random-tiny':
+            return PPDEstimator.from_config(**common)
+        try:
+            return PPDEstimator.demo(**common)
+        except FileNotFoundError as err:
+            raise ModelLoadError('no bundled demo weights (demo_*.safetensors) found; give the released '
+                                 'weights with --dit ppd.pth --encoder depth_anything_v2_vitl.pth',
+                                 WEIGHTS_DIR) from err
+    except (OSError, RuntimeError, ValueError, KeyError, NotImplementedError) as err:
+        message = _one_line(err)
+        for path in (args.dit, args.encoder):  # checkpoint errors start with the file name
+            if path is not None and message.startswith(f'{path}: '):
+                raise ModelLoadError(message[len(f'{path}: '):], path) from err
+        raise ModelLoadError(message) from err
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+# ------------------------------------------------------------------------------ per image
+
+def colorize(depth: np.ndarray, color_range: tuple[float, float] | None = None) -> np.ndarray:
+    """H×W×3 uint8 BGR picture (turbo, near = red): per-image percentile range unless fixed."""
+    if color_range is None:
+        return colorize_depth(depth, 'percentile')
+    return colorize_depth(depth, 'fixed', *color_range)
+
+
+def resize_depth_to(depth: np.ndarray, rgb: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:
+    """Depth resized to the input image size without blending across depth edges (see
+    geometry.upsample); relative depth, so edges are found with an absolute threshold."""
+    height, width = rgb.shape[:2]
+    guide = rgb if method == 'guided' else None
+    return upsample_depth(depth, width, height, method=method, guide=guide,
+                          absolute_threshold=RELATIVE_EDGE_THRESHOLD)
+
+
+def point_cloud(rgb: np.ndarray, depth: np.ndarray, opts: OutputOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) float32 points and (N, 3) uint8 RGB colours for the depth map (any resolution).
+
+    The user's intrinsics are in input pixels; they are scaled to the depth resolution
+    (pixel-centre convention) and the relative depth becomes metres through the near/far range.
+    """
+    in_h, in_w = rgb.shape[:2]
+    h, w = depth.shape
+    intr = opts.camera.for_image(in_w, in_h)
+    if (h, w) != (in_h, in_w):
+        intr = intr.scaled(w / in_w, h / in_h)
+    a, b = near_far_scale(opts.near, opts.far)
+    points = depth_to_points(relative_to_metric(depth, a, b), intr)
+    colors = rgb if (h, w) == (in_h, in_w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    return points.reshape(-1, 3), colors.reshape(-1, 3)
+
+
+def write_outputs(stem: str, rgb: np.ndarray, depth: np.ndarray, opts: OutputOptions) -> list[Path]:
+    """All requested files for one image / frame; returns their paths."""
+    base = opts.out_dir / stem
+    written = []
+    for fmt in opts.formats:
+        path = base.with_name(base.name + SUFFIXES[fmt])
+        if fmt == 'color':
+            io.write_color_png(path, colorize(depth, opts.color_range))
+        elif fmt == 'png16':
+            io.write_png16(path, depth)
+        else:
+            io.write_npy(path, depth)
+        written.append(path)
+    if opts.camera is not None:
+        path = base.with_name(base.name + SUFFIXES['ply'])
+        io.write_ply(path, *point_cloud(rgb, depth, opts))
+        written.append(path)
+    return written
+
+
+def process_rgb(estimator, rgb: np.ndarray, stem: str, opts: OutputOptions) -> list[Path]:
+    depth = np.asarray(estimator.predict(rgb), dtype=np.float32)
+    if depth.ndim != 2:
+        raise RuntimeError(f'estimator returned shape {depth.shape}, expected (h, w)')
+    if opts.size == 'input':
+        depth = resize_depth_to(depth, rgb, opts.upsample)
+    return write_outputs(stem, rgb, depth, opts)
+
+
+# ------------------------------------------------------------------------------ driver
+
+class Reporter:
+    """One line per failed input on stderr (through tqdm so the bar stays intact)."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.failed: list[str] = []
+
+    def error(self, what: str, message: str) -> None:
+        self.failed.append(what)
+        line = f'{what}: error: {message}'
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+
+def _progress_bar(items: list[io.InputItem], quiet: bool):
+    total = 0
+    for item in items:
+        if item.kind == 'video':
+            total += io.video_frame_count(item.path) or 1
+        elif item.kind == 'image':
+            total += 1
+    if quiet or total <= 1:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit='img', file=sys.stderr, dynamic_ncols=True, disable=None)
+
+
+def _describe_error(err: Exception) -> str:
+    if isinstance(err, (io.InputError, ValueError, OSError)):
+        return _one_line(err)
+    return f'{type(err).__name__}: {_one_line(err)}'
+
+
+def run_item(estimator, item: io.InputItem, opts: OutputOptions, reporter: Reporter, bar) -> None:
+    if item.kind == 'unsupported':
+        reporter.error(str(item.path), item.problem)
+        return
+    if item.kind == 'image':
+        try:
+            process_rgb(estimator, io.read_image_rgb(item.path), item.name, opts)
+        except Exception as err:  # noqa: BLE001 — report and go on with the next file
+            reporter.error(str(item.path), _describe_error(err))
+        if bar is not None:
+            bar.update(1)
+        return
+    video_stem = Path(item.name).name
+    try:
+        for index, rgb in io.iter_video_frames(item.path):
+            try:
+                process_rgb(estimator, rgb, f'{item.name}/{video_stem}_{index:06d}', opts)
+            except Exception as err:  # noqa: BLE001
+                reporter.error(f'{item.path} [frame {index}]', _describe_error(err))
+            if bar is not None:
+                bar.update(1)
+    except io.InputError as err:
+        reporter.error(str(item.path), _one_line(err))
+
+
+def main(argv=None, estimator=None) -> int:
+    """Entry point; `estimator` (anything with predict/steps/describe) replaces the model, for tests."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    opts = _check_args(parser, args)
+
+    items = io.discover_inputs(args.inputs, exclude=args.out)
+    if not items:
+        print(f'{PROG}: error: no images or videos found in {" ".join(args.inputs)}', file=sys.stderr)
+        return EXIT_USAGE
+
+    if estimator is None:
+        try:
+            estimator = build_estimator(args)
+        except ModelLoadError as err:
+            print(err.line(), file=sys.stderr)
+            return EXIT_USAGE
+    elif args.steps is not None:
+        estimator.steps = args.steps
+
+    try:
+        opts.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f'{opts.out_dir}: error: cannot create output folder: {err.strerror or err}', file=sys.stderr)
+        return EXIT_USAGE
+
+    bar = _progress_bar(items, args.quiet)
+    reporter = Reporter(bar)
+    try:
+        for item in items:
+            if bar is not None:
+                bar.set_postfix_str(item.path.name, refresh=False)
+            run_item(estimator, item, opts, reporter, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return EXIT_SOME_FAILED if reporter.failed else EXIT_OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())

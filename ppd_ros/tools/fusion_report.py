@@ -1,0 +1,205 @@
+"""Metric accuracy of scale fusion per metric source, on seeded synthetic scenes.
+
+For each scene: a relative depth (model-like, made from the ground truth — or a real estimator's
+with --model), the simulated sensors (64- and 16-line LiDAR, RGB-D with 50 % holes and noise, one
+range finder), the same sample extraction and fits the fusion node runs, and the metric AbsRel and
+δ1 against the ground truth. The oracle is the least-squares fit of log(d + 1) = a·r + b against
+the full ground truth: the best any (a, b) can do with that relative depth.
+
+Model-like relative depth (what PPD outputs, without needing a model): PPD's normalisation
+r = (log(gt + 1) − q2) / (q98 − q2) (2 %/98 % quantiles of the frame's log depth, as in training),
+plus a smooth low-frequency error field (bicubic-upsampled 4×3 random grid, σ = `--lowfreq` in r
+units: the model's slowly varying scale errors over the image) and per-pixel Gaussian noise
+(σ = `--noise`); pixels without ground truth (sky) get r = 1.2 (far, as the model predicts).
+
+    python -m ppd_ros.tools.fusion_report --scenes 8 [--kind indoor] [--model demo] [--range-mode offset]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ppd_ros.geometry.depth_scale import metric_to_relative, near_far_scale, relative_to_metric
+from ppd_ros.geometry.scale_fit import RANGE_MODES, FitConfig, fit_scale, fit_single_range, least_squares
+from ppd_ros.geometry.source_samples import (SampleError, resample_nearest, samples_from_depth_image,
+                                             samples_from_points, samples_from_range)
+
+SOURCES = ('lidar64', 'lidar16', 'rgbd50', 'range')
+#: Range-finder prior per scene kind: metres at relative 0 and 1 (the 2 % / 98 % depths), the medians
+#: over synthetic seeds 100–131 (disjoint from the scored seeds), and their log(d + 1) spreads.
+RANGE_PRIORS = {'indoor': (0.8, 8.0), 'outdoor': (2.0, 50.0)}
+RANGE_SIGMAS = (0.2, 0.5)
+RANGE_WINDOW = 0  # the ray's own pixel: choosing an edge side by the prior helped indoors, hurt outdoors
+MAX_DEPTH = 80.0  # PPD's training clips at 80 m; farther ground truth is not scored
+
+
+def model_like_relative(gt: np.ndarray, valid: np.ndarray, seed: int, lowfreq: float = 0.03,
+                        noise: float = 0.01) -> tuple[np.ndarray, float, float]:
+    """(relative depth, a0, b0) where log(gt + 1) = a0·r + b0 before the perturbation."""
+    rng = np.random.default_rng(seed)
+    h, w = gt.shape
+    mask = valid & np.isfinite(gt) & (gt <= MAX_DEPTH)
+    log_gt = np.log1p(np.where(mask, gt, 0.0))
+    q2, q98 = np.quantile(log_gt[mask], [0.02, 0.98])
+    a0 = max(float(q98 - q2), 1e-6)
+    b0 = float(q2)
+    r = (log_gt - b0) / a0
+    field = cv2.resize(rng.normal(0.0, 1.0, (3, 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    r = r + lowfreq * field / max(float(field.std()), 1e-6) + rng.normal(0.0, noise, (h, w))
+    r[~mask] = 1.2
+    return r.astype(np.float32), a0, b0
+
+
+def abs_rel(pred, gt, mask) -> float:
+    p, g = pred[mask], gt[mask]
+    ok = np.isfinite(p)
+    return float(np.mean(np.abs(np.where(ok, p, 0.0) - g) / g))  # a NaN prediction counts as 100 % off
+
+
+def delta1(pred, gt, mask) -> float:
+    p, g = pred[mask], gt[mask]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        ratio = np.maximum(p / g, g / p)
+    return float(np.mean(np.isfinite(ratio) & (ratio < 1.25)))
+
+
+@dataclass
+class SourceResult:
+    source: str
+    abs_rel: float
+    delta1: float
+    oracle_abs_rel: float
+    num_samples: int
+    ok: bool
+    note: str = ''
+
+
+def source_fit(source: str, frame, relative, config: FitConfig, range_mode: str, prior, seed: int):
+    """(fit or failure, number of samples) for one simulated source on one frame."""
+    from ppd_ros.synthetic import simulate_lidar, simulate_range, simulate_rgbd
+    intr = frame.intrinsics
+    rng = np.random.default_rng(seed)
+    if source.startswith('lidar'):
+        scan = simulate_lidar(frame, lines=int(source[5:]), seed=seed)
+        samples = samples_from_points(relative, intr, scan.points, scan.T_cam_lidar, min_depth=config.min_depth)
+    elif source == 'rgbd50':
+        depth = simulate_rgbd(frame, hole_fraction=0.5, seed=seed)
+        samples = samples_from_depth_image(relative, depth)
+    elif source == 'range' or source.startswith('range-'):
+        range_mode = source[6:] or range_mode
+        distance = simulate_range(frame, seed=seed)
+        expected = metric_to_relative(np.array([distance]), *near_far_scale(*prior))[0]
+        samples = samples_from_range(relative, intr, distance, None, window=RANGE_WINDOW, expected_relative=expected)
+        return fit_single_range(samples.relative, samples.metric, range_mode, *prior, *RANGE_SIGMAS,
+                                config=config), samples.count
+    else:
+        raise ValueError(f'unknown source {source}')
+    return fit_scale(samples.relative, samples.metric, config, rng), samples.count
+
+
+def evaluate_scene(seed: int, kind: str = 'indoor', width: int = 320, height: int = 240, estimator=None,
+                   sources=SOURCES, range_mode: str = 'prior', prior=None, lowfreq: float = 0.03,
+                   noise: float = 0.01, config: FitConfig = FitConfig()) -> list[SourceResult]:
+    """Every source's metric accuracy on one seeded scene (see the module docstring)."""
+    from ppd_ros.synthetic import render_frame
+    frame = render_frame(seed, width, height, kind=kind)
+    gt = frame.depth
+    mask = frame.valid & np.isfinite(gt) & (gt <= MAX_DEPTH) & (gt >= config.min_depth)
+    if estimator is None:
+        relative, _, _ = model_like_relative(gt, frame.valid, seed + 10_000, lowfreq, noise)
+    else:
+        relative = resample_nearest(np.asarray(estimator.predict(frame.rgb), np.float32), width, height)
+    ok_r = mask & np.isfinite(relative)
+    a_o, b_o = least_squares(relative[ok_r], np.log1p(gt[ok_r]))
+    oracle = abs_rel(relative_to_metric(relative, a_o, b_o), gt, mask)
+    prior = prior or RANGE_PRIORS.get(kind, RANGE_PRIORS['indoor'])
+    results = []
+    for source in sources:
+        try:
+            fit, count = source_fit(source, frame, relative, config, range_mode, prior, seed)
+        except SampleError as exc:
+            results.append(SourceResult(source, 1.0, 0.0, oracle, 0, False, str(exc)))
+            continue
+        if not fit.ok:
+            results.append(SourceResult(source, 1.0, 0.0, oracle, count, False, fit.reason))
+            continue
+        pred = relative_to_metric(relative, fit.a, fit.b)
+        results.append(SourceResult(source, abs_rel(pred, gt, mask), delta1(pred, gt, mask), oracle, count, True))
+    return results
+
+
+def summarise(per_scene: list[list[SourceResult]]) -> list[dict]:
+    """Mean over scenes per source; a failed fit counts as AbsRel 1, δ1 0."""
+    rows = []
+    for source in [r.source for r in per_scene[0]]:
+        rs = [r for scene in per_scene for r in scene if r.source == source]
+        absrel = float(np.mean([r.abs_rel for r in rs]))
+        oracle = float(np.mean([r.oracle_abs_rel for r in rs]))
+        rows.append({'source': source, 'abs_rel': absrel, 'delta1': float(np.mean([r.delta1 for r in rs])),
+                     'oracle_abs_rel': oracle, 'ratio': absrel / oracle if oracle > 0 else float('inf'),
+                     'samples': float(np.mean([r.num_samples for r in rs])),
+                     'failures': sum(not r.ok for r in rs), 'scenes': len(rs)})
+    return rows
+
+
+def format_table(rows: list[dict], title: str = '') -> str:
+    lines = [title] if title else []
+    lines.append(f"{'source':<13}{'AbsRel':>9}{'δ1':>8}{'oracle':>9}{'ratio':>8}{'samples':>10}{'failed':>8}")
+    for r in rows:
+        lines.append(f"{r['source']:<13}{r['abs_rel']:>9.4f}{r['delta1']:>8.3f}{r['oracle_abs_rel']:>9.4f}"
+                     f"{r['ratio']:>8.2f}{r['samples']:>10.0f}{r['failures']:>5}/{r['scenes']}")
+    return '\n'.join(lines)
+
+
+def _load_estimator(name: str):
+    if name in ('', 'none', 'synthetic'):
+        return None
+    from ppd_ros.model.estimator import PPDEstimator
+    if name == 'demo':
+        try:
+            return PPDEstimator.demo(device='cpu', seed=0)
+        except FileNotFoundError as exc:
+            raise SystemExit(f'fusion_report: {exc}') from None
+    if name == 'random':
+        return PPDEstimator.from_config(device='cpu', seed=0)
+    raise SystemExit(f"--model must be synthetic, demo or random, got '{name}'")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--scenes', type=int, default=8, help='seeded scenes per kind')
+    parser.add_argument('--seed', type=int, default=0, help='first scene seed')
+    parser.add_argument('--kind', choices=('indoor', 'outdoor', 'both'), default='both')
+    parser.add_argument('--width', type=int, default=320)
+    parser.add_argument('--height', type=int, default=240)
+    parser.add_argument('--sources', default=','.join(SOURCES),
+                        help=f"comma list of {', '.join(SOURCES)}, range-<mode>")
+    parser.add_argument('--range-mode', choices=RANGE_MODES, default='prior')
+    parser.add_argument('--lowfreq', type=float, default=0.03, help='model-like relative: low-frequency error σ')
+    parser.add_argument('--noise', type=float, default=0.01, help='model-like relative: pixel noise σ')
+    parser.add_argument('--model', default='synthetic',
+                        help='relative depth from: synthetic (model-like, from GT), demo (bundled weights), random')
+    args = parser.parse_args(argv)
+    sources = tuple(s for s in args.sources.split(',') if s)
+    unknown = set(sources) - set(SOURCES) - {f'range-{mode}' for mode in RANGE_MODES}
+    if unknown:
+        parser.error(f"unknown sources: {', '.join(sorted(unknown))}")
+    estimator = _load_estimator(args.model)
+    kinds = ('indoor', 'outdoor') if args.kind == 'both' else (args.kind,)
+    for kind in kinds:
+        per_scene = [evaluate_scene(seed, kind, args.width, args.height, estimator, sources, args.range_mode,
+                                    lowfreq=args.lowfreq, noise=args.noise)
+                     for seed in range(args.seed, args.seed + args.scenes)]
+        title = (f'{kind}: {args.scenes} scenes {args.width}x{args.height}, relative from {args.model}, '
+                 f'range mode {args.range_mode} prior {RANGE_PRIORS[kind]} m')
+        print(format_table(summarise(per_scene), title))
+        print()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

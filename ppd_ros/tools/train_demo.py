@@ -1,0 +1,122 @@
+"""Train the small demo model shipped in ppd_ros/weights (CPU, synthetic world, resumable).
+
+    python -m ppd_ros.tools.train_demo                 # render cache, stage 1, stage 2, export, eval
+    python -m ppd_ros.tools.train_demo --resume        # continue after an interruption
+    python -m ppd_ros.tools.train_demo --only eval     # re-evaluate the shipped weights
+
+Everything intermediate (frame cache, checkpoints, log) lives under --run-dir (gitignored runs/).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+STAGES = ('render', 'stage1', 'stage2', 'export', 'eval')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--run-dir', default='runs/demo', help='cache, checkpoints and log (default: runs/demo)')
+    p.add_argument('--weights-dir', default=None, help='where to write the demo weights '
+                   '(default: the package ppd_ros/weights)')
+    p.add_argument('--resume', action='store_true', help='continue from checkpoints in --run-dir')
+    p.add_argument('--only', choices=STAGES, nargs='+', help='run only these stages')
+    p.add_argument('--tiny', action='store_true', help='seconds-long recipe (tests)')
+    p.add_argument('--frames', type=int, help='number of cached training frames')
+    p.add_argument('--stage1-steps', type=int)
+    p.add_argument('--stage2-steps', type=int)
+    p.add_argument('--stage1-minutes', type=float, help='wall-clock budget for stage 1')
+    p.add_argument('--stage2-minutes', type=float, help='wall-clock budget for stage 2')
+    p.add_argument('--workers', type=int, default=2, help='render processes')
+    p.add_argument('--threads', type=int, default=2, help='torch threads')
+    p.add_argument('--eval-scenes', type=int, default=100, help='held-out scenes (seeds 0..N-1)')
+    return p.parse_args(argv)
+
+
+def build_recipe(args):
+    from ppd_ros.training.recipe import DemoRecipe
+    recipe = DemoRecipe.tiny() if args.tiny else DemoRecipe()
+    if args.frames:
+        recipe.num_frames = args.frames
+    if args.stage1_steps:
+        recipe.stage1.steps = args.stage1_steps
+    if args.stage2_steps:
+        recipe.stage2.steps = args.stage2_steps
+    if args.stage1_minutes:
+        recipe.stage1.time_budget_s = 60 * args.stage1_minutes
+    if args.stage2_minutes:
+        recipe.stage2.time_budget_s = 60 * args.stage2_minutes
+    return recipe
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads)
+    from ppd_ros.training import export
+    from ppd_ros.training.data import FrameCache, render_cache
+    from ppd_ros.training.pipeline import load_stage1, train_stage1, train_stage2
+
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    weights_dir = Path(args.weights_dir) if args.weights_dir else export.WEIGHTS_DIR
+    log_file = open(run_dir / 'train.log', 'a', buffering=1)
+
+    def log(msg: str):
+        line = f'{time.strftime("%H:%M:%S")} {msg}'
+        print(line, flush=True)
+        log_file.write(line + '\n')
+
+    recipe = build_recipe(args)
+    stages = set(args.only or STAGES)
+    log(f'train_demo: stages {sorted(stages)} recipe {json.dumps(dataclasses.asdict(recipe))}')
+    timings = export.read_timings(run_dir)
+    cache = None
+
+    def get_cache():
+        nonlocal cache
+        if cache is None:
+            start = time.monotonic()
+            shards = render_cache(run_dir / 'cache', recipe.num_frames, recipe.width, recipe.height,
+                                  shard_size=recipe.shard_size, workers=args.workers, log=log)
+            cache = FrameCache(shards)
+            timings['render_and_load'] = time.monotonic() - start
+            log(f'cache: {len(cache)} frames {cache.size}')
+        return cache
+
+    if 'render' in stages:
+        get_cache()
+    regressor = None
+    if 'stage1' in stages:
+        regressor, result = train_stage1(recipe, get_cache(), run_dir, resume=args.resume, log=log)
+        timings['stage1'] = result.wall_s
+        log(f'stage 1 done: step {result.step} loss {result.last_loss:.4f} {result.wall_s:.0f}s')
+    dit_ema = None
+    if 'stage2' in stages:
+        regressor = regressor or load_stage1(recipe, run_dir)
+        objective, result = train_stage2(recipe, get_cache(), regressor.encoder, run_dir,
+                                         resume=args.resume, log=log)
+        timings['stage2'] = result.wall_s
+        dit_ema = (result.ema or objective).dit
+        log(f'stage 2 done: step {result.step} loss {result.last_loss:.4f} {result.wall_s:.0f}s')
+    if 'export' in stages:
+        regressor = regressor or load_stage1(recipe, run_dir)
+        if dit_ema is None:
+            dit_ema = export.load_stage2_dit(recipe, run_dir)
+        paths = export.export_demo(recipe, regressor, dit_ema, weights_dir, run_dir=run_dir, timings=timings)
+        for path in paths:
+            log(f'wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)')
+    if 'eval' in stages:
+        table = export.evaluate_shipped(weights_dir, num_scenes=args.eval_scenes, log=log)
+        export.record_evaluation(weights_dir, table, args.eval_scenes)
+    log_file.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

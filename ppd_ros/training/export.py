@@ -1,0 +1,162 @@
+"""Write the trained demo model into ppd_ros/weights (the model package's single-file format),
+the baseline head next to it, and a JSON model card with provenance and measured numbers."""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ppd_ros.model.checkpoint import load_model_file, save_model_file
+from ppd_ros.model.dit import SPDiT
+from ppd_ros.training.baseline import BaselineEstimator, save_head
+from ppd_ros.training.checkpoint import load_checkpoint
+from ppd_ros.training.data import TRAIN_SEED_BASE
+from ppd_ros.training.pipeline import STAGE2_CHECKPOINT
+from ppd_ros.training.recipe import DemoRecipe
+from ppd_ros.training.stage1 import DepthRegressor
+from ppd_ros.training.stage2 import FlowMatchingObjective
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / 'weights'
+MODEL_FILE = 'demo_ppd.safetensors'  # PPDEstimator.demo() loads weights/demo_*.safetensors
+HEAD_FILE = 'baseline_head.safetensors'
+CARD_FILE = 'demo_ppd.json'
+STORAGE_DTYPE = torch.float16  # halves the file; the loader returns float32 weights
+
+
+def load_stage2_dit(recipe: DemoRecipe, run_dir: str | Path, use_ema: bool = True) -> SPDiT:
+    objective = FlowMatchingObjective(SPDiT(recipe.dit), DepthRegressor(recipe.encoder).encoder)
+    ema = FlowMatchingObjective(SPDiT(recipe.dit), DepthRegressor(recipe.encoder).encoder)
+    modules = {'model': objective} | ({'ema': ema} if recipe.stage2.ema_decay > 0 else {})
+    load_checkpoint(Path(run_dir) / STAGE2_CHECKPOINT, modules=modules)
+    return (ema if use_ema and recipe.stage2.ema_decay > 0 else objective).dit.eval()
+
+
+def read_timings(run_dir: str | Path) -> dict:
+    """Training wall time per stage, as recorded in the checkpoints (all resumed runs summed)."""
+    timings = {}
+    for name in ('stage1', 'stage2'):
+        path = Path(run_dir) / f'{name}.pt'
+        if path.exists():
+            extra = torch.load(path, map_location='cpu', weights_only=False)['extra']
+            timings[name] = extra.get('wall_s', 0.0)
+    return timings
+
+
+def load_card(weights_dir: str | Path) -> dict:
+    path = Path(weights_dir) / CARD_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_card(weights_dir: Path, card: dict):
+    path = weights_dir / CARD_FILE
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(card, indent=2) + '\n')
+    tmp.replace(path)
+
+
+def export_demo(recipe: DemoRecipe, regressor: DepthRegressor, dit: SPDiT, weights_dir: str | Path,
+                *, run_dir: str | Path | None = None, timings: dict | None = None) -> list[Path]:
+    weights_dir = Path(weights_dir)
+    metadata = {'name': 'demo_ppd', 'target_area': json.dumps(list(recipe.target_area)), 'steps': '4',
+                'description': 'ppd_ros demo model: small SP-DiT + small ViT trained on the synthetic world'}
+    model_path = save_model_file(weights_dir / MODEL_FILE, dit, regressor.encoder, dtype=STORAGE_DTYPE,
+                                 extra_metadata=metadata)
+    head_path = save_head(regressor, weights_dir / HEAD_FILE)
+    stage1_step = stage2_step = None
+    if run_dir is not None:
+        for name, key in (('stage1.pt', 'stage1'), (STAGE2_CHECKPOINT, 'stage2')):
+            p = Path(run_dir) / name
+            if p.exists():
+                step = torch.load(p, map_location='cpu', weights_only=False)['step']
+                stage1_step, stage2_step = (step, stage2_step) if key == 'stage1' else (stage1_step, step)
+    card = load_card(weights_dir)
+    card.update({
+        'model_file': MODEL_FILE,
+        'baseline_head_file': HEAD_FILE,
+        'resolution': {'width': recipe.width, 'height': recipe.height},
+        'target_area': list(recipe.target_area),
+        'sampling': {'steps': 4, 'sampler': 'Euler, released timesteps'},
+        'storage_dtype': str(STORAGE_DTYPE).replace('torch.', ''),
+        'parameters': {'dit': sum(p.numel() for p in dit.parameters()),
+                       'encoder': sum(p.numel() for p in regressor.encoder.parameters()),
+                       'baseline_head': sum(p.numel() for p in regressor.head.parameters())},
+        'data': {'source': 'ppd_ros.synthetic.render_frame', 'frames': recipe.num_frames,
+                 'seeds': [TRAIN_SEED_BASE, TRAIN_SEED_BASE + recipe.num_frames - 1],
+                 'kinds': 'indoor (even index) / outdoor (odd index)', 'augmentation': 'horizontal flip',
+                 'evaluation_seeds': [0, 99]},
+        'training': {
+            'recipe': recipe.to_dict(),
+            'steps': {'stage1': stage1_step, 'stage2': stage2_step},
+            'wall_s': {k: round(v, 1) for k, v in (timings or {}).items()},
+            'machine': f'{platform.machine()} CPU, torch {torch.__version__}, '
+                       f'{torch.get_num_threads()} threads',
+            'objective': {'stage1': 'scale-shift-invariant MSE + 0.5 multi-scale gradient, '
+                                    'normalised log(d+1)',
+                          'stage2': 'flow matching velocity MSE, t ~ U(0,1), target = log(d+1) '
+                                    'normalised by its 2%/98% percentiles to [-0.5, 0.5] '
+                                    '(clamped to [-1, 0.5]); EMA weights shipped'},
+            'exported_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+        },
+    })
+    _write_card(weights_dir, card)
+    return [model_path, head_path, weights_dir / CARD_FILE]
+
+
+def load_demo_estimator(weights_dir: str | Path, steps: int = 4, seed: int = 0):
+    """The demo SP-DiT as a PPDEstimator from ``weights_dir`` (the shipped one via ``demo()``)."""
+    from ppd_ros.model.estimator import PPDEstimator
+    weights_dir = Path(weights_dir)
+    card = load_card(weights_dir)
+    target_area = tuple(card.get('target_area', (128, 96)))
+    return PPDEstimator.from_file(weights_dir / MODEL_FILE, device='cpu', steps=steps, seed=seed,
+                                  target_area=target_area)
+
+
+def load_baseline(weights_dir: str | Path) -> BaselineEstimator:
+    weights_dir = Path(weights_dir)
+    card = load_card(weights_dir)
+    _, encoder, _ = load_model_file(weights_dir / MODEL_FILE)
+    return BaselineEstimator.from_files(encoder.state_dict(), encoder.config, weights_dir / HEAD_FILE,
+                                        target_area=tuple(card.get('target_area', (128, 96))))
+
+
+def evaluate_shipped(weights_dir: str | Path, num_scenes: int = 100,
+                     log: Callable[[str], None] = print) -> dict:
+    """Two tables over held-out seeds 0..num_scenes-1: frames rendered at the demo (model)
+    resolution, and frames rendered at twice that size (a camera larger than the model: every
+    estimator runs at model resolution and its output is enlarged bilinearly; the reference is
+    the ground truth shrunk to model resolution and enlarged back bilinearly)."""
+    from ppd_ros.training.evaluation import ShrunkGroundTruth, evaluate, format_table
+    card = load_card(weights_dir)
+    res = card.get('resolution', {'width': 128, 'height': 96})
+    estimators = {'demo SP-DiT (4 steps, seed 0)': load_demo_estimator(weights_dir),
+                  'discriminative baseline': load_baseline(weights_dir),
+                  'GT shrunk x2 + bilinear': ShrunkGroundTruth(2)}
+    tables = {}
+    for key, scale in (('demo_resolution', 1), ('camera_2x', 2)):
+        width, height = scale * res['width'], scale * res['height']
+        log(f'evaluating on {num_scenes} held-out scenes rendered at {width}x{height}')
+        tables[key] = evaluate(estimators, width=width, height=height, seeds=range(num_scenes), log=log)
+        tables[key + '_size'] = f'{width}x{height}'
+        log(f'\n{width}x{height} frames:\n' + format_table(tables[key]))
+    return tables
+
+
+def record_evaluation(weights_dir: str | Path, tables: dict, num_scenes: int):
+    weights_dir = Path(weights_dir)
+    card = load_card(weights_dir)
+    card['evaluation'] = {
+        'scenes': f'render_frame seeds 0..{num_scenes - 1}, even=indoor odd=outdoor',
+        'metrics': 'ppd_ros.eval.metrics after align_to_gt (least squares in log(d+1)); '
+                   'edge_chamfer in metres; flying_pixels = fraction of discontinuity-band pixels',
+    }
+    for key in ('demo_resolution', 'camera_2x'):
+        if key in tables:
+            card['evaluation'][key] = {
+                'frame_size': tables[key + '_size'],
+                'results': {name: {k: round(v, 5) for k, v in row.items()} for name, row in tables[key].items()}}
+    _write_card(weights_dir, card)

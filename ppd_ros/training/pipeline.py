@@ -1,0 +1,60 @@
+"""Stage runners: each builds its model, resumes from runs/<dir>/stageN.pt when asked, trains
+with the shared loop, and returns the trained modules. Data and noise are seeded by the step."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ppd_ros.model.dit import SPDiT
+from ppd_ros.training.checkpoint import load_checkpoint
+from ppd_ros.training.data import FrameCache, batch_tensors
+from ppd_ros.training.loop import LoopResult, run_loop
+from ppd_ros.training.recipe import DemoRecipe
+from ppd_ros.training.stage1 import DepthRegressor, ssi_loss
+from ppd_ros.training.stage2 import FlowMatchingObjective
+
+STAGE1_CHECKPOINT = 'stage1.pt'
+STAGE2_CHECKPOINT = 'stage2.pt'
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def train_stage1(recipe: DemoRecipe, cache: FrameCache, run_dir: str | Path, *, resume: bool = False,
+                 log: Callable[[str], None] = print) -> tuple[DepthRegressor, LoopResult]:
+    torch.manual_seed(recipe.seed)
+    model = DepthRegressor(recipe.encoder)
+
+    def loss_fn(step: int) -> torch.Tensor:
+        image, target, valid = batch_tensors(cache.batch(recipe.stage1_batch, recipe.seed, step))
+        return ssi_loss(model(image), target, valid)
+
+    result = run_loop(model, loss_fn, recipe.stage1, Path(run_dir) / STAGE1_CHECKPOINT,
+                      resume=resume, log=log, tag='stage1')
+    return model, result
+
+
+def load_stage1(recipe: DemoRecipe, run_dir: str | Path) -> DepthRegressor:
+    model = DepthRegressor(recipe.encoder)
+    load_checkpoint(Path(run_dir) / STAGE1_CHECKPOINT, modules={'model': model})
+    return model.eval()
+
+
+def train_stage2(recipe: DemoRecipe, cache: FrameCache, encoder: torch.nn.Module, run_dir: str | Path,
+                 *, resume: bool = False, log: Callable[[str], None] = print
+                 ) -> tuple[FlowMatchingObjective, LoopResult]:
+    """Returns the objective (its ``.dit`` is the trained DiT; ``result.ema.dit`` the EMA copy)."""
+    torch.manual_seed(recipe.seed + 1)
+    objective = FlowMatchingObjective(SPDiT(recipe.dit), encoder)
+    batch_seed = recipe.seed + 7919  # different batches from stage 1
+
+    def loss_fn(step: int) -> torch.Tensor:
+        image, target, valid = batch_tensors(cache.batch(recipe.stage2_batch, batch_seed, step))
+        return objective(image, target, valid, _step_generator(recipe.seed, step))
+
+    result = run_loop(objective, loss_fn, recipe.stage2, Path(run_dir) / STAGE2_CHECKPOINT,
+                      resume=resume, log=log, tag='stage2')
+    return objective, result

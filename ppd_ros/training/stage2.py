@@ -1,0 +1,46 @@
+"""Stage 2: the SP-DiT trained with flow matching on top of the frozen stage-1 encoder.
+
+x_t = (1 − t)·x0 + t·x1 with x0 the normalised log-depth and x1 ~ N(0, 1), t ~ U(0, 1); the DiT
+predicts the velocity x1 − x0 from [x_t, image − 0.5] and the encoder's semantics; loss = MSE on
+valid pixels (paper eq. 1–3). The DiT sees t on the released 0..1000 scale.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+TIMESTEP_SCALE = 1000.0
+
+
+class FlowMatchingObjective(nn.Module):
+    """Wraps a DiT and a frozen semantics encoder; ``forward`` returns the velocity MSE."""
+
+    def __init__(self, dit: nn.Module, encoder: nn.Module):
+        super().__init__()
+        self.dit = dit
+        self.encoder = encoder.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.encoder.eval()  # frozen: never in training mode
+        return self
+
+    def forward(self, image: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                generator: torch.Generator) -> torch.Tensor:
+        b = image.shape[0]
+        with torch.no_grad():
+            semantics = self.encoder(image)
+        x0 = target[:, None]
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        t = torch.rand(b, generator=generator, dtype=x0.dtype).to(x0.device)
+        x_t = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
+        velocity = velocity_prediction(self.dit, x_t, image, semantics, t)
+        err = (velocity - (noise - x0)) ** 2 * valid[:, None].float()
+        return err.sum() / valid.float().sum().clamp_min(1.0)
+
+
+def velocity_prediction(dit: nn.Module, x_t: torch.Tensor, image: torch.Tensor,
+                        semantics: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """One DiT call: input = [x_t, image − 0.5] (B, 4, H, W), timestep on the 0..1000 scale."""
+    x = torch.cat([x_t, image - 0.5], dim=1)
+    return dit(x, semantics, t * TIMESTEP_SCALE)

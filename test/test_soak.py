@@ -1,0 +1,113 @@
+"""Soak: 300 frames at 30 Hz into a deliberately slow model (0.2 s per frame), ~10 s.
+
+The camera must never wait for the model: frames are dropped (and counted), only recent frames
+are processed, no queue grows, and memory stays flat.
+"""
+import os
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+
+from rcl_interfaces.msg import Log  # noqa: E402
+
+from ppd_ros.geometry.camera import Intrinsics  # noqa: E402
+from ppd_ros.nodes.depth_node import DepthNode  # noqa: E402
+from test_depth_node_harness import Collector, Feeder, RosGraph, pattern_image, wait_for  # noqa: E402
+
+FRAMES, RATE_HZ, MODEL_SECONDS = 300, 30.0, 0.2
+SUBSCRIPTION_DEPTH = 5
+INTR = Intrinsics(50.0, 50.0, 31.5, 23.5, 64, 48)
+
+
+class SlowEstimator:
+    """Sleeps like a heavy model; records which frame it got and the newest frame sent by then."""
+
+    def __init__(self, latest_sent):
+        self.steps = 4
+        self.latest_sent = latest_sent
+        self.seen = []  # (frame index, newest index sent when inference started)
+
+    def predict(self, rgb):
+        index = int(rgb[0, 0, 1]) * 256 + int(rgb[0, 0, 2])
+        self.seen.append((index, self.latest_sent[0]))
+        time.sleep(MODEL_SECONDS)
+        return np.ones((24, 32), np.float32) * 0.5
+
+    def describe(self):
+        return {'model': 'slow-fake', 'device': 'cpu', 'precision': 'fp32', 'steps': self.steps}
+
+
+def _rss_bytes() -> int:
+    with open(f'/proc/{os.getpid()}/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def test_slow_model_drops_old_frames_and_memory_stays_flat(ros_context):
+    latest_sent = [-1]
+    estimator = SlowEstimator(latest_sent)
+    base = pattern_image()
+    with RosGraph(ros_context) as graph:
+        node = graph.add(DepthNode(estimator=estimator, context=ros_context))
+        feeder = graph.add(Feeder(ros_context))
+        collector = graph.add(Collector(ros_context, topics=['depth/relative']))
+        rosout = []
+        listener = graph.add(rclpy.create_node('rosout_listener', context=ros_context))
+        listener.create_subscription(Log, '/rosout', rosout.append, 100)
+        assert wait_for(lambda: feeder.connected() and node.wanted_outputs() == {'relative'})
+
+        tracemalloc.start()
+        try:
+            started = time.monotonic()
+            for i in range(FRAMES):
+                if i == 60:  # after warm-up: every buffer and statistics window is in use
+                    baseline_traced = tracemalloc.get_traced_memory()[0]
+                    baseline_rss = _rss_bytes()
+                rgb = base.copy()
+                rgb[0, 0, 1], rgb[0, 0, 2] = divmod(i, 256)
+                latest_sent[0] = i
+                feeder.send(i, rgb, INTR)
+                delay = started + (i + 1) / RATE_HZ - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            feeding_time = time.monotonic() - started
+            assert node.worker.wait_idle(10.0)
+            traced_growth = tracemalloc.get_traced_memory()[0] - baseline_traced
+            rss_growth = _rss_bytes() - baseline_rss
+        finally:
+            tracemalloc.stop()
+        status = node.diagnostics.publish().status[0]
+        published = collector.count('depth/relative')
+        wait_for(lambda: any('cannot keep up' in log.msg for log in rosout), timeout=2.0)
+    warnings = [log.msg for log in rosout if 'cannot keep up' in log.msg]
+
+    stats = node.worker.stats()
+    received = node.input_rate.total
+    print(f'\nsoak: {received} frames received in {feeding_time:.1f} s, {stats["processed"]} processed, '
+          f'{stats["dropped"]} dropped, {published} published; traced memory growth '
+          f'{traced_growth / 1e6:.2f} MB, RSS growth {rss_growth / 1e6:.1f} MB')
+
+    assert received >= 0.9 * FRAMES                      # the callbacks kept up with the camera
+    assert stats['processed'] == len(estimator.seen) == published
+    # each inference sleeps MODEL_SECONDS, so no more frames than that can have been processed
+    assert stats['processed'] <= (feeding_time + 10.0) / MODEL_SECONDS + 1
+    assert stats['dropped'] == received - stats['processed']  # every frame: processed or dropped
+    assert stats['dropped'] > received / 2
+    assert stats['max_pending'] == 1                      # no queue beyond latest-frame-wins
+    assert max(node._subscriptions_handle[0].pending()) <= 10  # pairing queue bounded by queue_size
+    # only recent frames: what the model starts on is at most the frames in flight behind
+    # (subscription history + pairing + worker slot), never an old backlog
+    lags = [newest - index for index, newest in estimator.seen]
+    assert max(lags) <= SUBSCRIPTION_DEPTH + 3, lags
+    assert np.median(lags) <= 2, lags
+    assert [i for i, _ in estimator.seen] == sorted(i for i, _ in estimator.seen)
+    assert traced_growth < 2e6, f'Python memory grew by {traced_growth / 1e6:.1f} MB'
+    assert rss_growth < 50e6, f'RSS grew by {rss_growth / 1e6:.1f} MB'
+    values = {v.key: v.value for v in status.values}
+    assert values['frames dropped (model busy)'] == str(stats['dropped'])
+    # the warning is throttled (every 10 s at most), not one line per dropped frame
+    assert 1 <= len(warnings) <= feeding_time / 10.0 + 2, warnings
+    assert 'latest frame wins' in warnings[0]

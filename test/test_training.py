@@ -1,0 +1,161 @@
+"""Training code of the demo model: target normalisation, data determinism, losses, and a
+3-step smoke run of both stages that must resume exactly from its checkpoint."""
+import numpy as np
+import pytest
+import torch
+
+from ppd_ros.training.checkpoint import load_checkpoint
+from ppd_ros.training.data import FrameCache, batch_tensors, frame_seed_and_kind, render_cache
+from ppd_ros.training.normalization import normalise_log_depth
+from ppd_ros.training.pipeline import STAGE1_CHECKPOINT, STAGE2_CHECKPOINT, train_stage1, train_stage2
+from ppd_ros.training.recipe import DemoRecipe
+from ppd_ros.training.stage1 import align_scale_shift, ssi_loss
+from ppd_ros.training.stage2 import FlowMatchingObjective
+
+
+def test_normalisation_maps_percentiles_to_half_range():
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(0.5, 30.0, size=(40, 50)).astype(np.float32)
+    valid = np.ones_like(depth, bool)
+    valid[:5] = False
+    out = normalise_log_depth(depth, valid)
+    inside = out[valid]
+    assert np.percentile(inside, 2) == pytest.approx(-0.5, abs=1e-3)
+    assert np.percentile(inside, 98) == pytest.approx(0.5, abs=1e-3)
+    assert inside.min() >= -1.0 and inside.max() <= 0.5
+    assert np.all(out[~valid] == 0)
+    # monotone: farther stays larger
+    order = np.argsort(depth[valid])
+    assert np.all(np.diff(inside[order]) >= -1e-6)
+
+
+def test_normalisation_rejects_maps_without_valid_depth():
+    with pytest.raises(ValueError, match='no valid pixel'):
+        normalise_log_depth(np.full((4, 4), 100.0), np.ones((4, 4), bool))
+
+
+def test_training_and_evaluation_seeds_are_disjoint():
+    seeds = [frame_seed_and_kind(i)[0] for i in range(5000)]
+    assert min(seeds) >= 100_000
+    assert {frame_seed_and_kind(i)[1] for i in range(4)} == {'indoor', 'outdoor'}
+
+
+def test_scale_shift_invariant_loss_ignores_affine_changes():
+    rng = np.random.default_rng(1)
+    target = torch.from_numpy(rng.uniform(-0.5, 0.5, (2, 16, 16)).astype(np.float32))
+    mask = torch.ones_like(target, dtype=torch.bool)
+    pred = 3.0 * target - 0.7
+    assert torch.allclose(align_scale_shift(pred, target, mask), target, atol=1e-5)
+    assert ssi_loss(pred, target, mask, direct_weight=0).item() < 1e-5
+    assert ssi_loss(target, target, mask).item() < 1e-8
+    assert ssi_loss(torch.randn_like(target), target, mask).item() > 0.01
+
+
+class _ZeroVelocity(torch.nn.Module):
+    def forward(self, x, semantics, timestep):
+        return torch.zeros_like(x[:, :1])
+
+
+class _NoEncoder(torch.nn.Module):
+    def forward(self, image):
+        return torch.zeros(image.shape[0], 1, 1)
+
+
+def test_flow_matching_loss_is_velocity_mse_on_valid_pixels():
+    target = torch.rand(2, 16, 16) - 0.5
+    valid = torch.ones_like(target, dtype=torch.bool)
+    valid[:, :4] = False
+    objective = FlowMatchingObjective(_ZeroVelocity(), _NoEncoder())
+    loss = objective(torch.rand(2, 3, 16, 16), target, valid, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    noise = torch.randn((2, 1, 16, 16), generator=gen)
+    expected = ((noise[:, 0] - target) ** 2)[valid].mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.fixture(scope='module')
+def tiny_cache(tmp_path_factory):
+    synthetic = pytest.importorskip('ppd_ros.synthetic', reason='synthetic world not available')
+    if not hasattr(synthetic, 'render_frame'):
+        pytest.skip('ppd_ros.synthetic.render_frame not available yet')
+    recipe = DemoRecipe.tiny()
+    shards = render_cache(tmp_path_factory.mktemp('cache'), recipe.num_frames, recipe.width,
+                          recipe.height, shard_size=recipe.shard_size, workers=1, log=lambda m: None)
+    return FrameCache(shards)
+
+
+def test_cache_batches_are_a_pure_function_of_the_step(tiny_cache):
+    recipe = DemoRecipe.tiny()
+    assert len(tiny_cache) == recipe.num_frames
+    assert tiny_cache.size == (recipe.height, recipe.width)
+    a, b = tiny_cache.batch(4, seed=5, step=7), tiny_cache.batch(4, seed=5, step=7)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.target, b.target)
+    c = tiny_cache.batch(4, seed=5, step=8)
+    assert not np.array_equal(a.image, c.image)
+    image, target, valid = batch_tensors(a)
+    assert image.shape == (4, 3, recipe.height, recipe.width) and 0 <= image.min() <= image.max() <= 1
+    assert target.shape == valid.shape == (4, recipe.height, recipe.width)
+
+
+def test_flip_augmentation_flips_image_and_target_together(tiny_cache):
+    flips = 0
+    for step in range(20):
+        batch = tiny_cache.batch(1, seed=0, step=step)
+        image, target = batch.image[0], batch.target[0]
+        plain = [i for i, rgb in enumerate(tiny_cache.rgb) if np.array_equal(image, rgb)]
+        mirrored = [i for i, rgb in enumerate(tiny_cache.rgb) if np.array_equal(image, rgb[:, ::-1])]
+        if plain:
+            assert np.array_equal(target, tiny_cache.target[plain[0]])
+        else:
+            assert mirrored, 'batch image is neither a cached frame nor its mirror'
+            assert np.array_equal(target, tiny_cache.target[mirrored[0]][:, ::-1])
+            flips += 1
+    assert 0 < flips < 20
+
+
+def _params(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_three_step_smoke_run_resumes_exactly(tiny_cache, tmp_path):
+    recipe = DemoRecipe.tiny()
+    straight, interrupted = tmp_path / 'straight', tmp_path / 'interrupted'
+
+    reg_a, res_a = train_stage1(recipe, tiny_cache, straight, log=lambda m: None)
+    assert res_a.finished and np.isfinite(res_a.last_loss)
+    assert (straight / STAGE1_CHECKPOINT).exists()
+    obj_a, res2_a = train_stage2(recipe, tiny_cache, reg_a.encoder, straight, log=lambda m: None)
+    assert res2_a.finished and np.isfinite(res2_a.last_loss)
+    assert load_checkpoint(straight / STAGE2_CHECKPOINT, modules={'model': obj_a})['step'] == 3
+
+    # Interrupt each stage after its first step (a zero time budget), then resume.
+    cut = DemoRecipe.tiny()
+    cut.stage1.time_budget_s = cut.stage2.time_budget_s = 0.0
+    _, r1 = train_stage1(cut, tiny_cache, interrupted, log=lambda m: None)
+    assert r1.step == 1 and not r1.finished
+    reg_b, r1 = train_stage1(recipe, tiny_cache, interrupted, resume=True, log=lambda m: None)
+    assert r1.step == 3
+    _, r2 = train_stage2(cut, tiny_cache, reg_b.encoder, interrupted, log=lambda m: None)
+    assert r2.step == 1
+    obj_b, r2 = train_stage2(recipe, tiny_cache, reg_b.encoder, interrupted, resume=True, log=lambda m: None)
+    assert r2.step == 3
+
+    for a, b in ((reg_a, reg_b), (obj_a, obj_b), (res2_a.ema, r2.ema)):
+        pa, pb = _params(a), _params(b)
+        assert pa.keys() == pb.keys()
+        for key in pa:
+            assert torch.equal(pa[key], pb[key]), key
+    # The frozen encoder really stayed frozen during stage 2.
+    for key, value in _params(reg_a.encoder).items():
+        assert torch.equal(value, obj_a.encoder.state_dict()[key])
+
+
+def test_evaluation_scores_a_ground_truth_oracle_as_near_perfect(tiny_cache):
+    pytest.importorskip('ppd_ros.eval.metrics')
+    from ppd_ros.training.evaluation import ShrunkGroundTruth, evaluate
+    table = evaluate({'oracle': ShrunkGroundTruth(1), 'blurred': ShrunkGroundTruth(8)},
+                     width=64, height=48, seeds=[0, 1], log=lambda m: None)
+    assert table['oracle']['abs_rel'] < 1e-3 and table['oracle']['delta1'] > 0.999
+    assert table['oracle']['edge_chamfer'] < 1e-3
+    assert table['blurred']['abs_rel'] > table['oracle']['abs_rel']
+    assert table['blurred']['edge_chamfer'] > table['oracle']['edge_chamfer']
