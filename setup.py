@@ -48,6 +48,7 @@ setup(
             'ppd-eval = ppd_ros.tools.evaluate:main',
             'ppd-fusion-report = ppd_ros.tools.fusion_report:main',
             'ppd-parity = ppd_ros.tools.parity:main',
+            'ppd-temporal-report = ppd_ros.tools.temporal_report:main',
         ],
     },
 )

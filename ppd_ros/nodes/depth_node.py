@@ -161,7 +161,8 @@ def build_estimator(params):
         return PPDEstimator.demo(**common)
     except (OSError, RuntimeError, ValueError, KeyError, NotImplementedError) as exc:
         text = str(exc).strip().splitlines()
-        raise EstimatorLoadError(f"cannot load the model ({'checkpoints' if params['model.dit_path'] else 'bundled demo model'}): "
+        source = 'checkpoints' if params['model.dit_path'] else 'bundled demo model'
+        raise EstimatorLoadError(f'cannot load the model ({source}): '
                                  f'{text[0] if text else type(exc).__name__}') from exc
 
 

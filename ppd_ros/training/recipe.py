@@ -16,15 +16,15 @@ class DemoRecipe:
     shard_size: int = 200
     seed: int = 0
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(
-        embed_dim=192, depth=6, num_heads=3, patch_size=14, img_size=224, init_values=1.0))
+        embed_dim=192, depth=6, num_heads=3, patch_size=14, img_size=224, init_values=0.1))
     dit: DiTConfig = field(default_factory=lambda: DiTConfig(
         hidden_size=128, depth=6, num_heads=2, patch_size=8, semantic_dim=192))
     stage1_batch: int = 16
     stage2_batch: int = 8
     stage1: LoopConfig = field(default_factory=lambda: LoopConfig(
-        steps=1000, lr=5e-4, warmup_steps=50, checkpoint_every=50))
+        steps=3000, lr=4e-4, warmup_steps=50, checkpoint_every=100))
     stage2: LoopConfig = field(default_factory=lambda: LoopConfig(
-        steps=1600, lr=4e-4, warmup_steps=50, checkpoint_every=50, ema_decay=0.999))
+        steps=2000, lr=4e-4, warmup_steps=50, checkpoint_every=100, ema_decay=0.999))
 
     @property
     def target_area(self) -> tuple[int, int]:

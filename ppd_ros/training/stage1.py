@@ -2,7 +2,7 @@
 
 Its encoder becomes the frozen semantics model of the demo SP-DiT (stage 2); encoder + head are
 also the discriminative baseline the demo is compared with. Loss, on valid pixels, in normalised
-log-depth: scale-and-shift-invariant MSE + multi-scale gradient term (MiDaS-style) + direct MSE.
+log-depth: direct MSE + multi-scale gradient term (MiDaS-style) + scale-and-shift-invariant MSE.
 """
 from __future__ import annotations
 
@@ -72,15 +72,16 @@ def gradient_loss(residual: torch.Tensor, mask: torch.Tensor, scales: int = 4) -
 
 
 def ssi_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-             gradient_weight: float = 0.5, direct_weight: float = 1.0) -> torch.Tensor:
-    """Scale-and-shift-invariant MSE + gradient matching, plus a direct MSE to the (already
-    per-map normalised) target. The direct term gives useful gradients from the first step: with
-    a near-constant prediction the least-squares scale alone is ill-conditioned."""
+             ssi_weight: float = 0.25, gradient_weight: float = 0.5, direct_weight: float = 1.0) -> torch.Tensor:
+    """Direct MSE to the target (already normalised per map by its 2 %/98 % percentiles, i.e.
+    free of the map's scale and shift) + multi-scale gradient matching of that residual +
+    scale-and-shift-invariant MSE after per-image least-squares alignment. The direct terms carry
+    the learning early on: with a near-constant prediction the alignment is ill-conditioned."""
     m = mask.float()
     n = m.sum().clamp_min(1.0)
-    aligned = align_scale_shift(pred, target, mask)
-    residual = (aligned - target) * m
-    loss = (residual ** 2).sum() / n + gradient_weight * gradient_loss(residual, mask)
-    if direct_weight:
-        loss = loss + direct_weight * (((pred - target) * m) ** 2).sum() / n
+    residual = (pred - target) * m
+    loss = direct_weight * (residual ** 2).sum() / n + gradient_weight * gradient_loss(residual, mask)
+    if ssi_weight:
+        aligned = (align_scale_shift(pred, target, mask) - target) * m
+        loss = loss + ssi_weight * (aligned ** 2).sum() / n
     return loss
