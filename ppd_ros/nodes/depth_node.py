@@ -28,9 +28,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -47,7 +45,8 @@ from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter, StatW
 from .image_codec import MONO16_MODES, bgr_to_image_msg, depth_to_image_msg, rgb_from_any
 from .pairing import stamp_ns, subscribe_pair
 from .params import NodeParameters, ParameterError, ParamSpec
-from .qos import QOS_CHOICES, qos_profile, use_package_fastdds_profile
+from .qos import QOS_CHOICES, qos_profile
+from .runner import run_node
 from .worker import LatestFrameWorker
 
 DEPTH_OUTPUTS = ('relative', 'image', 'points', 'colorized')
@@ -98,7 +97,7 @@ DEPTH_NODE_PARAMETERS = (
     ParamSpec('output.resolution', 'inference', 'inference: depth at the model resolution '
               '(camera_info scaled per axis); camera: enlarged to the camera resolution',
               dynamic=True, choices=RESOLUTIONS),
-    ParamSpec('output.upsample', 'edge_aware', 'How depth is enlarged for output.resolution camera '
+    ParamSpec('output.upsample', 'guided', 'How depth is enlarged for output.resolution camera '
               '(edge-preserving; guided follows the RGB edges)', dynamic=True, choices=UPSAMPLE_METHODS),
     ParamSpec('output.upsample_edge_threshold', 0.02, 'Relative-depth step treated as a depth edge '
               'when enlarging', dynamic=True, low=1e-6, high=1.0),
@@ -486,35 +485,8 @@ class DepthNode(Node):
 
 # ---------------------------------------------------------------------------------- main
 
-def run_node(make_node, name: str, args=None) -> int:
-    """Standard main for this package's nodes: Fast DDS profile, init, a clear start-up error
-    (exit 1), a multi-threaded executor until Ctrl-C or shutdown."""
-    use_package_fastdds_profile()
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = make_node()
-        except (ParameterError, EstimatorLoadError) as exc:
-            rclpy.logging.get_logger(name).fatal(f'cannot start: {exc}')
-            print(f'{name}: error: {exc}', file=sys.stderr)
-            return 1
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        return 0
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-
-
 def main(args=None) -> int:
-    return run_node(DepthNode, 'depth_node', args)
+    return run_node(DepthNode, 'depth_node', args, startup_errors=(EstimatorLoadError,))
 
 
 if __name__ == '__main__':

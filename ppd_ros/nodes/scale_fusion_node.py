@@ -38,8 +38,9 @@ from ppd_ros.nodes.cloud import CloudDecodeError, cloud_msg_to_xyz, points_to_cl
 from ppd_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter
 from ppd_ros.nodes.image_codec import ImageDecodeError, depth_to_image_msg, image_msg_to_depth
 from ppd_ros.nodes.pairing import stamp_ns, subscribe_pair
-from ppd_ros.nodes.params import NodeParameters, ParameterError, ParamSpec
-from ppd_ros.nodes.qos import QOS_CHOICES, qos_profile, use_package_fastdds_profile
+from ppd_ros.nodes.params import NodeParameters, ParamSpec
+from ppd_ros.nodes.qos import QOS_CHOICES, qos_profile
+from ppd_ros.nodes.runner import run_node
 
 try:  # tf2 is not installable from PyPI; the extrinsic parameters are the fallback
     import tf2_ros
@@ -149,10 +150,7 @@ def relative_from_msg(msg: Image) -> np.ndarray:
     (relative 0 is the scene's 2 % depth, not "no return" as in a metric image)."""
     if msg.encoding != '32FC1':
         raise ImageDecodeError(f"depth/relative must be 32FC1, got '{msg.encoding}'")
-    pixels = image_codec._raw_pixels(msg, {'32FC1': (1, 4)}, 'relative depth')[..., 0]
-    relative = pixels.astype(np.float32)
-    relative[~np.isfinite(relative)] = np.nan
-    return relative
+    return image_codec.float_image_to_array(msg)
 
 
 class ScaleFusionNode(Node):
@@ -420,25 +418,7 @@ class ScaleFusionNode(Node):
 
 
 def main(args=None) -> int:
-    use_package_fastdds_profile()
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = ScaleFusionNode()
-        except ParameterError as exc:
-            rclpy.logging.get_logger('scale_fusion_node').fatal(f'cannot start: {exc}')
-            print(f'scale_fusion_node: error: {exc}', file=sys.stderr)
-            return 1
-        try:
-            rclpy.spin(node)
-        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-            pass
-        return 0
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(ScaleFusionNode, 'scale_fusion_node', args)
 
 
 if __name__ == '__main__':

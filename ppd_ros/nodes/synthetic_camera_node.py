@@ -23,7 +23,7 @@ from std_msgs.msg import Header
 from ppd_ros import synthetic
 
 from .cloud import points_to_cloud_msg
-from .depth_node import run_node
+from .runner import run_node
 from .image_codec import depth_to_image_msg, rgb_to_image_msg
 from .params import NodeParameters, ParamSpec
 from .qos import QOS_CHOICES, qos_profile
