@@ -35,7 +35,7 @@ setup(
             'ros-ament-cmake-ros-core==0.14.5',
             'catkin_pkg==1.1.1',
         ],
-        'test': ['pytest', 'pytest-timeout'],
+        'test': ['pytest', 'pytest-timeout', 'pyyaml'],
     },
     entry_points={
         'console_scripts': [

@@ -136,3 +136,8 @@ def test_bad_clouds_raise_with_a_reason(change, pattern):
         setattr(msg, key, value)
     with pytest.raises(CloudDecodeError, match=pattern):
         cloud_msg_to_xyz(msg)
+
+
+def test_empty_cloud_packs_without_error():
+    msg = points_to_cloud_msg(np.zeros((0, 5, 3), np.float32), Header())
+    assert (msg.height, msg.width, len(msg.data)) == (0, 5, 0)

@@ -76,21 +76,24 @@ def test_generate_launch_description_when_launch_ros_is_available():
     assert REQUIRED_ARGUMENTS <= declared
 
 
-def test_config_yaml_lists_every_depth_node_parameter_with_its_default():
-    from ppd_ros.nodes.depth_node import DEPTH_NODE_PARAMETERS
+def _flatten(tree, prefix=''):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f'{prefix}{key}.')
+        else:
+            yield f'{prefix}{key}', value
+
+
+@pytest.mark.parametrize('node', ['depth_node', 'scale_fusion_node'])
+def test_config_yaml_lists_every_parameter_with_its_default(node):
+    if node == 'depth_node':
+        from ppd_ros.nodes.depth_node import DEPTH_NODE_PARAMETERS as specs
+    else:
+        from ppd_ros.nodes.scale_fusion_node import PARAMS as specs
     config = yaml.safe_load((REPO / 'config' / 'ppd.yaml').read_text())
-    section = config['/**/depth_node']['ros__parameters']
-
-    def flatten(tree, prefix=''):
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                yield from flatten(value, f'{prefix}{key}.')
-            else:
-                yield f'{prefix}{key}', value
-
-    values = dict(flatten(section))
-    assert set(values) == {spec.name for spec in DEPTH_NODE_PARAMETERS}
-    for spec in DEPTH_NODE_PARAMETERS:
+    values = dict(_flatten(config[f'/**/{node}']['ros__parameters']))
+    assert set(values) == {spec.name for spec in specs}
+    for spec in specs:
         assert values[spec.name] == spec.default, spec.name
         assert type(values[spec.name]) is type(spec.default), spec.name  # 1.0 stays a double
 

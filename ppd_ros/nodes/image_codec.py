@@ -63,7 +63,9 @@ def retain_freed_memory(max_block_bytes: int = 32 << 20, keep_free_bytes: int = 
 def fill_data(msg, array_like: np.ndarray) -> None:
     """Set msg.data (uint8[]) from the raw bytes of a numpy array with one memcpy."""
     buf = array.array('B')
-    buf.frombytes(memoryview(np.ascontiguousarray(array_like)).cast('B'))
+    contiguous = np.ascontiguousarray(array_like)
+    if contiguous.size:  # memoryview cannot cast an empty (zero-length axis) array
+        buf.frombytes(memoryview(contiguous).cast('B'))
     msg.data = buf
 
 
