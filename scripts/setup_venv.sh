@@ -25,6 +25,8 @@ cmake -S . -B build/msgs -DPPD_ROS_MESSAGES_ONLY=ON -DCMAKE_PREFIX_PATH="$VIRTUA
 PATH="$VIRTUAL_ENV/bin:$PATH" cmake --build build/msgs -j2 >>build/msgs.log 2>&1 || { tail -50 build/msgs.log; exit 1; }
 cmake --install build/msgs >>build/msgs.log 2>&1 || { tail -50 build/msgs.log; exit 1; }
 # The generator writes an empty ppd_ros/__init__.py; remove it so the generated ppd_ros.msg joins
-# this source package (ppd_ros/__init__.py extends its __path__) instead of shadowing it.
-rm -rf "$SITE/ppd_ros/__init__.py" "$SITE/ppd_ros/__pycache__"
+# this source package (ppd_ros/__init__.py extends its __path__) instead of shadowing it. Remove
+# its egg-info too: pip would take it for this distribution and delete the messages on the next
+# `pip install -e .`.
+rm -rf "$SITE/ppd_ros/__init__.py" "$SITE/ppd_ros/__pycache__" "$SITE"/ppd_ros-*.egg-info
 "$VENV/bin/python" -c 'import ppd_ros.msg, rclpy, torch; print("setup: ok, torch", torch.__version__)'
