@@ -98,6 +98,10 @@ def test_truncated_and_wrong_files(tmp_path, dit_pth, parity):
     text.write_text('not a checkpoint\n')
     with pytest.raises(CheckpointError, match='notes.pth'):
         load_dit(text)
+    junk = tmp_path / 'junk.pth'
+    junk.write_bytes(b'junk')  # too short for torch's header: struct.error inside torch.load
+    with pytest.raises(CheckpointError, match='junk.pth'):
+        load_dit(junk)
     enc = tmp_path / 'encoder.pth'
     torch.save(parity['encoder_state_dict'], enc)
     with pytest.raises(CheckpointError, match='no SP-DiT weights'):

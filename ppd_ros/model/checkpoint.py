@@ -26,6 +26,7 @@ import json
 import os
 import pickle
 import re
+import struct
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -95,7 +96,7 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
                 '(re-save it as a plain state dict or as .safetensors)') from exc
         raise CheckpointError(f'{path}: not a PyTorch checkpoint (truncated or wrong file?): '
                               f'{text.splitlines()[0] if text else type(exc).__name__}') from exc
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, struct.error) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ''
         raise CheckpointError(f'{path}: cannot read checkpoint (truncated or corrupt?): '
                               f'{type(exc).__name__}: {first}') from exc

@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RANDOM_TINY_LABEL = 'RANDOM-TINY MODEL (untrained): depth is meaningless, plumbing demo only'
 
@@ -122,10 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--model', choices=('demo', 'random-tiny'), default='demo',
                    help='demo: bundled demo weights (default); random-tiny: untrained tiny model, '
                         'plumbing only (meaningless depth)')
-    p.add_argument('--dit', type=Path, help='released PPD DiT checkpoint instead of --model')
-    p.add_argument('--encoder', type=Path, help='released Depth-Anything-v2 encoder checkpoint (with --dit)')
-    p.add_argument('--device', default='auto')
-    p.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
+    add_model_arguments(p)
     p.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
     p.add_argument('--target-area', type=int, nargs=2, metavar=('W', 'H'),
                    help='model resolution area (default: the camera size --width --height)')
@@ -141,27 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_estimator(args):
-    """(estimator, label) from the options — released checkpoints or the demo model exactly as
-    depth_node builds them from its model.* parameters, or the random tiny model; raises
-    SystemExit(2) with one line when the model cannot be loaded."""
-    from .depth_node import EstimatorLoadError
-    from .depth_node import build_estimator as build_from_parameters
+def load_estimator(args):
+    """(estimator, label) from the options — released checkpoints, the demo model (as depth_node
+    builds it) or the random tiny model; raises SystemExit(2) with one line when it cannot be built."""
     # default: the camera's own size (the synthetic camera is small; upscaling costs time only)
     target_area = tuple(args.target_area) if args.target_area else (args.width, args.height)
-    if args.dit is None and args.model == 'random-tiny':
-        from ppd_ros.model.estimator import PPDEstimator
-        return PPDEstimator.from_config(device=args.device, precision=args.precision, steps=args.steps,
-                                        target_area=target_area), RANDOM_TINY_LABEL
-    parameters = {'model.dit_path': str(args.dit or ''), 'model.encoder_path': str(args.encoder or ''),
-                  'model.device': args.device, 'model.precision': args.precision, 'model.steps': args.steps,
-                  'model.seed': -1, 'model.target_area': target_area}
+    random_tiny = args.dit is None and args.model == 'random-tiny'
     try:
-        return build_from_parameters(parameters), ''
-    except EstimatorLoadError as exc:
-        hint = ' (try --model random-tiny to see the plumbing without weights)' if args.dit is None else ''
+        estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
+                                    args.steps, target_area=target_area)
+    except EstimatorBuildError as exc:
+        demo_model = args.dit is None and not random_tiny
+        hint = ' (try --model random-tiny to see the plumbing without weights)' if demo_model else ''
         print(f'ppd-demo: error: {exc}{hint}', file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+    return estimator, RANDOM_TINY_LABEL if random_tiny else ''
 
 
 # ------------------------------------------------------------------------------ the pipeline
@@ -275,7 +268,7 @@ def run(args) -> int:
     from .qos import use_package_fastdds_profile
     from .synthetic_camera_node import SyntheticCameraNode
 
-    estimator, label = build_estimator(args)
+    estimator, label = load_estimator(args)
     describe = estimator.describe()
     print(f"ppd-demo: model {describe.get('model')} on {describe.get('device')} "
           f"({describe.get('precision')}, {estimator.steps} steps)" + (f'\n  *** {label} ***' if label else ''))

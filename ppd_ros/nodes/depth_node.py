@@ -39,6 +39,7 @@ from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
+from ppd_ros.model.factory import EstimatorBuildError, build_estimator
 
 from .cloud import points_to_cloud_msg
 from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter, StatWindow
@@ -139,30 +140,14 @@ class InputError(ValueError):
     """An input message cannot be used; the text says why (logged throttled, frame dropped)."""
 
 
-class EstimatorLoadError(RuntimeError):
-    """The estimator cannot be built from the model.* parameters."""
-
-
-def build_estimator(params):
-    """PPDEstimator from model.* parameters: released checkpoints, or the bundled demo model."""
-    try:
-        from ppd_ros.model.estimator import PPDEstimator
-    except ImportError as exc:
-        raise EstimatorLoadError(f'the PPD model code is not available: {exc}') from exc
+def model_options(params) -> dict:
+    """``ppd_ros.model.factory.build_estimator`` keyword arguments from the model.* parameters:
+    released checkpoints when model.dit_path is set, else the bundled demo model; seed -1: random."""
     seed = params['model.seed']
-    common = dict(device=params['model.device'], precision=params['model.precision'],
-                  steps=params['model.steps'], seed=None if seed < 0 else seed,
-                  target_area=tuple(params['model.target_area']))
-    try:
-        if params['model.dit_path']:
-            return PPDEstimator.from_checkpoints(params['model.dit_path'], params['model.encoder_path'],
-                                                 **common)
-        return PPDEstimator.demo(**common)
-    except (OSError, RuntimeError, ValueError, KeyError, NotImplementedError) as exc:
-        text = str(exc).strip().splitlines()
-        source = 'checkpoints' if params['model.dit_path'] else 'bundled demo model'
-        raise EstimatorLoadError(f'cannot load the model ({source}): '
-                                 f'{text[0] if text else type(exc).__name__}') from exc
+    return dict(dit=params['model.dit_path'] or None, encoder=params['model.encoder_path'] or None,
+                device=params['model.device'], precision=params['model.precision'],
+                steps=params['model.steps'], seed=None if seed < 0 else seed,
+                target_area=tuple(params['model.target_area']))
 
 
 def supports_warm_start(estimator) -> bool:
@@ -246,7 +231,7 @@ class DepthNode(Node):
         self.params = NodeParameters(self, DEPTH_NODE_PARAMETERS, self._check_parameters)
         for name in self.params.unknown_overrides():
             self.get_logger().warning(f"unknown parameter '{name}' ignored (typo?)")
-        self.estimator = estimator if estimator is not None else build_estimator(self.params)
+        self.estimator = estimator if estimator is not None else build_estimator(**model_options(self.params))
         reason = self._check_parameters(dict(self.params))  # again, now that the estimator is known
         if reason:
             raise ParameterError(reason)
@@ -486,7 +471,7 @@ class DepthNode(Node):
 # ---------------------------------------------------------------------------------- main
 
 def main(args=None) -> int:
-    return run_node(DepthNode, 'depth_node', args, startup_errors=(EstimatorLoadError,))
+    return run_node(DepthNode, 'depth_node', args, startup_errors=(EstimatorBuildError,))
 
 
 if __name__ == '__main__':

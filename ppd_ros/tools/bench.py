@@ -31,6 +31,8 @@ import torch
 
 from ppd_ros.model.config import DiTConfig, EncoderConfig
 from ppd_ros.model.estimator import PPDEstimator, resolve_device, resolve_precision
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments
+from ppd_ros.model.factory import build_estimator as build_from_checkpoints
 from ppd_ros.model.preprocess import model_size, resize_for_model
 from ppd_ros.model.sampler import sample, sampling_timesteps
 
@@ -408,8 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--size', choices=('tiny', 'small', 'base', 'large'), default='large',
                    help='model size with random weights (default large = released ppd.pth + ViT-L '
                         'architecture; small/base are scaled-down variants, tiny the test model)')
-    p.add_argument('--dit', type=Path, metavar='PATH', help='DiT checkpoint instead of random weights')
-    p.add_argument('--encoder', type=Path, metavar='PATH', help='encoder checkpoint (with --dit)')
+    add_model_arguments(p)
     res = p.add_mutually_exclusive_group()
     res.add_argument('--area', metavar='WxH', help='target pixel area as the estimator uses it '
                      '(default 1024x768); the model resolution follows the input frame\'s aspect ratio')
@@ -418,8 +419,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--input', metavar='WxH', help='camera frame size fed to preprocess (default: twice the '
                    'model resolution with --height/--width, else 1280x960)')
     p.add_argument('--steps', type=int, default=4, help='Euler steps (default 4)')
-    p.add_argument('--device', default='auto', help='auto (default), cpu, cuda, …')
-    p.add_argument('--precision', default='fp32', help='fp32 (default), fp16, bf16 (autocast)')
     p.add_argument('--warmup', type=int, default=2, help='untimed iterations first (default 2)')
     p.add_argument('--iters', type=int, default=10, help='timed iterations (default 10)')
     p.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s choice)')
@@ -459,12 +458,12 @@ def resolve_resolution(parser, args) -> tuple[tuple[int, int], tuple[int, int], 
 
 
 def build_estimator(args, area) -> PPDEstimator:
+    """--dit/--encoder through the shared factory (EstimatorBuildError), else random weights of --size."""
     common = dict(device=args.device, precision=args.precision, steps=args.steps, seed=args.seed,
                   target_area=area)
     if args.dit is not None:
-        return PPDEstimator.from_checkpoints(args.dit, args.encoder, **common)
-    dit_cfg, enc_cfg = preset_configs(args.size)
-    return PPDEstimator.from_config(dit_cfg, enc_cfg, **common)
+        return build_from_checkpoints(dit=args.dit, encoder=args.encoder, **common)
+    return PPDEstimator.from_config(*preset_configs(args.size), **common)
 
 
 def main(argv=None) -> int:
@@ -474,16 +473,15 @@ def main(argv=None) -> int:
         parser.error('--steps and --iters must be >= 1, --warmup >= 0')
     if (args.dit is None) != (args.encoder is None):
         parser.error('--dit and --encoder go together')
-    for path in (args.dit, args.encoder):
-        if path is not None and not path.is_file():
-            print(f'{path}: error: checkpoint not found', file=sys.stderr)
-            return EXIT_USAGE
     area, frame_size, (height, width) = resolve_resolution(parser, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         resolve_precision(args.precision, resolve_device(args.device))
         estimator = build_estimator(args, area)
+    except EstimatorBuildError as err:
+        print(err.line(PROG), file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, OSError, RuntimeError) as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return EXIT_USAGE

@@ -19,6 +19,7 @@ from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.upsample import DEFAULT_METHOD, METHODS, upsample_depth
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
 from ppd_ros.tools import io
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -31,19 +32,6 @@ RELATIVE_EDGE_THRESHOLD = 0.02
 
 #: Output file suffixes, appended to the output stem of each image / video frame.
 SUFFIXES = {'color': '_depth_color.png', 'png16': '_depth16.png', 'npy': '_depth.npy', 'ply': '_points.ply'}
-
-
-class ModelLoadError(Exception):
-    """The estimator cannot be built (missing weights, bad checkpoint, bad device/precision).
-
-    `path` is the file at fault when there is one; the error line is prefixed with it."""
-
-    def __init__(self, message: str, path: Path | None = None):
-        super().__init__(message)
-        self.path = path
-
-    def line(self) -> str:
-        return f'{self.path if self.path is not None else PROG}: error: {self}'
 
 
 # ------------------------------------------------------------------------------ command line
@@ -78,11 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument('--model', choices=('demo', 'random-tiny'), default='demo',
                        help='demo: the bundled demo weights (default); random-tiny: a tiny randomly '
                             'initialised model (plumbing tests only, output is meaningless)')
-    model.add_argument('--dit', type=Path, metavar='PATH', help='released PPD DiT checkpoint (ppd.pth)')
-    model.add_argument('--encoder', type=Path, metavar='PATH',
-                       help='released Depth-Anything-v2 encoder checkpoint (depth_anything_v2_vitl.pth)')
-    model.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:1, …')
-    model.add_argument('--precision', default='fp32', help='fp32 (default), fp16 or bf16')
+    add_model_arguments(model)
     model.add_argument('--steps', type=int, help='Euler sampling steps (default: the model\'s, 4)')
     model.add_argument('--seed', type=int, help='noise seed, for reproducible output')
     model.add_argument('--area', metavar='WxH', default='1024x768',
@@ -170,40 +154,6 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
     if color_range is not None and not (np.isfinite(color_range).all() and color_range[0] < color_range[1]):
         parser.error(f'--color-range needs finite LO < HI, got {color_range[0]} {color_range[1]}')
     return OutputOptions(args.out, formats, args.size, args.upsample, color_range, camera, args.near, args.far)
-
-
-# ------------------------------------------------------------------------------ model
-
-def build_estimator(args):
-    """The estimator the options ask for; ModelLoadError (one clear line) when it cannot be built."""
-    if args.dit is not None:
-        for flag, path in (('--dit', args.dit), ('--encoder', args.encoder)):
-            if not path.is_file():
-                raise ModelLoadError(f'checkpoint not found ({flag})', path)
-    try:
-        from ppd_ros.model.estimator import WEIGHTS_DIR, PPDEstimator
-    except ImportError as err:
-        raise ModelLoadError(f'the PPD model code is not available: {err}') from err
-    common = dict(device=args.device, precision=args.precision, seed=args.seed, target_area=args.area)
-    if args.steps is not None:
-        common['steps'] = args.steps
-    try:
-        if args.dit is not None:
-            return PPDEstimator.from_checkpoints(args.dit, args.encoder, **common)
-        if args.model == 'random-tiny':
-            return PPDEstimator.from_config(**common)
-        try:
-            return PPDEstimator.demo(**common)
-        except FileNotFoundError as err:
-            raise ModelLoadError('no bundled demo weights (demo_*.safetensors) found; give the released '
-                                 'weights with --dit ppd.pth --encoder depth_anything_v2_vitl.pth',
-                                 WEIGHTS_DIR) from err
-    except (OSError, RuntimeError, ValueError, KeyError, NotImplementedError) as err:
-        message = _one_line(err)
-        for path in (args.dit, args.encoder):  # checkpoint errors start with the file name
-            if path is not None and message.startswith(f'{path}: '):
-                raise ModelLoadError(message[len(f'{path}: '):], path) from err
-        raise ModelLoadError(message) from err
 
 
 def _one_line(err: BaseException) -> str:
@@ -350,9 +300,10 @@ def main(argv=None, estimator=None) -> int:
 
     if estimator is None:
         try:
-            estimator = build_estimator(args)
-        except ModelLoadError as err:
-            print(err.line(), file=sys.stderr)
+            estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
+                                        args.steps, args.seed, args.area)
+        except EstimatorBuildError as err:
+            print(err.line(PROG), file=sys.stderr)
             return EXIT_USAGE
     elif args.steps is not None:
         estimator.steps = args.steps

@@ -33,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator as build_model
+
 PROG = 'ppd-eval'
 EXIT_USAGE = 2
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
@@ -68,13 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
     est = p.add_argument_group('estimator (one of)')
     est.add_argument('--model', choices=('demo',), help='bundled demo weights')
-    est.add_argument('--dit', type=Path, metavar='PATH', help='released PPD DiT checkpoint (ppd.pth)')
-    est.add_argument('--encoder', type=Path, metavar='PATH', help='Depth-Anything-v2 encoder checkpoint (with --dit)')
+    add_model_arguments(est)
     est.add_argument('--baseline', choices=('gt-bilinear', 'oracle'), help='ground-truth reference instead of a model')
     est.add_argument('--bilinear-scale', type=float, default=0.125,
                      help='gt-bilinear: resolution factor of the shrunk GT (default 0.125)')
-    est.add_argument('--device', default='auto', help='auto (default), cpu, cuda, …')
-    est.add_argument('--precision', default='fp32', help='fp32 (default), fp16, bf16')
     est.add_argument('--steps', type=int, help="Euler steps (default: the model's)")
     est.add_argument('--noise-seed', type=int, default=0, help='model noise seed (default 0, reproducible)')
     est.add_argument('--area', type=_size, default=(1024, 768), metavar='WxH',
@@ -119,32 +118,11 @@ def build_estimator(args):
             return GroundTruthResampled(args.bilinear_scale, output_size=size)
         except ValueError as err:
             raise SetupError(str(err)) from err
-    if args.encoder is not None and args.dit is None:
-        raise SetupError('--encoder needs --dit')
     try:
-        from ppd_ros.model.estimator import PPDEstimator
-    except ImportError as err:
-        raise SetupError(f'the PPD model code is not available: {err}') from err
-    common = dict(device=args.device, precision=args.precision, seed=args.noise_seed, target_area=args.area)
-    if args.steps is not None:
-        common['steps'] = args.steps
-    try:
-        if args.dit is not None:
-            for flag, path in (('--dit', args.dit), ('--encoder', args.encoder)):
-                if path is not None and not path.is_file():
-                    raise SetupError(f'{flag} {path}: file not found')
-            return PPDEstimator.from_checkpoints(args.dit, args.encoder, **common)
-        demo = getattr(PPDEstimator, 'demo', None)
-        if demo is None:
-            raise SetupError('PPDEstimator.demo() is not available in this version; use --dit/--encoder or --baseline')
-        return demo(**common)
-    except SetupError:
-        raise
-    except FileNotFoundError as err:
-        raise SetupError(f'{err} — use --dit/--encoder for the released weights, or --baseline') from err
-    except (OSError, RuntimeError, ValueError, KeyError, NotImplementedError) as err:
-        lines = str(err).strip().splitlines()
-        raise SetupError(lines[0] if lines else type(err).__name__) from err
+        return build_model('demo', args.dit, args.encoder, args.device, args.precision, args.steps,
+                           args.noise_seed, args.area)
+    except EstimatorBuildError as err:
+        raise SetupError(str(err)) from err
 
 
 # ------------------------------------------------------------------------------------ data

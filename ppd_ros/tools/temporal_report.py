@@ -37,6 +37,7 @@ import numpy as np
 
 from ppd_ros.eval.metrics import abs_rel, align_sequence, align_to_gt, temporal_flicker
 from ppd_ros.geometry.temporal import TemporalAligner
+from ppd_ros.model.factory import EstimatorBuildError, build_estimator
 from ppd_ros.synthetic import camera_sequence
 
 STAND_IN_LABEL = 'STAND-IN (noisy ground truth, NOT the PPD model; warm start emulated)'
@@ -168,16 +169,18 @@ def _print_table(title: str, results: list[ModeResult]) -> None:
 
 
 def _model_estimator(kind: str, steps: int, target_area, device: str):
-    """demo weights; random-tiny; or random-released: the released ViT-L + DiT-L sizes with
-    random weights (accuracy meaningless, but its timing is what the real model costs)."""
-    from ppd_ros.model.estimator import PPDEstimator
-    common = dict(steps=steps, device=device, target_area=tuple(target_area))
-    if kind == 'demo':
-        return PPDEstimator.demo(**common)
+    """demo weights or random-tiny (the shared factory; a clear one-line exit when that fails); or
+    random-released: the released ViT-L + DiT-L sizes with random weights (accuracy meaningless,
+    but its timing is what the real model costs)."""
     if kind == 'random-released':
         from ppd_ros.model.config import DiTConfig, EncoderConfig
-        return PPDEstimator.from_config(DiTConfig(), EncoderConfig(), **common)
-    return PPDEstimator.from_config(**common)
+        from ppd_ros.model.estimator import PPDEstimator
+        return PPDEstimator.from_config(DiTConfig(), EncoderConfig(), steps=steps, device=device,
+                                        target_area=tuple(target_area))
+    try:
+        return build_estimator(kind, steps=steps, device=device, target_area=target_area)
+    except EstimatorBuildError as err:
+        raise SystemExit(f'temporal_report: error: {err}') from err
 
 
 def _label(kind: str) -> str:

@@ -1,0 +1,101 @@
+"""One way to build a ``PPDEstimator`` from user options, shared by the command lines and nodes.
+
+``build_estimator`` picks released checkpoints (``dit``/``encoder``), the bundled demo weights
+(``model='demo'``) or a tiny random model (``model='random-tiny'``), and turns every reason it
+cannot do so into one ``EstimatorBuildError`` whose text is a single line naming the file or
+option at fault. ``add_model_arguments`` adds the argparse options whose names all the command
+lines share. Importing this module does not import torch (the estimator is imported on use).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+MODELS = ('demo', 'random-tiny')
+NO_DEMO_WEIGHTS = ('no bundled demo weights (demo_*.safetensors) found; give the released weights with '
+                   '--dit ppd.pth --encoder depth_anything_v2_vitl.pth, or depth_node\'s '
+                   'model.dit_path and model.encoder_path')
+#: What loading a checkpoint or constructing the model raises for bad files or settings.
+_BUILD_ERRORS = (OSError, RuntimeError, ValueError, KeyError, NotImplementedError)
+
+
+class EstimatorBuildError(ValueError):
+    """The estimator cannot be built. ``str()`` is one line; ``path`` is the file at fault (or
+    None) and ``reason`` the text without it, for 'FILE: error: reason' command-line messages."""
+
+    def __init__(self, reason: str, path=None):
+        super().__init__(reason if path is None else f'{path}: {reason}')
+        self.reason = reason
+        self.path = path
+
+    def line(self, prog: str) -> str:
+        """'FILE: error: reason', or 'PROG: error: reason' when no file is at fault."""
+        return f'{self.path if self.path is not None else prog}: error: {self.reason}'
+
+
+def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', precision: str = 'fp32',
+                    steps: int | None = None, seed: int | None = None, target_area=None):
+    """``PPDEstimator`` from released checkpoints when ``dit`` is given (``encoder`` defaults to
+    ``dit``: one file holding both; ``model`` is then ignored), else the ``model`` of ``MODELS``.
+    ``steps``/``target_area`` None keep the model's own defaults. Raises EstimatorBuildError."""
+    if dit is None and encoder is not None:
+        raise EstimatorBuildError('an encoder checkpoint needs a DiT checkpoint (dit) as well')
+    if dit is None and model not in MODELS:
+        raise EstimatorBuildError(f'unknown model {model!r}: choose demo or random-tiny, or give checkpoints')
+    for role, path in (('DiT', dit), ('encoder', encoder)):
+        if path is not None and not Path(path).is_file():  # checked before loading the other (large) file
+            raise EstimatorBuildError(f'checkpoint not found ({role}: file not found)', path)
+    try:
+        from . import estimator
+    except ImportError as exc:
+        raise EstimatorBuildError(f'the PPD model code is not available: {exc}') from exc
+    options = dict(device=device, precision=precision, seed=seed)
+    if steps is not None:
+        options['steps'] = steps
+    if target_area is not None:
+        options['target_area'] = tuple(target_area)
+    try:
+        _check_device_and_precision(estimator, device, precision)  # before loading any weights
+        if dit is not None:
+            return estimator.PPDEstimator.from_checkpoints(dit, encoder, **options)
+        if model == 'random-tiny':
+            return estimator.PPDEstimator.from_config(**options)
+        return estimator.PPDEstimator.demo(**options)
+    except FileNotFoundError as exc:
+        if dit is None:  # demo() found no weights file
+            raise EstimatorBuildError(NO_DEMO_WEIGHTS, estimator.WEIGHTS_DIR) from exc
+        raise _one_line_error(exc, dit, encoder) from exc
+    except _BUILD_ERRORS as exc:
+        raise _one_line_error(exc, dit, encoder) from exc
+
+
+def add_model_arguments(parser) -> None:
+    """--dit, --encoder, --device, --precision (the model options every command line shares) on an
+    argparse parser or argument group; pass them on to ``build_estimator``."""
+    parser.add_argument('--dit', type=Path, metavar='PATH', help='released PPD DiT checkpoint (ppd.pth)')
+    parser.add_argument('--encoder', type=Path, metavar='PATH',
+                        help='released Depth-Anything-v2 encoder checkpoint (depth_anything_v2_vitl.pth; '
+                             'with --dit)')
+    parser.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:1, …')
+    parser.add_argument('--precision', default='fp32', help='fp32 (default), fp16 or bf16')
+
+
+def _check_device_and_precision(estimator, device, precision) -> None:
+    """ValueError for an unknown/unavailable device or an unknown precision (the estimator warns
+    about fp16 on CPU itself, so the warning is not given twice)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        estimator.resolve_precision(precision, estimator.resolve_device(device))
+
+
+def _one_line_error(exc: BaseException, *paths) -> EstimatorBuildError:
+    """The first line of `exc`; checkpoint errors start with the file name, which becomes `path`."""
+    lines = str(exc).strip().splitlines()
+    message = lines[0] if lines else type(exc).__name__
+    for path in paths:
+        if path is not None and message.startswith(f'{path}: '):
+            return EstimatorBuildError(message[len(f'{path}: '):], path)
+    return EstimatorBuildError(message)
+
+
+__all__ = ['EstimatorBuildError', 'build_estimator', 'add_model_arguments', 'MODELS']

@@ -1,0 +1,65 @@
+"""ppd_ros.model.factory: the one way command lines and nodes build an estimator from options."""
+import argparse
+
+import pytest
+
+from ppd_ros.model import estimator as estimator_module
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
+
+
+def test_random_tiny_takes_the_options():
+    est = build_estimator('random-tiny', device='cpu', steps=2, seed=3, target_area=(64, 48))
+    assert (est.steps, est.seed, est.target_area, est.precision, est.device.type) == (2, 3, (64, 48), 'fp32', 'cpu')
+    default = build_estimator('random-tiny', device='cpu')
+    assert default.steps == 4 and default.seed is None  # None keeps the model's defaults
+
+
+def test_missing_checkpoint_names_the_file_before_loading_anything(tmp_path):
+    dit = tmp_path / 'ppd.pth'
+    dit.write_bytes(b'not read: the encoder is checked first')
+    with pytest.raises(EstimatorBuildError) as error:
+        build_estimator(dit=dit, encoder=tmp_path / 'vitl.pth', device='cpu')
+    err = error.value
+    assert err.path == tmp_path / 'vitl.pth' and 'checkpoint not found' in err.reason and 'encoder' in err.reason
+    assert str(err) == f'{tmp_path / "vitl.pth"}: {err.reason}'
+    assert err.line('prog') == f'{tmp_path / "vitl.pth"}: error: {err.reason}'
+
+
+def test_corrupt_checkpoint_is_one_line_attributed_to_its_file(tmp_path):
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'')
+    with pytest.raises(EstimatorBuildError) as error:
+        build_estimator(dit=bad, encoder=bad, device='cpu')
+    assert error.value.path == bad and error.value.reason == 'checkpoint file is empty'
+
+
+def test_missing_demo_weights_point_to_the_folder_and_the_released_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(estimator_module, 'WEIGHTS_DIR', tmp_path / 'no_weights_here')
+    with pytest.raises(EstimatorBuildError) as error:
+        build_estimator('demo', device='cpu')
+    assert error.value.path == tmp_path / 'no_weights_here'
+    assert 'demo weights' in error.value.reason and '--dit' in error.value.reason
+    assert 'model.dit_path' in error.value.reason
+
+
+@pytest.mark.parametrize('kwargs, text', [
+    (dict(model='large'), "unknown model 'large'"),
+    (dict(encoder='vitl.pth'), 'needs a DiT checkpoint'),
+    (dict(model='random-tiny', device='nonsense-device'), 'nonsense-device'),
+    (dict(model='random-tiny', device='cpu', precision='int8'), 'precision'),
+    (dict(model='random-tiny', device='cpu', steps=0), 'steps'),
+])
+def test_bad_options_are_one_line_errors(kwargs, text):
+    with pytest.raises(EstimatorBuildError) as error:
+        build_estimator(**kwargs)
+    assert text in str(error.value) and '\n' not in str(error.value) and error.value.path is None
+    assert error.value.line('prog').startswith('prog: error: ')
+
+
+def test_model_arguments_defaults_match_build_estimator():
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.dit, args.encoder, args.device, args.precision) == (None, None, 'auto', 'fp32')
+    args = parser.parse_args(['--dit', 'a.pth', '--encoder', 'b.pth', '--device', 'cpu', '--precision', 'bf16'])
+    assert (str(args.dit), str(args.encoder), args.device, args.precision) == ('a.pth', 'b.pth', 'cpu', 'bf16')
