@@ -158,15 +158,13 @@ def format_table(rows: list[dict], title: str = '') -> str:
 def _load_estimator(name: str):
     if name in ('', 'none', 'synthetic'):
         return None
-    from ppd_ros.model.estimator import PPDEstimator
-    if name == 'demo':
-        try:
-            return PPDEstimator.demo(device='cpu', seed=0)
-        except FileNotFoundError as exc:
-            raise SystemExit(f'fusion_report: {exc}') from None
-    if name == 'random':
-        return PPDEstimator.from_config(device='cpu', seed=0)
-    raise SystemExit(f"--model must be synthetic, demo or random, got '{name}'")
+    if name not in ('demo', 'random'):
+        raise SystemExit(f"--model must be synthetic, demo or random, got '{name}'")
+    from ppd_ros.model.factory import EstimatorBuildError, build_estimator
+    try:
+        return build_estimator('demo' if name == 'demo' else 'random-tiny', device='cpu', seed=0)
+    except EstimatorBuildError as exc:
+        raise SystemExit(f'fusion_report: {exc}') from None
 
 
 def main(argv=None) -> int:

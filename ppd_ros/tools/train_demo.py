@@ -25,6 +25,8 @@ def parse_args(argv=None):
     p.add_argument('--weights-dir', default=None, help='where to write the demo weights '
                    '(default: the package ppd_ros/weights)')
     p.add_argument('--resume', action='store_true', help='continue from checkpoints in --run-dir')
+    p.add_argument('--init-from', help='run dir of an earlier run: start both stages from its '
+                   'final weights (fine-tuning with a fresh schedule) instead of from scratch')
     p.add_argument('--only', choices=STAGES, nargs='+', help='run only these stages')
     p.add_argument('--tiny', action='store_true', help='seconds-long recipe (tests)')
     p.add_argument('--frames', type=int, help='number of cached training frames')
@@ -34,6 +36,9 @@ def parse_args(argv=None):
     p.add_argument('--stage2-minutes', type=float, help='wall-clock budget for stage 2')
     p.add_argument('--workers', type=int, default=2, help='render processes')
     p.add_argument('--threads', type=int, default=2, help='torch threads')
+    p.add_argument('--cache-dir', help='frame cache (default: <run-dir>/cache)')
+    p.add_argument('--stage1-lr', type=float)
+    p.add_argument('--stage2-lr', type=float)
     p.add_argument('--eval-scenes', type=int, default=100, help='held-out scenes (seeds 0..N-1)')
     return p.parse_args(argv)
 
@@ -47,6 +52,10 @@ def build_recipe(args):
         recipe.stage1.steps = args.stage1_steps
     if args.stage2_steps:
         recipe.stage2.steps = args.stage2_steps
+    if args.stage1_lr:
+        recipe.stage1.lr = args.stage1_lr
+    if args.stage2_lr:
+        recipe.stage2.lr = args.stage2_lr
     if args.stage1_minutes:
         recipe.stage1.time_budget_s = 60 * args.stage1_minutes
     if args.stage2_minutes:
@@ -82,7 +91,7 @@ def main(argv=None) -> int:
         nonlocal cache
         if cache is None:
             start = time.monotonic()
-            shards = render_cache(run_dir / 'cache', recipe.num_frames, recipe.width, recipe.height,
+            shards = render_cache(Path(args.cache_dir) if args.cache_dir else run_dir / 'cache', recipe.num_frames, recipe.width, recipe.height,
                                   shard_size=recipe.shard_size, workers=args.workers, log=log)
             cache = FrameCache(shards)
             timings['render_and_load'] = time.monotonic() - start
@@ -93,14 +102,17 @@ def main(argv=None) -> int:
         get_cache()
     regressor = None
     if 'stage1' in stages:
-        regressor, result = train_stage1(recipe, get_cache(), run_dir, resume=args.resume, log=log)
+        init = Path(args.init_from) / 'stage1.pt' if args.init_from else None
+        regressor, result = train_stage1(recipe, get_cache(), run_dir, resume=args.resume, init_from=init,
+                                         log=log)
         timings['stage1'] = result.wall_s
         log(f'stage 1 done: step {result.step} loss {result.last_loss:.4f} {result.wall_s:.0f}s')
     dit_ema = None
     if 'stage2' in stages:
         regressor = regressor or load_stage1(recipe, run_dir)
+        init = Path(args.init_from) / 'stage2.pt' if args.init_from else None
         objective, result = train_stage2(recipe, get_cache(), regressor.encoder, run_dir,
-                                         resume=args.resume, log=log)
+                                         resume=args.resume, init_from=init, log=log)
         timings['stage2'] = result.wall_s
         dit_ema = (result.ema or objective).dit
         log(f'stage 2 done: step {result.step} loss {result.last_loss:.4f} {result.wall_s:.0f}s')

@@ -23,10 +23,22 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
+def _init_from(module: torch.nn.Module, checkpoint: str | Path | None, key: str, log):
+    """Fine-tune instead of starting from scratch: weights only (fresh optimiser and step 0)."""
+    if checkpoint is None:
+        return
+    state = torch.load(checkpoint, map_location='cpu', weights_only=False)['modules']
+    module.load_state_dict(state[key if key in state else 'model'])
+    log(f'initialised from {checkpoint} ({key if key in state else "model"} weights)')
+
+
 def train_stage1(recipe: DemoRecipe, cache: FrameCache, run_dir: str | Path, *, resume: bool = False,
+                 init_from: str | Path | None = None,
                  log: Callable[[str], None] = print) -> tuple[DepthRegressor, LoopResult]:
     torch.manual_seed(recipe.seed)
     model = DepthRegressor(recipe.encoder)
+    if not (resume and (Path(run_dir) / STAGE1_CHECKPOINT).exists()):
+        _init_from(model, init_from, 'model', log)
 
     def loss_fn(step: int) -> torch.Tensor:
         image, target, valid = batch_tensors(cache.batch(recipe.stage1_batch, recipe.seed, step))
@@ -44,11 +56,18 @@ def load_stage1(recipe: DemoRecipe, run_dir: str | Path) -> DepthRegressor:
 
 
 def train_stage2(recipe: DemoRecipe, cache: FrameCache, encoder: torch.nn.Module, run_dir: str | Path,
-                 *, resume: bool = False, log: Callable[[str], None] = print
-                 ) -> tuple[FlowMatchingObjective, LoopResult]:
-    """Returns the objective (its ``.dit`` is the trained DiT; ``result.ema.dit`` the EMA copy)."""
+                 *, resume: bool = False, init_from: str | Path | None = None,
+                 log: Callable[[str], None] = print) -> tuple[FlowMatchingObjective, LoopResult]:
+    """Returns the objective (its ``.dit`` is the trained DiT; ``result.ema.dit`` the EMA copy).
+    ``init_from``: a stage-2 checkpoint whose (EMA) DiT starts this run; the encoder given wins."""
     torch.manual_seed(recipe.seed + 1)
-    objective = FlowMatchingObjective(SPDiT(recipe.dit), encoder)
+    dit = SPDiT(recipe.dit)
+    if init_from is not None and not (resume and (Path(run_dir) / STAGE2_CHECKPOINT).exists()):
+        state = torch.load(init_from, map_location='cpu', weights_only=False)['modules']
+        source = state['ema'] if 'ema' in state else state['model']
+        dit.load_state_dict({k[len('dit.'):]: v for k, v in source.items() if k.startswith('dit.')})
+        log(f'initialised the DiT from {init_from}')
+    objective = FlowMatchingObjective(dit, encoder)
     batch_seed = recipe.seed + 7919  # different batches from stage 1
 
     def loss_fn(step: int) -> torch.Tensor:
