@@ -63,3 +63,12 @@ def test_model_arguments_defaults_match_build_estimator():
     assert (args.dit, args.encoder, args.device, args.precision) == (None, None, 'auto', 'fp32')
     args = parser.parse_args(['--dit', 'a.pth', '--encoder', 'b.pth', '--device', 'cpu', '--precision', 'bf16'])
     assert (str(args.dit), str(args.encoder), args.device, args.precision) == ('a.pth', 'b.pth', 'cpu', 'bf16')
+
+
+def test_depth_node_default_runs_each_model_at_its_own_resolution():
+    """[0, 0] (the default) must not force 1024x768 onto the demo model trained at a small size."""
+    from ppd_ros.nodes.depth_node import DEPTH_NODE_PARAMETERS, model_options
+    params = {spec.name: spec.default for spec in DEPTH_NODE_PARAMETERS}
+    assert model_options(params)['target_area'] is None
+    params['model.target_area'] = [512, 384]
+    assert model_options(params)['target_area'] == (512, 384)

@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     p.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
     p.add_argument('--target-area', type=int, nargs=2, metavar=('W', 'H'),
-                   help='model resolution area (default: the camera size --width --height)')
+                   help='model resolution area (default: the model\'s own — the demo model\'s training '
+                        'resolution, 1024x768 for the released weights)')
     p.add_argument('--metric-fusion', action='store_true',
                    help='add scale_fusion_node, fed by the synthetic 16-line LiDAR')
     p.add_argument('--rate', type=float, default=5.0, help='camera rate in Hz (default 5)')
@@ -143,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_estimator(args):
     """(estimator, label) from the options — released checkpoints, the demo model (as depth_node
     builds it) or the random tiny model; raises SystemExit(2) with one line when it cannot be built."""
-    # default: the camera's own size (the synthetic camera is small; upscaling costs time only)
-    target_area = tuple(args.target_area) if args.target_area else (args.width, args.height)
+    target_area = tuple(args.target_area) if args.target_area else None  # None: the model's own
     random_tiny = args.dit is None and args.model == 'random-tiny'
     try:
         estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,

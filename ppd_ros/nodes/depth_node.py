@@ -61,6 +61,12 @@ def _positive_pair(value) -> str | None:
     return None if value[0] < value[1] else f'needs low < high, got {list(value)}'
 
 
+def _target_area_problem(value) -> str | None:
+    if list(value) != [0, 0] and min(value) < 16:
+        return 'use [0, 0] (the model\'s own) or both sides >= 16'
+    return None
+
+
 DEPTH_NODE_PARAMETERS = (
     # input
     ParamSpec('input.compressed', False,
@@ -89,9 +95,10 @@ DEPTH_NODE_PARAMETERS = (
     ParamSpec('model.steps', 4, 'Euler sampling steps (fewer: faster, coarser)', dynamic=True,
               low=1, high=64),
     ParamSpec('model.seed', -1, 'Noise seed for reproducible output; -1: random', low=-1),
-    ParamSpec('model.target_area', [1024, 768], 'Model resolution as [width, height] whose pixel '
-              'area the input is resized to (aspect kept, multiples of 16)', length=2, low=16,
-              high=8192),
+    ParamSpec('model.target_area', [0, 0], 'Model resolution as [width, height] whose pixel '
+              'area the input is resized to (aspect kept, multiples of 16); [0, 0]: the model\'s own '
+              '(1024x768 for the released weights, the training resolution of the demo model)',
+              length=2, low=0, high=8192, check=_target_area_problem),
     ParamSpec('worker.queue_size', 1, 'Frames waiting for the model; older ones are dropped '
               '(latest frame wins)', low=1, high=16),
     # outputs
@@ -147,7 +154,7 @@ def model_options(params) -> dict:
     return dict(dit=params['model.dit_path'] or None, encoder=params['model.encoder_path'] or None,
                 device=params['model.device'], precision=params['model.precision'],
                 steps=params['model.steps'], seed=None if seed < 0 else seed,
-                target_area=tuple(params['model.target_area']))
+                target_area=tuple(params['model.target_area']) if any(params['model.target_area']) else None)
 
 
 def supports_warm_start(estimator) -> bool:

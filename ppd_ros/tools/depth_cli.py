@@ -69,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(model)
     model.add_argument('--steps', type=int, help='Euler sampling steps (default: the model\'s, 4)')
     model.add_argument('--seed', type=int, help='noise seed, for reproducible output')
-    model.add_argument('--area', metavar='WxH', default='1024x768',
-                       help='pixel area the model runs at, aspect ratio kept (default 1024x768, the '
-                            'training resolution; smaller is faster and coarser)')
+    model.add_argument('--area', metavar='WxH',
+                       help='pixel area the model runs at, aspect ratio kept (default: the model\'s own: '
+                            '1024x768 for the released weights, the training resolution of the demo model; '
+                            'smaller is faster and coarser)')
 
     cloud = p.add_argument_group(
         'point cloud',
@@ -126,12 +127,13 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
         parser.error('--dit and --encoder must be given together')
     if args.steps is not None and args.steps < 1:
         parser.error(f'--steps must be >= 1, got {args.steps}')
-    try:
-        args.area = tuple(int(v) for v in args.area.lower().split('x'))
-        if len(args.area) != 2 or min(args.area) < 16:
-            raise ValueError
-    except ValueError:
-        parser.error(f'--area must look like 1024x768 (each side >= 16), got {args.area!r}')
+    if args.area is not None:
+        try:
+            args.area = tuple(int(v) for v in args.area.lower().split('x'))
+            if len(args.area) != 2 or min(args.area) < 16:
+                raise ValueError
+        except ValueError:
+            parser.error(f'--area must look like 1024x768 (each side >= 16), got {args.area!r}')
     camera = None
     if args.ply:
         if args.hfov is not None and args.fx is not None:

@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help='gt-bilinear: resolution factor of the shrunk GT (default 0.125)')
     est.add_argument('--steps', type=int, help="Euler steps (default: the model's)")
     est.add_argument('--noise-seed', type=int, default=0, help='model noise seed (default 0, reproducible)')
-    est.add_argument('--area', type=_size, default=(1024, 768), metavar='WxH',
-                     help='target pixel area of the model resolution (default 1024x768)')
+    est.add_argument('--area', type=_size, metavar='WxH',
+                     help='target pixel area of the model resolution (default: the model\'s own; '
+                          '1024x768 for the ground-truth baselines)')
     data = p.add_argument_group('data')
     data.add_argument('--scenes', type=int, default=20, help='number of synthetic scenes (default 20)')
     data.add_argument('--seed', type=int, default=0, help='seed of the first scene (default 0)')
@@ -109,8 +110,8 @@ def build_estimator(args):
                          + ('(got ' + ', '.join(chosen) + ')' if chosen else ''))
     if args.baseline:
         from ppd_ros.eval.baselines import GroundTruthResampled, Oracle
-        from ppd_ros.model.preprocess import model_size
-        area = args.area
+        from ppd_ros.model.preprocess import DEFAULT_TARGET_AREA, model_size
+        area = args.area or DEFAULT_TARGET_AREA
         size = lambda h, w: model_size(h, w, area)  # noqa: E731
         if args.baseline == 'oracle':
             return Oracle(output_size=size)

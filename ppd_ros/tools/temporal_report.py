@@ -176,7 +176,7 @@ def _model_estimator(kind: str, steps: int, target_area, device: str):
         from ppd_ros.model.config import DiTConfig, EncoderConfig
         from ppd_ros.model.estimator import PPDEstimator
         return PPDEstimator.from_config(DiTConfig(), EncoderConfig(), steps=steps, device=device,
-                                        target_area=tuple(target_area))
+                                        **({'target_area': tuple(target_area)} if target_area else {}))
     try:
         return build_estimator(kind, steps=steps, device=device, target_area=target_area)
     except EstimatorBuildError as err:
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--strengths', type=float, nargs='+', default=[0.25, 0.5], metavar='S',
                    help='warm_start strengths to compare (default 0.25 0.5)')
     p.add_argument('--target-area', type=int, nargs=2, metavar=('W', 'H'),
-                   help='model resolution area (default: the camera size, so no resizing)')
+                   help='model resolution area (default: the model\'s own; the camera size for the stand-in)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--speed-frames', type=int, default=6, help='frames timed for the speed table')
     p.add_argument('--json', type=str, help='also write the numbers as JSON')
@@ -229,7 +229,7 @@ def main(argv=None) -> int:
         torch.manual_seed(args.seed)  # the sampler's noise: reproducible report
     except ImportError:
         pass
-    target_area = args.target_area or (args.width, args.height)
+    target_area = args.target_area
     print(f'synthetic {args.kind} sequence: {args.frames} frames {args.width}x{args.height}, smooth motion, '
           f'seed {args.seed}')
     frames = camera_sequence(args.seed, args.frames, args.width, args.height, kind=args.kind, motion='smooth')
@@ -250,7 +250,8 @@ def main(argv=None) -> int:
         speed_kind, args.steps, target_area, args.device)
     timings = speed(speed_estimator, frames, args.strengths, args.speed_frames)
     print(f'\nspeed — estimator: {_label(speed_kind)}, {args.steps} steps, {args.device}, '
-          f'{args.width}x{args.height}, model area {target_area[0]}x{target_area[1]}')
+          f'{args.width}x{args.height}, model resolution '
+          f"{'x'.join(map(str, speed_estimator.infer_size(args.height, args.width)[::-1])) if hasattr(speed_estimator, 'infer_size') else 'camera'}")
     for name, ms in timings.items():
         print(f'{name:<16}{ms:>10.1f} ms/frame  ({timings["cold"] / ms:.2f}x vs cold)')
 

@@ -37,6 +37,10 @@ def parse_args(argv=None):
     p.add_argument('--workers', type=int, default=2, help='render processes')
     p.add_argument('--threads', type=int, default=2, help='torch threads')
     p.add_argument('--cache-dir', help='frame cache (default: <run-dir>/cache)')
+    p.add_argument('--dit-hidden', type=int, help='SP-DiT width (the 16x16x4 coarse patch is embedded '
+                   'into it: below 1024 the noise channel is compressed)')
+    p.add_argument('--dit-depth', type=int)
+    p.add_argument('--dit-heads', type=int)
     p.add_argument('--stage1-lr', type=float)
     p.add_argument('--stage2-lr', type=float)
     p.add_argument('--eval-scenes', type=int, default=100, help='held-out scenes (seeds 0..N-1)')
@@ -52,6 +56,10 @@ def build_recipe(args):
         recipe.stage1.steps = args.stage1_steps
     if args.stage2_steps:
         recipe.stage2.steps = args.stage2_steps
+    if args.dit_hidden or args.dit_depth or args.dit_heads:
+        recipe.dit = dataclasses.replace(recipe.dit, hidden_size=args.dit_hidden or recipe.dit.hidden_size,
+                                         depth=args.dit_depth or recipe.dit.depth,
+                                         num_heads=args.dit_heads or recipe.dit.num_heads)
     if args.stage1_lr:
         recipe.stage1.lr = args.stage1_lr
     if args.stage2_lr:
@@ -120,7 +128,16 @@ def main(argv=None) -> int:
         regressor = regressor or load_stage1(recipe, run_dir)
         if dit_ema is None:
             dit_ema = export.load_stage2_dit(recipe, run_dir)
-        paths = export.export_demo(recipe, regressor, dit_ema, weights_dir, run_dir=run_dir, timings=timings)
+        earlier = None
+        if args.init_from:
+            card = export.load_card(Path(args.init_from) / 'weights')
+            before = card.get('training', {})
+            earlier = before.get('initialised_from', []) + [
+                {'run_dir': str(args.init_from), 'steps': before.get('steps'), 'wall_s': before.get('wall_s'),
+                 'lr': {'stage1': before.get('recipe', {}).get('stage1', {}).get('lr'),
+                        'stage2': before.get('recipe', {}).get('stage2', {}).get('lr')}}]
+        paths = export.export_demo(recipe, regressor, dit_ema, weights_dir, run_dir=run_dir, timings=timings,
+                                   earlier_runs=earlier)
         for path in paths:
             log(f'wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)')
     if 'eval' in stages:
