@@ -28,6 +28,7 @@ from ppd_ros.geometry.backproject import depth_to_points, pixel_rays
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.depth_scale import relative_to_metric
 from ppd_ros.geometry.projection import transform_from_translation_quaternion
+from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
 from ppd_ros.geometry.scale_fit import (RANGE_MODES, FitConfig, FitFailure, FitStatus, FitTracker, ScaleFit,
                                         TrackerConfig, fit_scale, fit_single_range)
 from ppd_ros.geometry.source_samples import (SampleError, range_to_depth, samples_from_depth_image,
@@ -90,6 +91,14 @@ PARAMS = (
     ParamSpec('range.far_sigma', 0.5, 'prior spread of log(far + 1) (mode prior)', dynamic=True, low=1e-3),
     ParamSpec('range.sample_sigma', 0.05, 'spread of one reading against the relative depth, log(d+1) '
               'units (mode prior)', dynamic=True, low=1e-3),
+    ParamSpec('range.window_frames', 1, 'fit the readings of the last N frames together (robust, with the '
+              'prior): a moving robot\'s beam hits different relative depths, which fixes both a and b. '
+              'Needs temporally consistent relative depth: run the depth node with temporal.mode: align. '
+              '1 = per-frame fit (range.mode)', dynamic=True, low=1, high=10000),
+    ParamSpec('range.min_spread', 0.0, 'window: relative-depth spread (p90 - p10) of the readings below which '
+              'only the newest reading is fitted (mode prior)', dynamic=True, low=0.0),
+    ParamSpec('range.reset_residual', 0.3, 'window: 3 readings in a row this far (log(d+1) units) from the '
+              'window fit restart the window (the aligner reset or the scene changed)', dynamic=True, low=1e-3),
     ParamSpec('fit.min_points', 20, 'fewest samples (and inliers) for a full fit', dynamic=True, low=2),
     ParamSpec('fit.min_depth', 0.1, 'samples nearer than this (m) are ignored; also the near clip of '
               'projected points', dynamic=True, low=0.0),
@@ -169,6 +178,7 @@ class ScaleFusionNode(Node):
 
         self._sources: deque = deque(maxlen=self.params['source_queue'])
         self._rays_key = None
+        self._window_stamp: float | None = None
         self._rays = None
         self.last_scale: DepthScale | None = None
         self.last_problem: FrameProblem | None = None
@@ -219,6 +229,12 @@ class ScaleFusionNode(Node):
                                             max_hold_age=p['max_hold_age'])
         if hasattr(self, 'tracker'):
             self.tracker.config = self.tracker_config
+        window = RangeWindowConfig(frames=p['range.window_frames'], min_spread=p['range.min_spread'],
+                                   reset_residual=p['range.reset_residual'])
+        if getattr(self, 'range_window', None) is None or self.range_window.config.frames != window.frames:
+            self.range_window = RangeWindow(window)  # a new length starts a new window
+        else:
+            self.range_window.config = window
         self.T_cam_source = transform_from_translation_quaternion(p['extrinsic.translation'],
                                                                   p['extrinsic.rotation'])
 
@@ -290,7 +306,10 @@ class ScaleFusionNode(Node):
             return hold(ERROR, str(exc), relative, intr)
         if samples.count == 0:
             return hold(ERROR, f'no overlap between {self.source} and the image: {samples.note}', relative, intr)
-        result = self._fit(samples)
+        if self._window_stamp is not None and stamp < self._window_stamp:
+            self.range_window.reset('time went backwards')
+        self._window_stamp = stamp
+        result = self._fit(samples, (w, h))
         state = self.tracker.update(stamp, result, samples.relative)
         problem = None
         if isinstance(result, FitFailure):
@@ -358,10 +377,17 @@ class ScaleFusionNode(Node):
         tr, rot = t.transform.translation, t.transform.rotation  # pragma: no cover
         return transform_from_translation_quaternion([tr.x, tr.y, tr.z], [rot.x, rot.y, rot.z, rot.w])
 
-    def _fit(self, samples) -> ScaleFit | FitFailure:
+    def _fit(self, samples, size) -> ScaleFit | FitFailure:
         if self.source != 'range':
             return fit_scale(samples.relative, samples.metric, self.fit_config, self._rng)
         p = self.params
+        if p['range.window_frames'] > 1:
+            reset = self.range_window.add(samples.relative[0], samples.metric[0], key=size)
+            if reset:
+                self._log_problem(WARN, f'range window restarted: {reset}')
+            prior = RangePrior(p['range.near'], p['range.far'], p['range.near_sigma'], p['range.far_sigma'],
+                               p['range.sample_sigma'])
+            return self.range_window.fit(prior, self.fit_config)
         return fit_single_range(samples.relative, samples.metric, p['range.mode'], p['range.near'], p['range.far'],
                                 p['range.near_sigma'], p['range.far_sigma'], p['range.sample_sigma'],
                                 self.fit_config)

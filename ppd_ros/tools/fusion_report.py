@@ -13,6 +13,15 @@ units: the model's slowly varying scale errors over the image) and per-pixel Gau
 (σ = `--noise`); pixels without ground truth (sky) get r = 1.2 (far, as the model predicts).
 
     python -m ppd_ros.tools.fusion_report --scenes 8 [--kind indoor] [--model demo] [--range-mode offset]
+
+Sequence evaluation (--sequence): a single range finder on a moving camera. Per sequence: frames of
+`camera_sequence(motion='smooth')` → model-like relative per frame (per-frame normalisation, own
+error field) → TemporalAligner (the depth node's temporal.mode: align) → one range reading per
+frame at the principal point → the per-frame prior fit and the windowed fit (range_window) →
+metric AbsRel per frame. The oracle is the per-frame least squares of the same aligned relative
+depth against the full ground truth.
+
+    python -m ppd_ros.tools.fusion_report --sequence --scenes 8 --frames 30 [--window 30]
 """
 from __future__ import annotations
 
@@ -24,7 +33,9 @@ import cv2
 import numpy as np
 
 from ppd_ros.geometry.depth_scale import metric_to_relative, near_far_scale, relative_to_metric
-from ppd_ros.geometry.scale_fit import RANGE_MODES, FitConfig, fit_scale, fit_single_range, least_squares
+from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
+from ppd_ros.geometry.scale_fit import (RANGE_MODES, FitConfig, fit_scale, fit_single_range, fit_with_prior,
+                                        least_squares)
 from ppd_ros.geometry.source_samples import (SampleError, resample_nearest, samples_from_depth_image,
                                              samples_from_points, samples_from_range)
 
@@ -34,6 +45,7 @@ SOURCES = ('lidar64', 'lidar16', 'rgbd50', 'range')
 RANGE_PRIORS = {'indoor': (0.8, 8.0), 'outdoor': (2.0, 50.0)}
 RANGE_SIGMAS = (0.2, 0.5)
 RANGE_WINDOW = 0  # the ray's own pixel: choosing an edge side by the prior helped indoors, hurt outdoors
+SEQUENCE_SIZE = (160, 120)  # --sequence renders every frame: smaller than the per-scene default
 MAX_DEPTH = 80.0  # PPD's training clips at 80 m; farther ground truth is not scored
 
 
@@ -155,6 +167,65 @@ def format_table(rows: list[dict], title: str = '') -> str:
     return '\n'.join(lines)
 
 
+def evaluate_sequence(seed: int, kind: str = 'indoor', frames: int = 30, width: int = 160, height: int = 120,
+                      window: RangeWindowConfig = RangeWindowConfig(), lowfreq: float = 0.03, noise: float = 0.01,
+                      config: FitConfig = FitConfig(), aligner_kwargs: dict | None = None) -> dict:
+    """Per-frame metric AbsRel of a single range finder on one moving-camera sequence (see --sequence):
+    {'prior': [...], 'window': [...], 'oracle': [...], 'kinds': [fit kind of the windowed fit per frame]}."""
+    from ppd_ros.geometry.temporal import TemporalAligner
+    from ppd_ros.synthetic import camera_sequence, simulate_range
+    near, far = RANGE_PRIORS.get(kind, RANGE_PRIORS['indoor'])
+    prior = RangePrior(near, far, *RANGE_SIGMAS)
+    aligner = TemporalAligner(**(aligner_kwargs or {}))
+    accumulator = RangeWindow(window)
+    out = {'prior': [], 'window': [], 'oracle': [], 'kinds': []}
+    for k, frame in enumerate(camera_sequence(seed, frames, width, height, kind, motion='smooth')):
+        gt = frame.depth
+        mask = frame.valid & np.isfinite(gt) & (gt <= MAX_DEPTH) & (gt >= config.min_depth)
+        relative, _, _ = model_like_relative(gt, frame.valid, seed * 1000 + k + 10_000, lowfreq, noise)
+        relative = aligner.update(relative)
+        ok_r = mask & np.isfinite(relative)
+        a_o, b_o = least_squares(relative[ok_r], np.log1p(gt[ok_r]))
+        out['oracle'].append(abs_rel(relative_to_metric(relative, a_o, b_o), gt, mask))
+        distance = simulate_range(frame, seed=seed * 1000 + k)
+        try:
+            samples = samples_from_range(relative, frame.intrinsics, distance)
+        except SampleError:
+            samples = None
+        fits = {'prior': None, 'window': None}
+        if samples is not None and samples.count:
+            fits['prior'] = fit_with_prior(samples.relative, samples.metric, near, far, *RANGE_SIGMAS, config=config)
+            accumulator.add(samples.relative[0], samples.metric[0], key=relative.shape)
+            fits['window'] = accumulator.fit(prior, config)
+        out['kinds'].append(fits['window'].kind if fits['window'] is not None and fits['window'].ok else 'none')
+        for name, fit in fits.items():
+            if fit is None or not fit.ok:
+                out[name].append(1.0)  # no metric depth: counted as 100 % off
+            else:
+                out[name].append(abs_rel(relative_to_metric(relative, fit.a, fit.b), gt, mask))
+    return out
+
+
+def sequence_table(kind: str, seeds, frames: int, width: int, height: int, window: RangeWindowConfig,
+                   lowfreq: float = 0.03, noise: float = 0.01) -> tuple[dict, str]:
+    """Mean per-frame AbsRel over the sequences: (numbers, printable table)."""
+    runs = [evaluate_sequence(seed, kind, frames, width, height, window, lowfreq, noise) for seed in seeds]
+    oracle = float(np.mean([x for run in runs for x in run['oracle']]))
+    rows = {}
+    for name in ('prior', 'window'):
+        value = float(np.mean([x for run in runs for x in run[name]]))
+        rows[name] = {'abs_rel': value, 'oracle_abs_rel': oracle, 'ratio': value / oracle}
+    kinds = [k for run in runs for k in run['kinds']]
+    rows['window']['windowed_fraction'] = kinds.count('window') / max(len(kinds), 1)
+    lines = [f'{kind}: {len(runs)} sequences x {frames} frames {width}x{height}, TemporalAligner, '
+             f'range at the principal point, window {window.frames} frames, min_spread {window.min_spread:g}',
+             f"{'fit':<22}{'AbsRel':>9}{'oracle':>9}{'ratio':>8}"]
+    lines.append(f"{'per-frame prior':<22}{rows['prior']['abs_rel']:>9.4f}{oracle:>9.4f}{rows['prior']['ratio']:>8.2f}")
+    lines.append(f"{'window':<22}{rows['window']['abs_rel']:>9.4f}{oracle:>9.4f}{rows['window']['ratio']:>8.2f}"
+                 f"   ({100 * rows['window']['windowed_fraction']:.0f} % of frames fitted on the window)")
+    return rows, '\n'.join(lines)
+
+
 def _load_estimator(name: str):
     if name in ('', 'none', 'synthetic'):
         return None
@@ -181,13 +252,26 @@ def main(argv=None) -> int:
     parser.add_argument('--noise', type=float, default=0.01, help='model-like relative: pixel noise σ')
     parser.add_argument('--model', default='synthetic',
                         help='relative depth from: synthetic (model-like, from GT), demo (bundled weights), random')
+    parser.add_argument('--sequence', action='store_true', help='single range finder on moving-camera sequences')
+    parser.add_argument('--frames', type=int, default=30, help='--sequence: frames per sequence')
+    parser.add_argument('--window', type=int, default=30, help='--sequence: range.window_frames')
+    parser.add_argument('--min-spread', type=float, default=RangeWindowConfig.min_spread,
+                        help='--sequence: range.min_spread')
     args = parser.parse_args(argv)
+    kinds = ('indoor', 'outdoor') if args.kind == 'both' else (args.kind,)
+    if args.sequence:
+        window = RangeWindowConfig(frames=args.window, min_spread=args.min_spread)
+        for kind in kinds:
+            seeds = range(args.seed, args.seed + args.scenes)
+            print(sequence_table(kind, seeds, args.frames, *SEQUENCE_SIZE, window,
+                                 args.lowfreq, args.noise)[1])
+            print()
+        return 0
     sources = tuple(s for s in args.sources.split(',') if s)
     unknown = set(sources) - set(SOURCES) - {f'range-{mode}' for mode in RANGE_MODES}
     if unknown:
         parser.error(f"unknown sources: {', '.join(sorted(unknown))}")
     estimator = _load_estimator(args.model)
-    kinds = ('indoor', 'outdoor') if args.kind == 'both' else (args.kind,)
     for kind in kinds:
         per_scene = [evaluate_scene(seed, kind, args.width, args.height, estimator, sources, args.range_mode,
                                     lowfreq=args.lowfreq, noise=args.noise)
