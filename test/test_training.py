@@ -65,12 +65,37 @@ def test_flow_matching_loss_is_velocity_mse_on_valid_pixels():
     target = torch.rand(2, 16, 16) - 0.5
     valid = torch.ones_like(target, dtype=torch.bool)
     valid[:, :4] = False
-    objective = FlowMatchingObjective(_ZeroVelocity(), _NoEncoder())
+    objective = FlowMatchingObjective(_ZeroVelocity(), _NoEncoder(), uniform_fraction=1.0)
     loss = objective(torch.rand(2, 3, 16, 16), target, valid, torch.Generator().manual_seed(3))
     gen = torch.Generator().manual_seed(3)
     noise = torch.randn((2, 1, 16, 16), generator=gen)
     expected = ((noise[:, 0] - target) ** 2)[valid].mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+class _RecordTimestep(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x, semantics, timestep):
+        self.seen.extend(timestep.tolist())
+        return torch.zeros_like(x[:, :1])
+
+
+def test_timesteps_mix_uniform_and_the_sampling_schedule():
+    from ppd_ros.model.sampler import sampling_timesteps
+    from ppd_ros.training.stage2 import SCHEDULE_TIMESTEPS
+    assert list(SCHEDULE_TIMESTEPS) == sampling_timesteps(4)
+    recorder = _RecordTimestep()
+    objective = FlowMatchingObjective(recorder, _NoEncoder(), uniform_fraction=0.5)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        objective(torch.rand(8, 3, 16, 16), torch.zeros(8, 16, 16), torch.ones(8, 16, 16, dtype=torch.bool), gen)
+    seen = np.array(recorder.seen)
+    assert seen.min() >= 0 and seen.max() <= 1000
+    on_schedule = np.isin(np.round(seen, 3), SCHEDULE_TIMESTEPS)
+    assert 0.35 < on_schedule.mean() < 0.65
 
 
 @pytest.fixture(scope='module')

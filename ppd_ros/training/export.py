@@ -59,13 +59,17 @@ def _write_card(weights_dir: Path, card: dict):
 
 
 def export_demo(recipe: DemoRecipe, regressor: DepthRegressor, dit: SPDiT, weights_dir: str | Path,
-                *, run_dir: str | Path | None = None, timings: dict | None = None) -> list[Path]:
+                *, run_dir: str | Path | None = None, timings: dict | None = None,
+                earlier_runs: list | None = None) -> list[Path]:
+    """``earlier_runs``: training records of the runs this one was fine-tuned from (oldest first)."""
     weights_dir = Path(weights_dir)
     metadata = {'name': 'demo_ppd', 'target_area': json.dumps(list(recipe.target_area)), 'steps': '4',
                 'description': 'ppd_ros demo model: small SP-DiT + small ViT trained on the synthetic world'}
     model_path = save_model_file(weights_dir / MODEL_FILE, dit, regressor.encoder, dtype=STORAGE_DTYPE,
                                  extra_metadata=metadata)
     head_path = save_head(regressor, weights_dir / HEAD_FILE)
+    for path in (model_path, head_path):
+        path.chmod(0o644)  # safetensors' temporary files are private; these ship with the package
     stage1_step = stage2_step = None
     if run_dir is not None:
         for name, key in (('stage1.pt', 'stage1'), (STAGE2_CHECKPOINT, 'stage2')):
@@ -100,6 +104,7 @@ def export_demo(recipe: DemoRecipe, regressor: DepthRegressor, dit: SPDiT, weigh
                                     'normalised by its 2%/98% percentiles to [-0.5, 0.5] '
                                     '(clamped to [-1, 0.5]); EMA weights shipped'},
             'exported_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+            'initialised_from': earlier_runs or [],
         },
     })
     _write_card(weights_dir, card)

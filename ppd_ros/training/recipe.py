@@ -17,14 +17,17 @@ class DemoRecipe:
     seed: int = 0
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(
         embed_dim=192, depth=6, num_heads=3, patch_size=14, img_size=224, init_values=0.1))
+    # Width 256: the coarse patch embedding squeezes 16·16·4 = 1024 values into `hidden_size`;
+    # at 128 the noise channel of x_t (256 values per patch) cannot pass, and the velocity at high t
+    # (which must reproduce that noise) stays wrong — the released model uses 1024.
     dit: DiTConfig = field(default_factory=lambda: DiTConfig(
-        hidden_size=128, depth=6, num_heads=2, patch_size=8, semantic_dim=192))
+        hidden_size=256, depth=4, num_heads=4, patch_size=8, semantic_dim=192))
     stage1_batch: int = 16
     stage2_batch: int = 8
     stage1: LoopConfig = field(default_factory=lambda: LoopConfig(
         steps=3000, lr=4e-4, warmup_steps=50, checkpoint_every=100))
     stage2: LoopConfig = field(default_factory=lambda: LoopConfig(
-        steps=2000, lr=4e-4, warmup_steps=50, checkpoint_every=100, ema_decay=0.999))
+        steps=5000, lr=5e-4, warmup_steps=50, checkpoint_every=100, ema_decay=0.999))
 
     @property
     def target_area(self) -> tuple[int, int]:

@@ -1,8 +1,13 @@
 """Stage 2: the SP-DiT trained with flow matching on top of the frozen stage-1 encoder.
 
-x_t = (1 − t)·x0 + t·x1 with x0 the normalised log-depth and x1 ~ N(0, 1), t ~ U(0, 1); the DiT
-predicts the velocity x1 − x0 from [x_t, image − 0.5] and the encoder's semantics; loss = MSE on
-valid pixels (paper eq. 1–3). The DiT sees t on the released 0..1000 scale.
+x_t = (1 − t)·x0 + t·x1 with x0 the normalised log-depth and x1 ~ N(0, 1); the DiT predicts the
+velocity x1 − x0 from [x_t, image − 0.5] and the encoder's semantics; loss = MSE on valid pixels
+(paper eq. 1–3). The DiT sees t on the released 0..1000 scale.
+
+Timesteps: t ~ U(0, 1) for a fraction of the batch; the rest is drawn from the timesteps the
+released 4-step Euler schedule visits (1000, 750, 500, 249), so that a model trained for minutes
+on a CPU is accurate exactly where the demo samples (warm starts use the same timesteps; other
+step counts rely on the uniform part).
 """
 from __future__ import annotations
 
@@ -12,13 +17,17 @@ from torch import nn
 TIMESTEP_SCALE = 1000.0
 
 
+SCHEDULE_TIMESTEPS = (1000, 750, 500, 249)  # sampler.sampling_timesteps(4)
+
+
 class FlowMatchingObjective(nn.Module):
     """Wraps a DiT and a frozen semantics encoder; ``forward`` returns the velocity MSE."""
 
-    def __init__(self, dit: nn.Module, encoder: nn.Module):
+    def __init__(self, dit: nn.Module, encoder: nn.Module, uniform_fraction: float = 0.5):
         super().__init__()
         self.dit = dit
         self.encoder = encoder.requires_grad_(False).eval()
+        self.uniform_fraction = uniform_fraction
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -32,7 +41,11 @@ class FlowMatchingObjective(nn.Module):
             semantics = self.encoder(image)
         x0 = target[:, None]
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-        t = torch.rand(b, generator=generator, dtype=x0.dtype).to(x0.device)
+        t = torch.rand(b, generator=generator, dtype=x0.dtype)
+        pick = torch.randint(len(SCHEDULE_TIMESTEPS), (b,), generator=generator)
+        on_schedule = torch.rand(b, generator=generator) >= self.uniform_fraction
+        t = torch.where(on_schedule, torch.tensor(SCHEDULE_TIMESTEPS, dtype=x0.dtype)[pick] / TIMESTEP_SCALE, t)
+        t = t.to(x0.device)
         x_t = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
         velocity = velocity_prediction(self.dit, x_t, image, semantics, t)
         err = (velocity - (noise - x0)) ** 2 * valid[:, None].float()
