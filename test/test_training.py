@@ -177,8 +177,9 @@ def test_three_step_smoke_run_resumes_exactly(tiny_cache, tmp_path):
 
 def test_evaluation_scores_a_ground_truth_oracle_as_near_perfect(tiny_cache):
     pytest.importorskip('ppd_ros.eval.metrics')
-    from ppd_ros.training.evaluation import ShrunkGroundTruth, evaluate
-    table = evaluate({'oracle': ShrunkGroundTruth(1), 'blurred': ShrunkGroundTruth(8)},
+    from ppd_ros.eval.baselines import GroundTruthResampled, Oracle
+    from ppd_ros.training.evaluation import evaluate
+    table = evaluate({'oracle': Oracle(), 'blurred': GroundTruthResampled(1 / 8)},
                      width=64, height=48, seeds=[0, 1], log=lambda m: None)
     assert table['oracle']['abs_rel'] < 1e-3 and table['oracle']['delta1'] > 0.999
     assert table['oracle']['edge_chamfer'] < 1e-3

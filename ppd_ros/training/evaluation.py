@@ -1,5 +1,6 @@
 """Held-out evaluation of the demo model against the discriminative baseline and a
-"ground truth at model resolution" reference, with the shared metrics (ppd_ros.eval.metrics)."""
+"ground truth at model resolution" reference (ppd_ros.eval.baselines), with the shared metrics
+(ppd_ros.eval.metrics)."""
 from __future__ import annotations
 
 import time
@@ -8,36 +9,13 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from ppd_ros.eval.baselines import predict_for_eval
+
 EVAL_SEEDS = range(100)  # training seeds start at 100000
 
 
 def eval_kind(seed: int) -> str:
     return 'indoor' if seed % 2 == 0 else 'outdoor'
-
-
-class ShrunkGroundTruth:
-    """Reference 'estimator' that knows the answer: GT shrunk by ``factor`` (area) and enlarged
-    back bilinearly — what even a perfect model at lower resolution would give. It returns
-    normalised log-depth like the real estimators, so it goes through the same alignment."""
-
-    steps = 0
-
-    def __init__(self, factor: int = 4):
-        self.factor = int(factor)
-        self.depth = None
-
-    def set_ground_truth(self, depth: np.ndarray, valid: np.ndarray):
-        self.depth, self.valid = depth, valid
-
-    def predict(self, rgb: np.ndarray) -> np.ndarray:
-        h, w = self.depth.shape
-        log_depth = np.log(np.where(self.valid, self.depth, np.median(self.depth[self.valid])) + 1.0)
-        small = cv2.resize(log_depth.astype(np.float32), (w // self.factor, h // self.factor),
-                           interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-
-    def describe(self) -> dict:
-        return {'model': f'ground truth shrunk x{self.factor} + bilinear', 'steps': 0}
 
 
 def evaluate(estimators: dict[str, object], *, width: int, height: int, seeds: Sequence[int] = EVAL_SEEDS,
@@ -57,10 +35,8 @@ def evaluate(estimators: dict[str, object], *, width: int, height: int, seeds: S
         frame = render_frame(seed, width=width, height=height, kind=eval_kind(seed))
         mask = frame.valid
         for name, est in estimators.items():
-            if isinstance(est, ShrunkGroundTruth):
-                est.set_ground_truth(frame.depth, frame.valid)
             start = time.perf_counter()
-            rel = est.predict(frame.rgb)
+            rel = predict_for_eval(est, frame)  # ground-truth baselines read the frame itself
             row = rows[name]
             row['time_s'].append(time.perf_counter() - start)
             if rel.shape != (height, width):

@@ -135,12 +135,13 @@ def evaluate_shipped(weights_dir: str | Path, num_scenes: int = 100,
     resolution, and frames rendered at twice that size (a camera larger than the model: every
     estimator runs at model resolution and its output is enlarged bilinearly; the reference is
     the ground truth shrunk to model resolution and enlarged back bilinearly)."""
-    from ppd_ros.training.evaluation import ShrunkGroundTruth, evaluate, format_table
+    from ppd_ros.eval.baselines import GroundTruthResampled
+    from ppd_ros.training.evaluation import evaluate, format_table
     card = load_card(weights_dir)
     res = card.get('resolution', {'width': 128, 'height': 96})
     estimators = {'demo SP-DiT (4 steps, seed 0)': load_demo_estimator(weights_dir),
                   'discriminative baseline': load_baseline(weights_dir),
-                  'GT shrunk x2 + bilinear': ShrunkGroundTruth(2)}
+                  'GT shrunk x2 + bilinear': GroundTruthResampled(0.5)}
     tables = {}
     for key, scale in (('demo_resolution', 1), ('camera_2x', 2)):
         width, height = scale * res['width'], scale * res['height']
