@@ -13,7 +13,7 @@ from ppd_ros.model.config import DiTConfig, EncoderConfig
 from ppd_ros.model.dit import SPDiT
 from ppd_ros.model.sampler import sampling_timesteps
 from ppd_ros.model.vit import SemanticEncoder
-from ppd_ros.tools import bench
+from ppd_dev import bench
 
 
 def test_tiny_run_prints_every_stage_flops_and_rate(capsys):

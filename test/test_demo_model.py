@@ -13,7 +13,7 @@ HEAD = WEIGHTS / 'baseline_head.safetensors'
 HELD_OUT_SEEDS = (0, 1, 2)  # evaluation seeds; training used seeds >= 100000
 
 pytestmark = pytest.mark.skipif(not MODEL.exists(), reason=f'demo weights not trained yet ({MODEL} missing; '
-                                'run python -m ppd_ros.tools.train_demo)')
+                                'run python -m ppd_dev.train_demo)')
 
 
 @pytest.fixture(scope='module')
@@ -89,7 +89,7 @@ def test_demo_is_deterministic_with_a_seed(demo):
 
 
 def test_discriminative_baseline_loads_and_runs(card, constant_abs_rel):
-    from ppd_ros.training.export import load_baseline
+    from ppd_dev.training.export import load_baseline
     baseline = load_baseline(WEIGHTS)
     score = _abs_rel_on_held_out(baseline, card)
     assert score <= DEMO_ABS_REL_BOUND and score < 0.85 * constant_abs_rel

@@ -11,7 +11,7 @@ import pytest
 
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
-from ppd_ros.tools import depth_cli, io
+from ppd_ros.cli import depth as depth_cli, io
 
 
 class FakeEstimator:

@@ -4,8 +4,8 @@ import json
 import numpy as np
 
 from ppd_ros.synthetic import camera_sequence
-from ppd_ros.tools import temporal_report
-from ppd_ros.tools.temporal_report import STAND_IN_LABEL, StandInEstimator, report, run_mode
+from ppd_dev import temporal_report
+from ppd_dev.temporal_report import STAND_IN_LABEL, StandInEstimator, report, run_mode
 
 
 def test_modes_behave_as_in_the_node():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ppd_ros.synthetic import render_frame
-from ppd_ros.tools import evaluate
+from ppd_ros.cli import evaluate
 
 TINY = ['--width', '64', '--height', '48', '--area', '128x96', '--no-progress']
 

@@ -1,11 +1,11 @@
 """Metric accuracy of scale fusion on the synthetic world, against the oracle (least squares of
 log(d + 1) = a·r + b on the full ground truth). The relative depth is model-like (PPD's per-frame
 normalisation of the ground truth + smooth low-frequency error + pixel noise; see
-ppd_ros/tools/fusion_report.py). `python -m ppd_ros.tools.fusion_report` prints the full table."""
+ppd_dev/fusion_report.py). `python -m ppd_dev.fusion_report` prints the full table."""
 import pytest
 
 pytest.importorskip('ppd_ros.synthetic')
-from ppd_ros.tools.fusion_report import SOURCES, evaluate_scene, summarise  # noqa: E402
+from ppd_dev.fusion_report import SOURCES, evaluate_scene, summarise  # noqa: E402
 
 SCENES = range(6)
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ppd_ros.tools import parity as parity_tool
+from ppd_dev import parity as parity_tool
 
 
 @pytest.fixture(scope='module')

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from ppd_ros.training.checkpoint import load_checkpoint
-from ppd_ros.training.data import FrameCache, batch_tensors, frame_seed_and_kind, render_cache
-from ppd_ros.training.normalization import normalise_log_depth
-from ppd_ros.training.pipeline import STAGE1_CHECKPOINT, STAGE2_CHECKPOINT, train_stage1, train_stage2
-from ppd_ros.training.recipe import DemoRecipe
-from ppd_ros.training.stage1 import align_scale_shift, ssi_loss
-from ppd_ros.training.stage2 import FlowMatchingObjective
+from ppd_dev.training.checkpoint import load_checkpoint
+from ppd_dev.training.data import FrameCache, batch_tensors, frame_seed_and_kind, render_cache
+from ppd_dev.training.normalization import normalise_log_depth
+from ppd_dev.training.pipeline import STAGE1_CHECKPOINT, STAGE2_CHECKPOINT, train_stage1, train_stage2
+from ppd_dev.training.recipe import DemoRecipe
+from ppd_dev.training.stage1 import align_scale_shift, ssi_loss
+from ppd_dev.training.stage2 import FlowMatchingObjective
 
 
 def test_normalisation_maps_percentiles_to_half_range():
@@ -85,7 +85,7 @@ class _RecordTimestep(torch.nn.Module):
 
 def test_timesteps_mix_uniform_and_the_sampling_schedule():
     from ppd_ros.model.sampler import sampling_timesteps
-    from ppd_ros.training.stage2 import SCHEDULE_TIMESTEPS
+    from ppd_dev.training.stage2 import SCHEDULE_TIMESTEPS
     assert list(SCHEDULE_TIMESTEPS) == sampling_timesteps(4)
     recorder = _RecordTimestep()
     objective = FlowMatchingObjective(recorder, _NoEncoder(), uniform_fraction=0.5)
@@ -178,7 +178,7 @@ def test_three_step_smoke_run_resumes_exactly(tiny_cache, tmp_path):
 def test_evaluation_scores_a_ground_truth_oracle_as_near_perfect(tiny_cache):
     pytest.importorskip('ppd_ros.eval.metrics')
     from ppd_ros.eval.baselines import GroundTruthResampled, Oracle
-    from ppd_ros.training.evaluation import evaluate
+    from ppd_dev.training.evaluation import evaluate
     table = evaluate({'oracle': Oracle(), 'blurred': GroundTruthResampled(1 / 8)},
                      width=64, height=48, seeds=[0, 1], log=lambda m: None)
     assert table['oracle']['abs_rel'] < 1e-3 and table['oracle']['delta1'] > 0.999

@@ -14,7 +14,7 @@ anchor is the tap whose colour (the image at the tap's centre) is clearly closes
 colour, so the depth edge follows the image edge with sub-source-pixel precision instead of the
 midpoint between source pixels.
 
-Measured (python -m ppd_ros.tools.bench_pipeline --quality 20; 20 synthetic frames at 640×480,
+Measured (python -m ppd_dev.bench_pipeline --quality 20; 20 synthetic frames at 640×480,
 true depth shrunk to 512×384 with nearest, enlarged back, relative depth, threshold 0.02):
 flying pixels bilinear 22.0 %, area 17.1 %, nearest 0.26 %, edge_aware 0.15 %, guided 0.11 %;
 AbsRel bilinear 0.31 %, nearest 0.23 %, edge_aware 0.21 %, guided 0.12 % (near depth edges:

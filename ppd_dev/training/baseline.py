@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from ppd_ros.model.config import EncoderConfig
 from ppd_ros.model.preprocess import model_size, resize_for_model
-from ppd_ros.training.stage1 import DepthRegressor
+from ppd_dev.training.stage1 import DepthRegressor
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / 'weights'
 DEMO_HEAD_FILE = WEIGHTS_DIR / 'baseline_head.safetensors'

@@ -1,7 +1,7 @@
 """Check this implementation against vectors recorded from the official Pixel-Perfect Depth code.
 
-    python -m ppd_ros.tools.parity /work/shared/parity/ppd_official_tiny.pt
-    python -m ppd_ros.tools.parity FILE --bench [--official /path/to/official/checkout] [--size 256x384]
+    python -m ppd_dev.parity /work/shared/parity/ppd_official_tiny.pt
+    python -m ppd_dev.parity FILE --bench [--official /path/to/official/checkout] [--size 256x384]
 
 Prints the max abs error of each part (dit_forward, sampling, encoder_forward) on its own line;
 exit status 1 if any exceeds the tolerance (1e-5), 2 if the file is missing or invalid.

@@ -1,7 +1,7 @@
 """Time the depth node's data path outside model inference, stage by stage.
 
-    python -m ppd_ros.tools.bench_pipeline [--width 640 --height 480 --repeats 60]
-    python -m ppd_ros.tools.bench_pipeline --quality 20   # resampling quality instead of timing
+    python -m ppd_dev.bench_pipeline [--width 640 --height 480 --repeats 60]
+    python -m ppd_dev.bench_pipeline --quality 20   # resampling quality instead of timing
 
 For one camera frame (a synthetic scene rendered at the camera size) and each model resolution
 (default: the 1024×768-area model size and 512×384), runs the node's per-frame work:

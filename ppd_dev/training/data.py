@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ppd_ros.training.normalization import normalise_log_depth
+from ppd_dev.training.normalization import normalise_log_depth
 
 TRAIN_SEED_BASE = 100_000
 KINDS = ('indoor', 'outdoor')

@@ -20,7 +20,7 @@ from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.upsample import DEFAULT_METHOD, METHODS, upsample_depth
 from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
-from ppd_ros.tools import io
+from ppd_ros.cli import io
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 FORMATS = ('color', 'png16', 'npy')

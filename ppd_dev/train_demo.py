@@ -1,8 +1,8 @@
 """Train the small demo model shipped in ppd_ros/weights (CPU, synthetic world, resumable).
 
-    python -m ppd_ros.tools.train_demo                 # render cache, stage 1, stage 2, export, eval
-    python -m ppd_ros.tools.train_demo --resume        # continue after an interruption
-    python -m ppd_ros.tools.train_demo --only eval     # re-evaluate the shipped weights
+    python -m ppd_dev.train_demo                 # render cache, stage 1, stage 2, export, eval
+    python -m ppd_dev.train_demo --resume        # continue after an interruption
+    python -m ppd_dev.train_demo --only eval     # re-evaluate the shipped weights
 
 Everything intermediate (frame cache, checkpoints, log) lives under --run-dir (gitignored runs/).
 """
@@ -48,7 +48,7 @@ def parse_args(argv=None):
 
 
 def build_recipe(args):
-    from ppd_ros.training.recipe import DemoRecipe
+    from ppd_dev.training.recipe import DemoRecipe
     recipe = DemoRecipe.tiny() if args.tiny else DemoRecipe()
     if args.frames:
         recipe.num_frames = args.frames
@@ -75,9 +75,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
-    from ppd_ros.training import export
-    from ppd_ros.training.data import FrameCache, render_cache
-    from ppd_ros.training.pipeline import load_stage1, train_stage1, train_stage2
+    from ppd_dev.training import export
+    from ppd_dev.training.data import FrameCache, render_cache
+    from ppd_dev.training.pipeline import load_stage1, train_stage1, train_stage2
 
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

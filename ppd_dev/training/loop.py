@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from ppd_ros.training.checkpoint import load_checkpoint, save_checkpoint
+from ppd_dev.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 @dataclass

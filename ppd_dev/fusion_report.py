@@ -12,7 +12,7 @@ plus a smooth low-frequency error field (bicubic-upsampled 4×3 random grid, σ 
 units: the model's slowly varying scale errors over the image) and per-pixel Gaussian noise
 (σ = `--noise`); pixels without ground truth (sky) get r = 1.2 (far, as the model predicts).
 
-    python -m ppd_ros.tools.fusion_report --scenes 8 [--kind indoor] [--model demo] [--range-mode offset]
+    python -m ppd_dev.fusion_report --scenes 8 [--kind indoor] [--model demo] [--range-mode offset]
 
 Sequence evaluation (--sequence): a single range finder on a moving camera. Per sequence: frames of
 `camera_sequence(motion='smooth')` → model-like relative per frame (per-frame normalisation, own
@@ -21,7 +21,7 @@ frame at the principal point → the per-frame prior fit and the windowed fit (r
 metric AbsRel per frame. The oracle is the per-frame least squares of the same aligned relative
 depth against the full ground truth.
 
-    python -m ppd_ros.tools.fusion_report --sequence --scenes 8 --frames 30 [--window 30]
+    python -m ppd_dev.fusion_report --sequence --scenes 8 --frames 30 [--window 30]
 """
 from __future__ import annotations
 

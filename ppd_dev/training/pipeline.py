@@ -8,12 +8,12 @@ from typing import Callable
 import torch
 
 from ppd_ros.model.dit import SPDiT
-from ppd_ros.training.checkpoint import load_checkpoint
-from ppd_ros.training.data import FrameCache, batch_tensors
-from ppd_ros.training.loop import LoopResult, run_loop
-from ppd_ros.training.recipe import DemoRecipe
-from ppd_ros.training.stage1 import DepthRegressor, ssi_loss
-from ppd_ros.training.stage2 import FlowMatchingObjective
+from ppd_dev.training.checkpoint import load_checkpoint
+from ppd_dev.training.data import FrameCache, batch_tensors
+from ppd_dev.training.loop import LoopResult, run_loop
+from ppd_dev.training.recipe import DemoRecipe
+from ppd_dev.training.stage1 import DepthRegressor, ssi_loss
+from ppd_dev.training.stage2 import FlowMatchingObjective
 
 STAGE1_CHECKPOINT = 'stage1.pt'
 STAGE2_CHECKPOINT = 'stage2.pt'

@@ -12,13 +12,13 @@ import torch
 
 from ppd_ros.model.checkpoint import load_model_file, save_model_file
 from ppd_ros.model.dit import SPDiT
-from ppd_ros.training.baseline import BaselineEstimator, save_head
-from ppd_ros.training.checkpoint import load_checkpoint
-from ppd_ros.training.data import TRAIN_SEED_BASE
-from ppd_ros.training.pipeline import STAGE2_CHECKPOINT
-from ppd_ros.training.recipe import DemoRecipe
-from ppd_ros.training.stage1 import DepthRegressor
-from ppd_ros.training.stage2 import FlowMatchingObjective
+from ppd_dev.training.baseline import BaselineEstimator, save_head
+from ppd_dev.training.checkpoint import load_checkpoint
+from ppd_dev.training.data import TRAIN_SEED_BASE
+from ppd_dev.training.pipeline import STAGE2_CHECKPOINT
+from ppd_dev.training.recipe import DemoRecipe
+from ppd_dev.training.stage1 import DepthRegressor
+from ppd_dev.training.stage2 import FlowMatchingObjective
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / 'weights'
 MODEL_FILE = 'demo_ppd.safetensors'  # PPDEstimator.demo() loads weights/demo_*.safetensors
@@ -136,7 +136,7 @@ def evaluate_shipped(weights_dir: str | Path, num_scenes: int = 100,
     estimator runs at model resolution and its output is enlarged bilinearly; the reference is
     the ground truth shrunk to model resolution and enlarged back bilinearly)."""
     from ppd_ros.eval.baselines import GroundTruthResampled
-    from ppd_ros.training.evaluation import evaluate, format_table
+    from ppd_dev.training.evaluation import evaluate, format_table
     card = load_card(weights_dir)
     res = card.get('resolution', {'width': 128, 'height': 96})
     estimators = {'demo SP-DiT (4 steps, seed 0)': load_demo_estimator(weights_dir),

@@ -22,7 +22,7 @@ by blending with the previous output — it only checks the measurement and Temp
 random-tiny for speed; `--speed-estimator random-released` times the released model size with
 random weights. Every table says which estimator produced it.
 
-  python -m ppd_ros.tools.temporal_report [--frames 24] [--json report.json]
+  python -m ppd_dev.temporal_report [--frames 24] [--json report.json]
 """
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def _demo_weights_available() -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='python -m ppd_ros.tools.temporal_report',
+    p = argparse.ArgumentParser(prog='python -m ppd_dev.temporal_report',
                                 description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--estimator', choices=('auto', 'demo', 'random-tiny', 'stand-in'), default='auto',

@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ppd_ros.model.config import DiTConfig, EncoderConfig
-from ppd_ros.training.loop import LoopConfig
+from ppd_dev.training.loop import LoopConfig
 
 
 @dataclass
