@@ -1,7 +1,8 @@
 """ppd_ros: Pixel-Perfect Depth for ROS 2.
 
-Layers: ``model`` (torch), ``geometry`` (numpy), ``synthetic``, ``eval``, ``tools`` (command
-lines) and ``nodes`` (the only layer that imports ROS).
+Layers: ``model`` (torch), ``geometry`` (numpy), ``synthetic``, ``eval``, ``cli`` (command
+lines without ROS) and ``nodes`` (the only layer that imports ROS). Developer-only code lives
+in ``ppd_dev`` beside this package.
 """
 import pkgutil
 
