@@ -3,6 +3,7 @@
     python -m ppd_dev.train_demo                 # render cache, stage 1, stage 2, export, eval
     python -m ppd_dev.train_demo --resume        # continue after an interruption
     python -m ppd_dev.train_demo --only eval     # re-evaluate the shipped weights
+    python -m ppd_dev.train_demo --stream --init-from-weights DIR   # fresh frames, fine-tune DIR's model
 
 Everything intermediate (frame cache, checkpoints, log) lives under --run-dir (gitignored runs/).
 """
@@ -27,6 +28,16 @@ def parse_args(argv=None):
     p.add_argument('--resume', action='store_true', help='continue from checkpoints in --run-dir')
     p.add_argument('--init-from', help='run dir of an earlier run: start both stages from its '
                    'final weights (fine-tuning with a fresh schedule) instead of from scratch')
+    p.add_argument('--init-from-weights', help='a weights dir (demo_ppd.safetensors + baseline_head): '
+                   'start both stages from that exported model (e.g. a copy of the shipped one)')
+    p.add_argument('--stream', action='store_true', help='train on fresh frames that a background '
+                   'render process keeps adding (instead of a fixed cache of --frames frames)')
+    p.add_argument('--no-render', action='store_true', help='with --stream: start no render process; '
+                   'read the frames another training process renders into the same --run-dir/--cache-dir')
+    p.add_argument('--stream-nice', type=int, default=10, help='extra nice value of the render process')
+    p.add_argument('--stream-pool', type=int, default=6000, help='streamed frames kept in memory')
+    p.add_argument('--follow-stage1', action='store_true', help='stage 2 on the encoder of a stage 1 '
+                   'still training in --run-dir (another process), reloaded whenever its checkpoint changes')
     p.add_argument('--only', choices=STAGES, nargs='+', help='run only these stages')
     p.add_argument('--tiny', action='store_true', help='seconds-long recipe (tests)')
     p.add_argument('--frames', type=int, help='number of cached training frames')
@@ -77,7 +88,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from ppd_dev.training import export
     from ppd_dev.training.data import FrameCache, render_cache
-    from ppd_dev.training.pipeline import load_stage1, train_stage1, train_stage2
+    from ppd_dev.training.pipeline import Stage1Follower, load_stage1, train_stage1, train_stage2
 
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +117,12 @@ def main(argv=None) -> int:
             log(f'cache: {len(cache)} frames {cache.size}')
         return cache
 
-    if 'render' in stages:
+    stream_process = None
+    if args.stream:
+        cache, stream_process = _start_stream(args, recipe, run_dir, log)
+    if args.init_from_weights:
+        args.init_from = str(_checkpoints_from_weights(Path(args.init_from_weights), run_dir / 'init', log))
+    if 'render' in stages and not args.stream:
         get_cache()
     regressor = None
     if 'stage1' in stages:
@@ -117,10 +133,14 @@ def main(argv=None) -> int:
         log(f'stage 1 done: step {result.step} loss {result.last_loss:.4f} {result.wall_s:.0f}s')
     dit_ema = None
     if 'stage2' in stages:
-        regressor = regressor or load_stage1(recipe, run_dir)
+        follower = Stage1Follower(recipe, run_dir, log=log) if args.follow_stage1 else None
+        regressor = regressor or (follower.regressor if follower else load_stage1(recipe, run_dir))
         init = Path(args.init_from) / 'stage2.pt' if args.init_from else None
         objective, result = train_stage2(recipe, get_cache(), regressor.encoder, run_dir,
-                                         resume=args.resume, init_from=init, log=log)
+                                         resume=args.resume, init_from=init, before_step=follower, log=log)
+        if follower is not None:
+            follower.reload()  # export with the encoder the DiT saw last (the final one)
+            regressor = follower.regressor
         timings['stage2'] = result.wall_s
         dit_ema = (result.ema or objective).dit
         log(f'stage 2 done: step {result.step} loss {result.last_loss:.4f} {result.wall_s:.0f}s')
@@ -129,8 +149,11 @@ def main(argv=None) -> int:
         if dit_ema is None:
             dit_ema = export.load_stage2_dit(recipe, run_dir)
         earlier = None
+        if args.stream:
+            recipe.num_frames = cache.frames_seen  # the card records the distinct frames trained on
         if args.init_from:
-            card = export.load_card(Path(args.init_from) / 'weights')
+            card = export.load_card(Path(args.init_from_weights) if args.init_from_weights
+                                    else Path(args.init_from) / 'weights')
             before = card.get('training', {})
             earlier = before.get('initialised_from', []) + [
                 {'run_dir': str(args.init_from), 'steps': before.get('steps'), 'wall_s': before.get('wall_s'),
@@ -143,8 +166,50 @@ def main(argv=None) -> int:
     if 'eval' in stages:
         table = export.evaluate_shipped(weights_dir, num_scenes=args.eval_scenes, log=log)
         export.record_evaluation(weights_dir, table, args.eval_scenes)
+    if args.stream:
+        log(f'stream: {cache.frames_seen} distinct frames rendered for training')
+    if stream_process is not None:
+        stream_process.terminate()
     log_file.close()
     return 0
+
+
+def _start_stream(args, recipe, run_dir: Path, log):
+    """A render process (niced) writing shards of fresh frames, and the trainer's view of them."""
+    import multiprocessing
+    from ppd_dev.training.data import FrameStream, render_stream
+    cache_dir = Path(args.cache_dir) if args.cache_dir else run_dir / 'stream'
+    shard = recipe.stream_shard
+    process = None
+    if not args.no_render:
+        ctx = multiprocessing.get_context('spawn')  # no torch state forked into the renderer
+        process = ctx.Process(target=render_stream, args=(str(cache_dir), recipe.width, recipe.height),
+                              kwargs={'shard_size': shard, 'niceness': args.stream_nice}, daemon=True)
+        process.start()
+        log(f'stream: render process {process.pid} writing {shard}-frame shards to {cache_dir} '
+            f'(nice +{args.stream_nice})')
+    stream = FrameStream(cache_dir, recipe.width, recipe.height, shard_size=shard,
+                         pool_frames=args.stream_pool, min_frames=2 * shard)
+    log(f'stream: {len(stream)} frames ready')
+    return stream, process
+
+
+def _checkpoints_from_weights(weights_dir: Path, out_dir: Path, log) -> Path:
+    """Stage checkpoints (weights only) from an exported model, for --init-from."""
+    import torch
+    from ppd_dev.training.export import load_baseline
+    from ppd_dev.training.pipeline import STAGE1_CHECKPOINT, STAGE2_CHECKPOINT
+    from ppd_ros.model.checkpoint import load_model_file
+    out_dir.mkdir(parents=True, exist_ok=True)
+    regressor = load_baseline(weights_dir).model
+    dit, _, _ = load_model_file(weights_dir / 'demo_ppd.safetensors')
+    for name, state in ((STAGE1_CHECKPOINT, {'model': regressor.state_dict()}),
+                        (STAGE2_CHECKPOINT, {'ema': {'dit.' + k: v for k, v in dit.state_dict().items()}})):
+        tmp = out_dir / f'{name}.{os.getpid()}.tmp'  # two processes (stage 1, stage 2) may write at once
+        torch.save({'modules': state}, tmp)
+        os.replace(tmp, out_dir / name)
+    log(f'initialising from the exported model in {weights_dir}')
+    return out_dir
 
 
 if __name__ == '__main__':

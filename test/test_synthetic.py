@@ -125,6 +125,30 @@ def test_backprojected_plane_is_the_plane():
     assert np.linalg.svd(centred, compute_uv=False)[-1] / np.sqrt(len(pts)) < 1e-5  # coplanar
 
 
+def _floor_view(**scene_args):
+    """A grey floor 1.5 m below a camera pitched down 35°: nearer at the bottom, farther at the top."""
+    scene = Scene([Plane(normal=(0.0, 0.0, 1.0), offset=0.0)], [Material('noise', (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+                                                                          grain=0.0)],
+                  light_dir=(0.0, 0.0, 1.0), ambient=0.3, **scene_args)
+    return render_view(scene, camera_pose((0.0, 0.0, 1.5), pitch=np.radians(-35)), Intrinsics(50.0, 50.0, 31.5, 23.5, 64, 48))
+
+
+def test_depth_cues_haze_and_lamp():
+    """Aerial perspective fades far surfaces towards the horizon colour; a lamp lights what is near it
+    more (inverse square). Neither changes the depth."""
+    plain, hazy = _floor_view(), _floor_view(haze_distance=20.0)
+    assert np.array_equal(plain.depth, hazy.depth)
+    lum = lambda f, rows: f.rgb[rows].astype(float).mean()
+    near, far = slice(44, 48), slice(0, 4)  # bottom rows are nearer than top rows
+    assert plain.depth[far].mean() > 2 * plain.depth[near].mean()
+    assert abs(lum(plain, far) - lum(plain, near)) < 2, 'a uniformly lit floor has no brightness gradient'
+    assert lum(hazy, far) - lum(plain, far) > 2 * (lum(hazy, near) - lum(plain, near)) > 0  # fades to the bright horizon
+    lit = _floor_view(lamp=((2.0, 0.0, 1.0), 2.0))  # a lamp 1 m above the floor, 2 m ahead
+    gain = lit.rgb.astype(float).mean(axis=(1, 2)) - plain.rgb.astype(float).mean(axis=(1, 2))
+    assert (gain > 0).all()
+    assert gain.max() > 3 * gain[0], 'the floor under the lamp is lit most, the far floor least'
+
+
 def test_primitive_types_render():
     intr = Intrinsics(50.0, 50.0, 31.5, 23.5, 64, 48)
     for prim in (Box(center=(5.0, 0.0, 0.0), half=(0.5, 1.0, 0.7)),

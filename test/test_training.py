@@ -185,3 +185,41 @@ def test_evaluation_scores_a_ground_truth_oracle_as_near_perfect(tiny_cache):
     assert table['oracle']['edge_chamfer'] < 1e-3
     assert table['blurred']['abs_rel'] > table['oracle']['abs_rel']
     assert table['blurred']['edge_chamfer'] > table['oracle']['edge_chamfer']
+
+
+def test_streamed_frames_arrive_in_order_and_batches_mix_fresh_and_old(tmp_path):
+    pytest.importorskip('ppd_ros.synthetic')
+    from ppd_dev.training.data import FrameStream, render_stream
+    recipe = DemoRecipe.tiny()
+    shard = recipe.stream_shard
+    render_stream(tmp_path, recipe.width, recipe.height, shard_size=shard, max_frames=2 * shard)
+    stream = FrameStream(tmp_path, recipe.width, recipe.height, shard_size=shard, recent=shard, refresh_every=1)
+    assert len(stream) == stream.frames_seen == 2 * shard
+    # The frames are the training frames 0.. in order (render_frame with the training seeds).
+    first = FrameCache(render_cache(tmp_path / 'fixed', shard, recipe.width, recipe.height,
+                                    shard_size=shard, workers=1, log=lambda m: None))
+    assert np.array_equal(stream.rgb[:shard], first.rgb)
+    np.testing.assert_allclose(stream.target[:shard], first.target, atol=2e-3)  # stored as float16
+    newest = {stream.rgb[i].tobytes() for i in range(shard, 2 * shard)}
+    newest |= {stream.rgb[i][:, ::-1].tobytes() for i in range(shard, 2 * shard)}
+    fresh = [sum(img.tobytes() in newest for img in stream.batch(4, seed=0, step=s).image[:2]) for s in range(10)]
+    assert fresh == [2] * 10, 'the first half of every batch comes from the newest frames'
+    a, b = stream.batch(4, seed=0, step=3), stream.batch(4, seed=0, step=3)
+    assert np.array_equal(a.image, b.image) and a.target.dtype == np.float32
+
+
+def test_stream_without_a_renderer_says_so(tmp_path):
+    from ppd_dev.training.data import FrameStream
+    with pytest.raises(TimeoutError, match='render process'):
+        FrameStream(tmp_path, 64, 48, shard_size=4, wait_s=0.0)
+
+
+def test_learning_rate_decays_over_the_time_budget_when_steps_remain():
+    from ppd_dev.training.loop import LoopConfig, learning_rate
+    cfg = LoopConfig(steps=100_000, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1, time_budget_s=100.0)
+    assert learning_rate(0, cfg, 0.0) == pytest.approx(1e-4)
+    assert learning_rate(20, cfg, 0.0) == pytest.approx(1e-3, rel=1e-3)
+    assert learning_rate(20, cfg, 50.0) == pytest.approx(0.55e-3, rel=1e-3)  # half-way through the time
+    assert learning_rate(20, cfg, 100.0) == pytest.approx(1e-4)
+    no_budget = LoopConfig(steps=100, lr=1e-3, warmup_steps=0, min_lr_ratio=0.1)
+    assert learning_rate(50, no_budget, 1e6) == pytest.approx(0.55e-3, rel=1e-3)  # steps only

@@ -28,10 +28,14 @@ class LoopConfig:
     time_budget_s: float | None = None   # stop (with a checkpoint) after this much wall time
 
 
-def learning_rate(step: int, cfg: LoopConfig) -> float:
+def learning_rate(step: int, cfg: LoopConfig, elapsed_s: float = 0.0) -> float:
+    """Warm-up, then cosine decay over the steps — or over the time budget when that runs out
+    first, so a run on a busy shared CPU still ends its schedule at the low learning rate."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    if cfg.time_budget_s:
+        progress = max(progress, min(1.0, elapsed_s / cfg.time_budget_s))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -71,7 +75,7 @@ def run_loop(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], cfg
     model.train()
     while step < cfg.steps:
         for group in optimizer.param_groups:
-            group['lr'] = learning_rate(step, cfg)
+            group['lr'] = learning_rate(step, cfg, earlier_s + time.monotonic() - start)
         loss = loss_fn(step)
         if not torch.isfinite(loss):
             raise FloatingPointError(f'[{tag}] loss is {loss.item()} at step {step}')
@@ -94,7 +98,7 @@ def run_loop(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], cfg
             log(f'[{tag}] step {step}/{cfg.steps} loss {running / count:.4f} '
                 f'lr {optimizer.param_groups[0]["lr"]:.2e} {elapsed:.0f}s')
             running, count = 0.0, 0
-        out_of_time = cfg.time_budget_s is not None and elapsed > cfg.time_budget_s
+        out_of_time = cfg.time_budget_s is not None and earlier_s + elapsed > cfg.time_budget_s
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             save_checkpoint(checkpoint_path, step=step, modules=modules, optimizer=optimizer,
                             extra={'wall_s': earlier_s + elapsed})

@@ -57,9 +57,11 @@ def load_stage1(recipe: DemoRecipe, run_dir: str | Path) -> DepthRegressor:
 
 def train_stage2(recipe: DemoRecipe, cache: FrameCache, encoder: torch.nn.Module, run_dir: str | Path,
                  *, resume: bool = False, init_from: str | Path | None = None,
+                 before_step: Callable[[int], None] | None = None,
                  log: Callable[[str], None] = print) -> tuple[FlowMatchingObjective, LoopResult]:
     """Returns the objective (its ``.dit`` is the trained DiT; ``result.ema.dit`` the EMA copy).
-    ``init_from``: a stage-2 checkpoint whose (EMA) DiT starts this run; the encoder given wins."""
+    ``init_from``: a stage-2 checkpoint whose (EMA) DiT starts this run; the encoder given wins.
+    ``before_step(step)``: called before each step (e.g. to reload an encoder still being trained)."""
     torch.manual_seed(recipe.seed + 1)
     dit = SPDiT(recipe.dit)
     if init_from is not None and not (resume and (Path(run_dir) / STAGE2_CHECKPOINT).exists()):
@@ -71,9 +73,43 @@ def train_stage2(recipe: DemoRecipe, cache: FrameCache, encoder: torch.nn.Module
     batch_seed = recipe.seed + 7919  # different batches from stage 1
 
     def loss_fn(step: int) -> torch.Tensor:
+        if before_step is not None:
+            before_step(step)
         image, target, valid = batch_tensors(cache.batch(recipe.stage2_batch, batch_seed, step))
         return objective(image, target, valid, _step_generator(recipe.seed, step))
 
     result = run_loop(objective, loss_fn, recipe.stage2, Path(run_dir) / STAGE2_CHECKPOINT,
                       resume=resume, log=log, tag='stage2')
     return objective, result
+
+
+class Stage1Follower:
+    """Keeps a stage-2 encoder equal to the latest stage-1 checkpoint of a run still training.
+
+    On a shared CPU both stages can then run at once (two low-priority processes get two shares of
+    the idle cycles); the DiT learns on a slowly changing encoder and finishes on the final one.
+    """
+
+    def __init__(self, recipe: DemoRecipe, run_dir: str | Path, check_every: int = 20,
+                 log: Callable[[str], None] = print):
+        self.path = Path(run_dir) / STAGE1_CHECKPOINT
+        self.regressor = DepthRegressor(recipe.encoder)
+        self.check_every, self.log, self.mtime, self.first = check_every, log, None, True
+        self.reload()
+
+    def reload(self, force: bool = False) -> bool:
+        mtime = self.path.stat().st_mtime
+        if mtime == self.mtime and not force:
+            return False
+        state = load_checkpoint(self.path, modules={'model': self.regressor})
+        self.mtime = mtime
+        self.log(f'[stage2] encoder from {self.path} (stage-1 step {state["step"]})')
+        return True
+
+    def __call__(self, step: int):
+        if self.first or step % self.check_every == 0:
+            force, self.first = self.first, False  # a resumed stage-2 checkpoint restored an older encoder
+            try:
+                self.reload(force)
+            except (OSError, RuntimeError, KeyError, EOFError) as err:  # mid-write: next time
+                self.log(f'[stage2] stage-1 checkpoint not readable yet ({err}); keeping the encoder')

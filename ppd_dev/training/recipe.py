@@ -14,6 +14,7 @@ class DemoRecipe:
     height: int = 96
     num_frames: int = 3000
     shard_size: int = 200
+    stream_shard: int = 50       # frames per shard when streaming (--stream)
     seed: int = 0
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(
         embed_dim=192, depth=6, num_heads=3, patch_size=14, img_size=224, init_values=0.1))
@@ -39,7 +40,7 @@ class DemoRecipe:
     @classmethod
     def tiny(cls) -> 'DemoRecipe':
         """Seconds-long recipe for tests: 64×48 frames, 2-block models."""
-        return cls(width=64, height=48, num_frames=8, shard_size=4,
+        return cls(width=64, height=48, num_frames=8, shard_size=4, stream_shard=4,
                    encoder=EncoderConfig(embed_dim=32, depth=1, num_heads=2, patch_size=14, img_size=56),
                    dit=DiTConfig(hidden_size=32, depth=2, num_heads=2, patch_size=8, semantic_dim=32),
                    stage1_batch=2, stage2_batch=2,

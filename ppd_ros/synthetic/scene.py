@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry.camera import Intrinsics
-from .shading import Material, ValueNoise, lambert, sky_color, texture
+from .shading import HORIZON_COLOR, Material, ValueNoise, haze, lambert, point_light, sky_color, texture
 
 
 @dataclass
@@ -30,6 +30,8 @@ class Scene:
     max_depth: float = np.inf     # hits farther than this are invalid (z-depth)
     kind: str = 'custom'
     noise_seed: int = 0
+    lamp: tuple | None = None     # (position (3,), strength): a point light with inverse-square falloff
+    haze_distance: float = np.inf  # aerial perspective: contrast falls to 1/e at this range (m)
     noise: ValueNoise = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -202,7 +204,12 @@ def shade(scene: Scene, origin, dx, dy, dz, t, prim_id, pixel_angle: float):
                 sel = mat_ids == m
                 albedo[sel] = texture(scene.materials[m], scene.noise, tuple(c[sel] for c in p),
                                       tuple(c[sel] for c in normal), footprint[sel])
-        rgb[idx] = lambert(albedo, normal, scene.light_dir, scene.ambient)
+        shaded = lambert(albedo, normal, scene.light_dir, scene.ambient)
+        if scene.lamp is not None:
+            shaded += point_light(albedo, normal, p, *scene.lamp)
+        if np.isfinite(scene.haze_distance):
+            shaded = haze(shaded, tk.astype(np.float32) * dnorm, scene.haze_distance, HORIZON_COLOR)
+        rgb[idx] = shaded
         surface_id[idx] = int(k) * 8 + face
     return rgb, surface_id
 

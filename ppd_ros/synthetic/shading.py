@@ -129,12 +129,30 @@ def lambert(albedo: np.ndarray, n, light_dir: np.ndarray, ambient: float) -> np.
     return albedo * intensity.astype(np.float32)[:, None]
 
 
+def point_light(albedo: np.ndarray, n, p, light_pos, strength: float) -> np.ndarray:
+    """Diffuse light of a point lamp (inverse-square falloff) at hit points p: a lamp near the ceiling
+    lights the floor and walls more the closer they are to it, a depth cue real rooms have."""
+    to = [np.float32(light_pos[i]) - np.asarray(p[i], np.float32) for i in range(3)]
+    dist2 = np.maximum(to[0] * to[0] + to[1] * to[1] + to[2] * to[2], np.float32(0.05))
+    cos = (n[0] * to[0] + n[1] * to[1] + n[2] * to[2]) / np.sqrt(dist2)
+    return albedo * (np.float32(strength) * np.maximum(cos, np.float32(0.0)) / dist2)[:, None]
+
+
+def haze(rgb: np.ndarray, distance, haze_distance: float, color) -> np.ndarray:
+    """Aerial perspective: contrast fades towards the horizon colour as exp(−distance / haze_distance)."""
+    keep = np.exp(-np.asarray(distance, np.float32) / np.float32(haze_distance))[:, None]
+    return rgb * keep + np.asarray(color, np.float32)[None, :] * (1.0 - keep)
+
+
+HORIZON_COLOR = (0.80, 0.85, 0.92)
+
+
 def sky_color(dx, dy, dz, noise: ValueNoise) -> np.ndarray:
     """Blue gradient with soft clouds, from the (any-length) ray direction."""
     norm = np.sqrt(dx * dx + dy * dy + dz * dz)
     ux, uy, uz = (dx / norm).astype(np.float32), (dy / norm).astype(np.float32), (dz / norm).astype(np.float32)
     up = np.clip(uz, 0.0, 1.0)
-    horizon = np.array([0.80, 0.85, 0.92], np.float32)
+    horizon = np.array(HORIZON_COLOR, np.float32)
     zenith = np.array([0.25, 0.45, 0.85], np.float32)
     col = horizon[None, :] + (np.sqrt(up)[:, None]) * (zenith - horizon)[None, :]
     cloud = noise(ux * 6.0, uy * 6.0, uz * 6.0 + 3.0)
@@ -152,4 +170,5 @@ def to_srgb8(linear: np.ndarray) -> np.ndarray:
     return _GAMMA_LUT[index]
 
 
-__all__ = ['PATTERNS', 'Material', 'ValueNoise', 'texture', 'lambert', 'sky_color', 'to_srgb8']
+__all__ = ['PATTERNS', 'HORIZON_COLOR', 'Material', 'ValueNoise', 'texture', 'lambert', 'point_light', 'haze',
+           'sky_color', 'to_srgb8']

@@ -7,6 +7,11 @@ Outdoor: ground plane, a horizon wall (an open cylinder of radius 40–75 m arou
 tree line), buildings, cars, trees, street-light poles with wires between them, a fence of thin
 posts, boulders; depths ~1–80 m; rays above the horizon wall see the sky (invalid depth).
 
+Depth cues real scenes have: a floor and (outdoor) a horizon, Lambertian shading from a sun /
+window light, indoors a ceiling lamp whose light falls off with the inverse square of distance,
+outdoors aerial perspective (haze towards the horizon colour), and object sizes drawn independently
+of their distance (size priors), on solid textures that stay perspective-consistent.
+
 Objects are placed mostly inside a ±40° cone ahead of the camera, at log-uniform distances, and
 kept at least `clearance` (+ a margin) away from the camera so trajectories never enter them.
 """
@@ -127,14 +132,18 @@ def _indoor(rng: np.random.Generator, clearance: float):
     pose = camera_pose(camera, yaw=np.radians(rng.uniform(-15, 15)), pitch=np.radians(rng.uniform(-20, 2)),
                        roll=np.radians(rng.uniform(-2, 2)))
     light = _light(rng, (35, 80))
-    return Scene(b.primitives, b.materials, light_dir=light, ambient=float(rng.uniform(0.3, 0.45)),
-                 has_sky=False, max_depth=np.inf, kind='indoor', noise_seed=int(rng.integers(2**31))), pose
+    ambient, noise_seed = float(rng.uniform(0.3, 0.45)), int(rng.integers(2**31))
+    # A ceiling lamp (inverse-square falloff), drawn last so the room itself does not depend on it.
+    lamp = ((rng.uniform(0.3, 0.8) * far, y_mid + rng.uniform(-0.3, 0.3) * width, height - 0.15),
+            float(rng.uniform(1.0, 2.5)))
+    return Scene(b.primitives, b.materials, light_dir=light, ambient=ambient - 0.1, lamp=lamp,
+                 has_sky=False, max_depth=np.inf, kind='indoor', noise_seed=noise_seed), pose
 
 
 def _box(b, x, y, dist, inside, room_h, span):
     rng = b.rng
-    size = min(1.0, 0.3 + dist / 4)
-    half = np.array([rng.uniform(0.15, 0.7), rng.uniform(0.15, 0.6), rng.uniform(0.15, 1.0)]) * size
+    # Real-world size prior: how big a box is does not depend on how far away it stands.
+    half = np.array([rng.uniform(0.15, 0.7), rng.uniform(0.15, 0.6), rng.uniform(0.15, 1.0)]) * 0.8
     r = float(np.hypot(half[0], half[1]))
     if not inside(x, y, r):
         return False
@@ -169,7 +178,7 @@ def _table(b, x, y, dist, inside, room_h, span):
 
 def _ball(b, x, y, dist, inside, room_h, span):
     rng = b.rng
-    r = rng.uniform(0.1, 0.45) * min(1.0, 0.4 + dist / 4)
+    r = rng.uniform(0.1, 0.35)  # size independent of distance (a size prior)
     if not inside(x, y, r):
         return False
     z = r if rng.random() < 0.6 else rng.uniform(r + 0.3, room_h - r - 0.2)
@@ -276,8 +285,9 @@ def _outdoor(rng: np.random.Generator, clearance: float):
     pose = camera_pose(camera, yaw=np.radians(rng.uniform(-10, 10)), pitch=np.radians(rng.uniform(-12, 3)),
                        roll=np.radians(rng.uniform(-2, 2)))
     light = _light(rng, (25, 70))
-    return Scene(b.primitives, b.materials, light_dir=light, ambient=float(rng.uniform(0.3, 0.45)),
-                 has_sky=True, max_depth=80.0, kind='outdoor', noise_seed=int(rng.integers(2**31))), pose
+    ambient, noise_seed = float(rng.uniform(0.3, 0.45)), int(rng.integers(2**31))
+    return Scene(b.primitives, b.materials, light_dir=light, ambient=ambient, has_sky=True, max_depth=80.0,
+                 kind='outdoor', noise_seed=noise_seed, haze_distance=float(rng.uniform(150.0, 500.0))), pose
 
 
 def _street_lights(b, rng):
