@@ -1,13 +1,20 @@
 """Pair an image with its CameraInfo: by stamp (approximate time) or with the latest one.
 
 message_filters is not installable from PyPI, so ApproximateTimePairer re-implements the matching
-of message_filters' Python ApproximateTimeSynchronizer (same `queue_size` / `slop` meaning):
+of message_filters' Python ApproximateTimeSynchronizer (same `queue_size` / `slop` meaning, same
+pairs in the same order; test/test_pairing.py checks this against a reference on random streams):
 
 * each input keeps its messages keyed by stamp (a repeated stamp replaces the older message),
-  at most `queue_size` of them — the oldest stamp is dropped first;
+  at most `queue_size` of them — the oldest stamp is dropped first, even when that is the message
+  that just arrived (a late one behind a full queue: it can then pair with nothing);
 * when a message arrives, each other input offers the stamps within `slop` of it, closest first;
   the first combination (new message included) whose spread is strictly below `slop` is emitted
   and all its messages are removed from their queues. Nothing is emitted otherwise.
+* `slop` is compared in whole nanoseconds, truncated as rclpy's Duration(seconds=slop) does.
+
+Stamps going backwards (bag loops, sim-time resets) are handled like everything else: such a
+message is older than a full queue and is dropped at once, so, exactly as with message_filters,
+nothing pairs until the new stamps pass the queued ones (PairingMonitor reports it).
 
 `subscribe_pair` uses the real message_filters when it is importable, this otherwise, or
 LatestPairer for drivers that stamp CameraInfo differently from the image.
@@ -36,18 +43,23 @@ class ApproximateTimePairer:
             raise ValueError(f'slop must be positive (seconds), got {slop}')
         self._queues: list[dict[int, object]] = [{} for _ in range(num_inputs)]
         self._queue_size = queue_size
-        self._slop_ns = int(round(slop * 1e9))
+        self._slop_ns = int(slop * 1_000_000_000)  # as rclpy Duration(seconds=slop)
         self._callback = callback
         self._lock = threading.Lock()
 
     def add(self, index: int, msg) -> bool:
-        """Offer a message from input `index`; True when it completed a set (callback called)."""
+        """Offer a message from input `index`; True when it completed a set (callback called).
+
+        The callback runs under the lock, as message_filters signals under its lock: sets are
+        delivered in the order they were matched even when inputs arrive on several threads."""
         stamp = stamp_ns(msg)
         with self._lock:
             queue = self._queues[index]
             queue[stamp] = msg
             while len(queue) > self._queue_size:
                 del queue[min(queue)]
+            if stamp not in queue:  # older than everything in a full queue: trimmed at once
+                return False
             candidates = []
             for other_index, other in enumerate(self._queues):
                 if other_index == index:
@@ -62,11 +74,9 @@ class ApproximateTimePairer:
                 stamps.insert(index, stamp)
                 if max(stamps) - min(stamps) < self._slop_ns:
                     matched = [q.pop(s) for q, s in zip(self._queues, stamps)]
-                    break
-            else:
-                return False
-        self._callback(*matched)
-        return True
+                    self._callback(*matched)
+                    return True
+            return False
 
     def pending(self) -> list[int]:
         """How many messages wait in each input's queue."""
