@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ppd_ros.nodes.pairing import ApproximateTimePairer, LatestPairer, stamp_ns
+from ppd_ros.nodes.pairing import ApproximateTimePairer, LatestPairer, PairingMonitor, stamp_ns
 
 
 def msg(t: float, tag: str = ''):
@@ -90,10 +90,9 @@ def test_invalid_arguments_are_rejected():
 
 
 def test_latest_pairer_uses_most_recent_secondary():
-    pairs, missing = [], []
-    pairer = LatestPairer(lambda a, b: pairs.append((a.tag, b.tag)), lambda: missing.append(1))
+    pairs = []
+    pairer = LatestPairer(lambda a, b: pairs.append((a.tag, b.tag)))
     assert not pairer.add_primary(msg(1.0, 'img0'))
-    assert missing == [1]
     pairer.add_secondary(msg(0.0, 'infoA'))
     pairer.add_secondary(msg(50.0, 'infoB'))
     assert pairer.add_primary(msg(1.0, 'img1'))
@@ -208,3 +207,81 @@ def test_slop_is_truncated_to_whole_nanoseconds_like_rclpy_duration():
     pairer.add(1, SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=1, nanosec=1_039_998)),
                                   tag='info2'))
     assert pairs == [('img', 'info2')]
+
+
+# ------------------------------------------------------------------ why nothing pairs
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def feed(monitor, pairer_add, clock, stamps, info_offset=None, seconds=3.0, rate=10.0):
+    """`seconds` of camera at `rate` Hz from stamp `stamps`; CameraInfo `info_offset` s off
+    (None: no CameraInfo); monitor.check() once a second like the node's timer."""
+    for k in range(int(seconds * rate)):
+        t = stamps + k / rate
+        image = msg(t, f'img{k}')
+        monitor.on_primary(image)
+        pairer_add(0, image)
+        if info_offset is not None:
+            info = msg(t + info_offset, f'info{k}')
+            monitor.on_secondary(info)
+            pairer_add(1, info)
+        clock.now += 1.0 / rate
+        if k % int(rate) == int(rate) - 1:
+            monitor.check()
+
+
+def monitored(slop=0.05, queue_size=10):
+    clock = FakeClock()
+    monitor = PairingMonitor('/cam/image', '/cam/camera_info', slop, clock=clock)
+    pairer = ApproximateTimePairer(2, queue_size, slop, monitor.on_pair)
+    return monitor, pairer.add, clock
+
+
+def test_monitor_is_quiet_while_images_pair():
+    monitor, add, clock = monitored()
+    feed(monitor, add, clock, 10.0, info_offset=0.0)
+    assert monitor.problem is None and monitor.check() is None
+    assert monitor.values()['pairing: unpaired'] == 0
+
+
+def test_monitor_names_a_missing_camera_info_topic():
+    monitor, add, clock = monitored()
+    feed(monitor, add, clock, 10.0)
+    assert "20 of 20 messages on '/cam/image' in the last 2 s were not paired with a CameraInfo" \
+        in monitor.problem
+    assert "nothing has arrived on '/cam/camera_info'" in monitor.problem
+    assert monitor.values()['pairing: unpaired'] == 30
+
+
+def test_monitor_measures_the_stamp_offset_and_names_the_fix():
+    monitor, add, clock = monitored(slop=0.05)
+    feed(monitor, add, clock, 10.0, info_offset=0.6, rate=4.0)  # no image within the slop
+    assert 'stamps are -0.600 s apart, more than input.sync_slop (0.05 s)' in monitor.problem
+    assert 'input.latest_camera_info: true' in monitor.problem
+    assert monitor.values()['pairing: stamp offset to camera_info (s)'] == pytest.approx(-0.6)
+    feed(monitor, add, clock, 20.0, info_offset=0.0)  # the driver is fixed: quiet again
+    assert monitor.problem is None
+
+
+def test_monitor_explains_a_stall_after_stamps_jump_back():
+    monitor, add, clock = monitored(slop=0.05, queue_size=5)
+    # images without CameraInfo fill the queue (CameraInfo starts late) ...
+    feed(monitor, add, clock, 100.0)
+    # ... and when the bag loops, each new image is older than the full queue and is dropped at
+    # once: nothing pairs, with message_filters as with the built-in pairer
+    feed(monitor, add, clock, 10.0, info_offset=0.0)
+    assert 'jumped back by 92.' in monitor.problem
+
+
+def test_monitor_with_latest_camera_info():
+    clock = FakeClock()
+    monitor = PairingMonitor('/cam/image', '/cam/camera_info', None, clock=clock)
+    pairer = LatestPairer(monitor.on_pair)
+    feed(monitor, lambda i, m: pairer.add_primary(m) if i == 0 else pairer.add_secondary(m), clock, 10.0)
+    assert "nothing has arrived on '/cam/camera_info'" in monitor.problem
