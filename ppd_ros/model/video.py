@@ -16,6 +16,7 @@ frames per window (``new_frames`` < 13) the stream trades more compute per frame
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable, Sequence
@@ -233,7 +234,6 @@ class VideoDepthStream:
         return out
 
     def _autocast_context(self):
-        import contextlib
         return self._autocast() if self._autocast is not None else contextlib.nullcontext()
 
 
@@ -335,8 +335,9 @@ class VideoDepthEstimator:
     def _autocast(self):
         from .estimator import _PRECISIONS
         dtype = _PRECISIONS[self.precision]
-        return torch.autocast(device_type=self.device.type, dtype=dtype) if dtype is not None \
-            else __import__('contextlib').nullcontext()
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
 
 
 def frames_from_sequence(frames: Sequence[np.ndarray]) -> np.ndarray:
