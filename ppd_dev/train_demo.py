@@ -38,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument('--stream-pool', type=int, default=6000, help='streamed frames kept in memory')
     p.add_argument('--follow-stage1', action='store_true', help='stage 2 on the encoder of a stage 1 '
                    'still training in --run-dir (another process), reloaded whenever its checkpoint changes')
+    p.add_argument('--stage2-alongside', action='store_true', help='run stage 2 in a second process '
+                   'while stage 1 trains (--follow-stage1), so both get a share of a busy CPU; one command')
     p.add_argument('--only', choices=STAGES, nargs='+', help='run only these stages')
     p.add_argument('--tiny', action='store_true', help='seconds-long recipe (tests)')
     p.add_argument('--frames', type=int, help='number of cached training frames')
@@ -117,6 +119,10 @@ def main(argv=None) -> int:
             log(f'cache: {len(cache)} frames {cache.size}')
         return cache
 
+    stage2_process = None
+    if args.stage2_alongside and {'stage1', 'stage2'} <= stages:
+        stage2_process = _start_stage2_alongside(argv, args, log)
+        stages -= {'stage2', 'export'}
     stream_process = None
     if args.stream:
         cache, stream_process = _start_stream(args, recipe, run_dir, log)
@@ -144,6 +150,10 @@ def main(argv=None) -> int:
         timings['stage2'] = result.wall_s
         dit_ema = (result.ema or objective).dit
         log(f'stage 2 done: step {result.step} loss {result.last_loss:.4f} {result.wall_s:.0f}s')
+    if stage2_process is not None:
+        log(f'waiting for the stage-2 process {stage2_process.pid}')
+        if stage2_process.wait() != 0:
+            raise SystemExit(f'stage-2 process failed (exit {stage2_process.returncode}); see {run_dir}/train.log')
     if 'export' in stages:
         regressor = regressor or load_stage1(recipe, run_dir)
         if dit_ema is None:
@@ -192,6 +202,31 @@ def _start_stream(args, recipe, run_dir: Path, log):
                          pool_frames=args.stream_pool, min_frames=2 * shard)
     log(f'stream: {len(stream)} frames ready')
     return stream, process
+
+
+def stage2_alongside_argv(argv: list, stream: bool) -> list:
+    """The arguments of this command for its stage-2 process: stage 2 + export only, following
+    stage 1, reading (not rendering) the streamed frames."""
+    keep, skip = [], False
+    for arg in argv:  # drop --only and its values, and the flag that got us here
+        if arg == '--only':
+            skip = True
+            continue
+        if skip and arg in STAGES:
+            continue
+        skip = False
+        if arg != '--stage2-alongside':
+            keep.append(arg)
+    return keep + ['--only', 'stage2', 'export', '--follow-stage1', '--resume'] + (['--no-render'] if stream else [])
+
+
+def _start_stage2_alongside(argv, args, log):
+    """This command again, for stage 2 (+ export) only, following this process's stage 1."""
+    import subprocess
+    argv = stage2_alongside_argv(list(sys.argv[1:] if argv is None else argv), args.stream)
+    process = subprocess.Popen([sys.executable, '-m', 'ppd_dev.train_demo'] + argv, stdout=subprocess.DEVNULL)
+    log(f'stage 2 runs alongside in process {process.pid} (log: the same train.log)')
+    return process
 
 
 def _checkpoints_from_weights(weights_dir: Path, out_dir: Path, log) -> Path:

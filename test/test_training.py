@@ -223,3 +223,13 @@ def test_learning_rate_decays_over_the_time_budget_when_steps_remain():
     assert learning_rate(20, cfg, 100.0) == pytest.approx(1e-4)
     no_budget = LoopConfig(steps=100, lr=1e-3, warmup_steps=0, min_lr_ratio=0.1)
     assert learning_rate(50, no_budget, 1e6) == pytest.approx(0.55e-3, rel=1e-3)  # steps only
+
+
+def test_stage2_alongside_reruns_the_command_for_stage2_only():
+    from ppd_dev.train_demo import parse_args, stage2_alongside_argv
+    argv = ['--stream', '--only', 'stage1', 'stage2', 'eval', '--stage2-alongside', '--run-dir', 'runs/x']
+    child = stage2_alongside_argv(argv, stream=True)
+    assert child == ['--stream', '--run-dir', 'runs/x', '--only', 'stage2', 'export', '--follow-stage1',
+                     '--resume', '--no-render']
+    args = parse_args(child)
+    assert args.only == ['stage2', 'export'] and args.follow_stage1 and args.no_render and not args.stage2_alongside

@@ -2,6 +2,7 @@
 with the shared loop, and returns the trained modules. Data and noise are seeded by the step."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -91,8 +92,13 @@ class Stage1Follower:
     """
 
     def __init__(self, recipe: DemoRecipe, run_dir: str | Path, check_every: int = 20,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, wait_s: float = 3600.0):
         self.path = Path(run_dir) / STAGE1_CHECKPOINT
+        deadline = time.monotonic() + wait_s
+        while not self.path.exists():  # stage 1 writes its first checkpoint after checkpoint_every steps
+            if time.monotonic() > deadline:
+                raise FileNotFoundError(f'no stage-1 checkpoint appeared at {self.path} in {wait_s:.0f}s')
+            time.sleep(5.0)
         self.regressor = DepthRegressor(recipe.encoder)
         self.check_every, self.log, self.mtime, self.first = check_every, log, None, True
         self.reload()
