@@ -48,7 +48,9 @@ def parse_args(argv=None):
     p.add_argument('--stage1-minutes', type=float, help='wall-clock budget for stage 1')
     p.add_argument('--stage2-minutes', type=float, help='wall-clock budget for stage 2')
     p.add_argument('--workers', type=int, default=2, help='render processes')
-    p.add_argument('--threads', type=int, default=2, help='torch threads')
+    p.add_argument('--threads', type=int, default=2, help='torch threads (use 1 on a busy shared CPU: '
+                   'under a load of ~15 on 2 cores, 2 threads took ~7x longer per step than 1)')
+    p.add_argument('--device', default='cpu', help="torch device for training, e.g. 'cuda' (default cpu)")
     p.add_argument('--cache-dir', help='frame cache (default: <run-dir>/cache)')
     p.add_argument('--dit-hidden', type=int, help='SP-DiT width (the 16x16x4 coarse patch is embedded '
                    'into it: below 1024 the noise channel is compressed)')
@@ -134,16 +136,17 @@ def main(argv=None) -> int:
     if 'stage1' in stages:
         init = Path(args.init_from) / 'stage1.pt' if args.init_from else None
         regressor, result = train_stage1(recipe, get_cache(), run_dir, resume=args.resume, init_from=init,
-                                         log=log)
+                                         device=args.device, log=log)
         timings['stage1'] = result.wall_s
         log(f'stage 1 done: step {result.step} loss {result.last_loss:.4f} {result.wall_s:.0f}s')
     dit_ema = None
     if 'stage2' in stages:
-        follower = Stage1Follower(recipe, run_dir, log=log) if args.follow_stage1 else None
-        regressor = regressor or (follower.regressor if follower else load_stage1(recipe, run_dir))
+        follower = Stage1Follower(recipe, run_dir, log=log, device=args.device) if args.follow_stage1 else None
+        regressor = regressor or (follower.regressor if follower else load_stage1(recipe, run_dir).to(args.device))
         init = Path(args.init_from) / 'stage2.pt' if args.init_from else None
         objective, result = train_stage2(recipe, get_cache(), regressor.encoder, run_dir,
-                                         resume=args.resume, init_from=init, before_step=follower, log=log)
+                                         resume=args.resume, init_from=init, before_step=follower,
+                                         device=args.device, log=log)
         if follower is not None:
             follower.reload()  # export with the encoder the DiT saw last (the final one)
             regressor = follower.regressor
@@ -169,6 +172,7 @@ def main(argv=None) -> int:
                 {'run_dir': str(args.init_from), 'steps': before.get('steps'), 'wall_s': before.get('wall_s'),
                  'lr': {'stage1': before.get('recipe', {}).get('stage1', {}).get('lr'),
                         'stage2': before.get('recipe', {}).get('stage2', {}).get('lr')}}]
+        regressor, dit_ema = regressor.cpu(), dit_ema.cpu()
         paths = export.export_demo(recipe, regressor, dit_ema, weights_dir, run_dir=run_dir, timings=timings,
                                    earlier_runs=earlier)
         for path in paths:

@@ -34,15 +34,16 @@ def _init_from(module: torch.nn.Module, checkpoint: str | Path | None, key: str,
 
 
 def train_stage1(recipe: DemoRecipe, cache: FrameCache, run_dir: str | Path, *, resume: bool = False,
-                 init_from: str | Path | None = None,
+                 init_from: str | Path | None = None, device: str = 'cpu',
                  log: Callable[[str], None] = print) -> tuple[DepthRegressor, LoopResult]:
     torch.manual_seed(recipe.seed)
     model = DepthRegressor(recipe.encoder)
     if not (resume and (Path(run_dir) / STAGE1_CHECKPOINT).exists()):
         _init_from(model, init_from, 'model', log)
+    model.to(device)
 
     def loss_fn(step: int) -> torch.Tensor:
-        image, target, valid = batch_tensors(cache.batch(recipe.stage1_batch, recipe.seed, step))
+        image, target, valid = batch_tensors(cache.batch(recipe.stage1_batch, recipe.seed, step), device)
         return ssi_loss(model(image), target, valid)
 
     result = run_loop(model, loss_fn, recipe.stage1, Path(run_dir) / STAGE1_CHECKPOINT,
@@ -58,7 +59,7 @@ def load_stage1(recipe: DemoRecipe, run_dir: str | Path) -> DepthRegressor:
 
 def train_stage2(recipe: DemoRecipe, cache: FrameCache, encoder: torch.nn.Module, run_dir: str | Path,
                  *, resume: bool = False, init_from: str | Path | None = None,
-                 before_step: Callable[[int], None] | None = None,
+                 before_step: Callable[[int], None] | None = None, device: str = 'cpu',
                  log: Callable[[str], None] = print) -> tuple[FlowMatchingObjective, LoopResult]:
     """Returns the objective (its ``.dit`` is the trained DiT; ``result.ema.dit`` the EMA copy).
     ``init_from``: a stage-2 checkpoint whose (EMA) DiT starts this run; the encoder given wins.
@@ -70,13 +71,13 @@ def train_stage2(recipe: DemoRecipe, cache: FrameCache, encoder: torch.nn.Module
         source = state['ema'] if 'ema' in state else state['model']
         dit.load_state_dict({k[len('dit.'):]: v for k, v in source.items() if k.startswith('dit.')})
         log(f'initialised the DiT from {init_from}')
-    objective = FlowMatchingObjective(dit, encoder)
+    objective = FlowMatchingObjective(dit, encoder).to(device)
     batch_seed = recipe.seed + 7919  # different batches from stage 1
 
     def loss_fn(step: int) -> torch.Tensor:
         if before_step is not None:
             before_step(step)
-        image, target, valid = batch_tensors(cache.batch(recipe.stage2_batch, batch_seed, step))
+        image, target, valid = batch_tensors(cache.batch(recipe.stage2_batch, batch_seed, step), device)
         return objective(image, target, valid, _step_generator(recipe.seed, step))
 
     result = run_loop(objective, loss_fn, recipe.stage2, Path(run_dir) / STAGE2_CHECKPOINT,
@@ -92,14 +93,14 @@ class Stage1Follower:
     """
 
     def __init__(self, recipe: DemoRecipe, run_dir: str | Path, check_every: int = 20,
-                 log: Callable[[str], None] = print, wait_s: float = 3600.0):
+                 log: Callable[[str], None] = print, wait_s: float = 3600.0, device: str = 'cpu'):
         self.path = Path(run_dir) / STAGE1_CHECKPOINT
         deadline = time.monotonic() + wait_s
         while not self.path.exists():  # stage 1 writes its first checkpoint after checkpoint_every steps
             if time.monotonic() > deadline:
                 raise FileNotFoundError(f'no stage-1 checkpoint appeared at {self.path} in {wait_s:.0f}s')
             time.sleep(5.0)
-        self.regressor = DepthRegressor(recipe.encoder)
+        self.regressor = DepthRegressor(recipe.encoder).to(device)
         self.check_every, self.log, self.mtime, self.first = check_every, log, None, True
         self.reload()
 
