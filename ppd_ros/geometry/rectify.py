@@ -114,6 +114,14 @@ class Rectifier:
         return self.maps(calibration)[2]
 
 
+def resize_valid(valid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A valid mask at another resolution: an output pixel is valid only if all it covers is."""
+    if valid.shape == (height, width):
+        return valid
+    covered = cv2.resize(valid.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    return covered > 1.0 - 1e-3
+
+
 def _build_maps(calibration: Calibration):
     k, d, r, new_k = calibration.matrices()
     size = (calibration.width, calibration.height)
