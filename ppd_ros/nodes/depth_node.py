@@ -342,6 +342,8 @@ class DepthNode(Node):
         self.worker.submit(_Pair(image_msg, info_msg))
 
     def _on_frame_error(self, exc: Exception, _item) -> None:
+        if not self.worker.running:  # the frame in flight when the node stopped: not an error
+            return
         self._count_error(exc)
         if isinstance(exc, ValueError):  # ImageDecodeError, InputError: the input's fault
             self.get_logger().error(f'frame dropped: {exc}', throttle_duration_sec=2.0)
