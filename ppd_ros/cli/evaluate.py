@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator as build_model
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
 
 PROG = 'ppd-eval'
 EXIT_USAGE = 2
@@ -102,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------ estimators
 
-def build_estimator(args):
-    """The estimator the flags ask for; raises SetupError with a one-line reason."""
+def choose_estimator(args):
+    """A ground-truth baseline, or the model through the shared factory, as the flags ask;
+    raises SetupError with a one-line reason."""
     chosen = [name for name, on in (('--model', args.model), ('--dit', args.dit), ('--baseline', args.baseline)) if on]
     if len(chosen) != 1:
         raise SetupError('choose exactly one estimator: --model demo, --dit PATH [--encoder PATH] or --baseline '
@@ -120,8 +121,8 @@ def build_estimator(args):
         except ValueError as err:
             raise SetupError(str(err)) from err
     try:
-        return build_model('demo', args.dit, args.encoder, args.device, args.precision, args.steps,
-                           args.noise_seed, args.area)
+        return build_estimator('demo', args.dit, args.encoder, args.device, args.precision, args.steps,
+                               args.noise_seed, args.area)
     except EstimatorBuildError as err:
         raise SetupError(str(err)) from err
 
@@ -268,7 +269,7 @@ def main(argv=None, estimator=None) -> int:
         parser.error('--upsample only applies with --at camera')
     try:
         if estimator is None:
-            estimator = build_estimator(args)
+            estimator = choose_estimator(args)
         elif args.steps is not None:
             estimator.steps = args.steps
         if args.folder is not None:
