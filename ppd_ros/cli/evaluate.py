@@ -178,10 +178,7 @@ def read_depth(path: Path) -> np.ndarray:
 def folder_intrinsics(args, folder: Path, width: int, height: int):
     from ppd_ros.geometry.camera import Intrinsics
     if args.fx is not None:
-        fy = args.fy if args.fy is not None else args.fx
-        cx = args.cx if args.cx is not None else (width - 1) / 2.0
-        cy = args.cy if args.cy is not None else (height - 1) / 2.0
-        return Intrinsics(args.fx, fy, cx, cy, width, height)
+        return Intrinsics.from_focal(args.fx, width, height, args.fy, args.cx, args.cy)
     file = folder / 'intrinsics.json'
     if file.is_file():
         try:
