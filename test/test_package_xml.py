@@ -89,3 +89,25 @@ def test_colcon_test_runs_the_installed_package():
     installed = Path(ppd_ros.__file__).parent
     assert (installed / 'weights' / 'demo_ppd.safetensors').is_file()
     assert not (installed.parent / 'ppd_dev').exists()
+
+
+def test_colcon_installs_every_console_script_of_ppd_ros_and_no_other():
+    """CMakeLists.txt reads setup.py's lines with a regular expression: it must see exactly the
+    entries that point into ppd_ros (so a new command is one line in setup.py)."""
+    import re
+    setup_text = (REPO / 'setup.py').read_text()
+    entries = {}
+    for node in ast.walk(ast.parse(setup_text)):
+        if isinstance(node, ast.keyword) and node.arg == 'entry_points':
+            for line in ast.literal_eval(node.value)['console_scripts']:
+                name, target = (part.strip() for part in line.split('='))
+                entries[name] = target
+    wanted = {name for name, target in entries.items() if target.startswith('ppd_ros.')}
+    assert {'depth_node', 'scale_fusion_node', 'ppd-demo', 'ppd-depth', 'ppd-eval'} <= wanted
+    assert not any(target.startswith('ppd_ros.') for name, target in entries.items()
+                   if name in ('ppd-bench', 'ppd-parity'))
+    cmake = (REPO / 'CMakeLists.txt').read_text()
+    pattern = re.search(r'file\(STRINGS setup\.py \S+ REGEX "(.*)"\)', cmake).group(1).replace('\\\\', '\\')
+    matched = {re.search(r"'([A-Za-z0-9_-]+) = ", line).group(1)
+               for line in setup_text.splitlines() if re.search(pattern, line)}
+    assert matched == wanted
