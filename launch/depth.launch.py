@@ -1,11 +1,11 @@
 """Pixel-Perfect Depth on a camera: depth_node, optionally scale_fusion_node, rviz2, or a demo.
 
-  ros2 launch ppd_ros depth.launch.py image_topic:=/camera/color/image_raw \
-      camera_info_topic:=/camera/color/camera_info
+  ros2 launch ppd_ros depth.launch.py image_topic:=/camera/color/image_raw
   ros2 launch ppd_ros depth.launch.py demo:=true use_metric_fusion:=true rviz:=true
 
-Arguments: namespace, image_topic, camera_info_topic, config_file (parameters of both nodes,
-config/ppd.yaml by default), use_metric_fusion (adds scale_fusion_node; its metric source topic
+Arguments: namespace, image_topic, camera_info_topic (default: camera_info beside image_topic,
+as image_transport derives it), config_file (parameters of both nodes, config/ppd.yaml by
+default), use_metric_fusion (adds scale_fusion_node; its metric source topic
 is metric_source_topic, in demo mode the synthetic LiDAR with the extrinsic of
 config/demo_lidar.yaml), rviz (starts rviz2 with config/ppd.rviz; a warning and no rviz2 where
 it is not installed), demo (synthetic_camera_node instead of a real camera), use_sim_time and
@@ -55,15 +55,16 @@ def _nodes(context):
 
     config_file = LaunchConfiguration('config_file')
     demo, fusion = arg('demo').strip().lower() in TRUE, arg('use_metric_fusion').strip().lower() in TRUE
-    image_topic = 'image_raw' if demo else arg('image_topic')
-    camera_info_topic = 'camera_info' if demo else arg('camera_info_topic')
+    # depth_node derives camera_info and <image>/compressed from its image topic (image_transport's
+    # rule); camera_info is remapped only when given.
+    remappings = [('image', 'image_raw' if demo else arg('image_topic'))]
+    if not demo and arg('camera_info_topic'):
+        remappings.append(('camera_info', arg('camera_info_topic')))
     actions = []
     if demo:
         actions.append(node(PACKAGE, 'synthetic_camera_node', 'synthetic_camera',
                             parameters=[{'lidar_lines': 16 if fusion else 0}]))
-    actions.append(node(PACKAGE, 'depth_node', 'depth_node', parameters=[config_file],
-                        remappings=[('image', image_topic), ('image/compressed', image_topic + '/compressed'),
-                                    ('camera_info', camera_info_topic)]))
+    actions.append(node(PACKAGE, 'depth_node', 'depth_node', parameters=[config_file], remappings=remappings))
     if fusion:
         parameters, remappings = [config_file], []
         source_topic = 'lidar/points' if demo else arg('metric_source_topic')
@@ -88,9 +89,10 @@ def generate_launch_description():
         DeclareLaunchArgument('namespace', default_value='', description='Namespace of all nodes'),
         DeclareLaunchArgument('image_topic', default_value='image_raw',
                               description='Camera image (sensor_msgs/Image) for depth_node; with '
-                                          'input.compressed its <image_topic>/compressed is read'),
-        DeclareLaunchArgument('camera_info_topic', default_value='camera_info',
-                              description='CameraInfo of that image'),
+                                          'image_transport compressed its <image_topic>/compressed is read'),
+        DeclareLaunchArgument('camera_info_topic', default_value='',
+                              description='CameraInfo of that image; empty (default): camera_info beside '
+                                          'image_topic, as image_transport derives it'),
         DeclareLaunchArgument('config_file', default_value=config('ppd.yaml'),
                               description='Parameter file of depth_node and scale_fusion_node'),
         DeclareLaunchArgument('use_metric_fusion', default_value='false',

@@ -117,8 +117,7 @@ def test_defaults_start_depth_node_on_the_camera_topics(launch_file, ament_index
     assert performed(context, node.parameters) == [str(ament_index.share / 'config' / 'ppd.yaml'),
                                                    {'use_sim_time': False}]
     assert node.ros_arguments == ['--log-level', 'info']
-    assert node.remappings == [('image', 'image_raw'), ('image/compressed', 'image_raw/compressed'),
-                               ('camera_info', 'camera_info')]
+    assert node.remappings == [('image', 'image_raw')]  # camera_info and compressed: derived by the node
     assert context.environment['FASTDDS_DEFAULT_PROFILES_FILE'] == str(ament_index.share / 'config' / 'fastdds_shm.xml')
     for path in (context.environment['FASTDDS_DEFAULT_PROFILES_FILE'], node.parameters[0].perform(context)):
         assert Path(path).is_file(), path
@@ -144,12 +143,12 @@ def test_sim_time_and_log_level_reach_every_node(launch_file, ament_index, monke
 
 
 def test_real_camera_with_a_lidar_topic(launch_file, ament_index):
+    _, _, nodes = launch(launch_file, image_topic='/cam/color/image_raw')
+    assert nodes['depth_node'].remappings == [('image', '/cam/color/image_raw')]
     context, _, nodes = launch(launch_file, image_topic='/cam/color/image_raw', use_metric_fusion='true',
-                               camera_info_topic='/cam/color/camera_info', metric_source_topic='/lidar/points')
+                               camera_info_topic='/cam/info', metric_source_topic='/lidar/points')
     assert set(nodes) == {'depth_node', 'scale_fusion_node'}
-    assert dict(nodes['depth_node'].remappings) == {'image': '/cam/color/image_raw',
-                                                    'image/compressed': '/cam/color/image_raw/compressed',
-                                                    'camera_info': '/cam/color/camera_info'}
+    assert nodes['depth_node'].remappings == [('image', '/cam/color/image_raw'), ('camera_info', '/cam/info')]
     assert nodes['scale_fusion_node'].remappings == [('metric_source/points', '/lidar/points')]
     assert len(nodes['scale_fusion_node'].parameters) == 2  # config_file, use_sim_time: no demo extrinsic
 
