@@ -74,7 +74,9 @@ def test_test_dependencies_cover_what_the_tests_import():
     available = _declared('depend', 'exec_depend', 'test_depend') | PIP_ONLY | stand_ins
     missing = {key: sorted(files)[:3] for key, files in imported.items() if key not in available}
     assert not missing, f'imported by tests but not a dependency of ppd_ros: {missing}'
-    assert 'ament_cmake_pytest' in _declared('test_depend')  # CMakeLists.txt runs the suite with it
+    # ament_cmake_pytest runs the suite (CMakeLists.txt), pytest-timeout is pytest.ini's `timeout`
+    unused = _declared('test_depend') - set(imported) - {'ament_cmake_pytest', 'python3-pytest-timeout'}
+    assert not unused, f'test_depend in package.xml but imported by no test: {sorted(unused)}'
 
 
 def test_colcon_test_runs_the_installed_package():
