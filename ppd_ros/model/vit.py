@@ -109,7 +109,8 @@ class DinoViT(nn.Module):
         """(1, 1 + gh*gw, C) position embedding for an input of height × width pixels.
 
         Bicubic resampling of the square grid by scale factors (g + offset) / grid, without
-        antialiasing, exactly as the released DINOv2; cached per size while weights are frozen.
+        antialiasing, exactly as the released DINOv2; cached per size while weights are frozen
+        (computed in the graph when traced by torch.compile / export: the cache key reads storage).
         """
         cfg = self.config
         pos = self.pos_embed
@@ -117,6 +118,8 @@ class DinoViT(nn.Module):
         n = pos.shape[1] - 1
         if gh * gw == n and height == width:
             return pos.to(dtype)
+        if torch.compiler.is_compiling():  # traced: a few in-graph ops, no cache keyed on storage
+            return self._interpolate_position_embedding(pos, gh, gw, dtype)
         key = (gh, gw, dtype, pos.device, pos.data_ptr(), pos._version)
         cacheable = not (torch.is_grad_enabled() and pos.requires_grad)
         if cacheable and key in self._pos_cache:
