@@ -36,6 +36,8 @@ setup(
             'catkin_pkg==1.1.1',
         ],
         'test': ['pytest', 'pytest-timeout', 'pyyaml'],
+        # ppd-export and the onnxruntime backend (onnxruntime-gpu instead for CUDA/TensorRT).
+        'onnx': ['onnx>=1.16', 'onnxscript>=0.3', 'onnxruntime>=1.18'],
     },
     entry_points={
         'console_scripts': [
@@ -46,6 +48,7 @@ setup(
             'ppd-depth = ppd_ros.cli.depth:main',
             'ppd-bench = ppd_dev.bench:main',
             'ppd-eval = ppd_ros.cli.evaluate:main',
+            'ppd-export = ppd_ros.cli.export:main',
             'ppd-fusion-report = ppd_dev.fusion_report:main',
             'ppd-parity = ppd_dev.parity:main',
             'ppd-temporal-report = ppd_dev.temporal_report:main',

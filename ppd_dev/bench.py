@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--size', choices=('tiny', 'small', 'base', 'large'), default='large',
                    help='model size with random weights (default large = released ppd.pth + ViT-L '
                         'architecture; small/base are scaled-down variants, tiny the test model)')
-    add_model_arguments(p)
+    add_model_arguments(p, fast=False)
     res = p.add_mutually_exclusive_group()
     res.add_argument('--area', metavar='WxH', help='target pixel area as the estimator uses it '
                      '(default 1024x768); the model resolution follows the input frame\'s aspect ratio')

@@ -19,7 +19,8 @@ from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.upsample import DEFAULT_METHOD, METHODS, upsample_depth
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
+from ppd_ros.model.factory import (EstimatorBuildError, add_model_arguments, build_estimator,
+                                     fast_options)
 from ppd_ros.cli import io
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -303,7 +304,7 @@ def main(argv=None, estimator=None) -> int:
     if estimator is None:
         try:
             estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
-                                        args.steps, args.seed, args.area)
+                                        args.steps, args.seed, args.area, **fast_options(args))
         except EstimatorBuildError as err:
             print(err.line(PROG), file=sys.stderr)
             return EXIT_USAGE

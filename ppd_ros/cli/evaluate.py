@@ -33,7 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator as build_model
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, fast_options
+from ppd_ros.model.factory import build_estimator as build_model
 
 PROG = 'ppd-eval'
 EXIT_USAGE = 2
@@ -121,7 +122,7 @@ def build_estimator(args):
             raise SetupError(str(err)) from err
     try:
         return build_model('demo', args.dit, args.encoder, args.device, args.precision, args.steps,
-                           args.noise_seed, args.area)
+                           args.noise_seed, args.area, **fast_options(args))
     except EstimatorBuildError as err:
         raise SetupError(str(err)) from err
 

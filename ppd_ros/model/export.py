@@ -45,9 +45,13 @@ def export_onnx(dit, encoder, steps: int, height: int, width: int, path, name: s
     image = torch.rand(1, 3, height, width, device=device)
     noise = torch.randn(1, 1, height, width, device=device)
     path = Path(path)
+    with torch.inference_mode():
+        graph(image, noise)  # fill the models' per-shape caches with real tensors before tracing:
+        # a cache miss during export would store the tracer's fake tensors there
     try:
         program = torch.onnx.export(graph, (image, noise), input_names=list(INPUTS),
-                                    output_names=[OUTPUT], dynamo=True, external_data=False)
+                                    output_names=[OUTPUT], dynamo=True, external_data=False,
+                                    verbose=False)
     except ImportError as exc:
         raise ExportError(f'ONNX export needs the onnx and onnxscript packages '
                           f'(pip install ppd_ros[onnx]): {exc}') from exc

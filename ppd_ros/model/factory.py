@@ -34,10 +34,12 @@ class EstimatorBuildError(ValueError):
 
 
 def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', precision: str = 'fp32',
-                    steps: int | None = None, seed: int | None = None, target_area=None):
+                    steps: int | None = None, seed: int | None = None, target_area=None,
+                    compile: str = 'off', backend: str = 'torch', onnx_path=None, log=None):
     """``PPDEstimator`` from released checkpoints when ``dit`` is given (``encoder`` defaults to
     ``dit``: one file holding both; ``model`` is then ignored), else the ``model`` of ``MODELS``.
-    ``steps``/``target_area`` None keep the model's own defaults. Raises EstimatorBuildError."""
+    ``steps``/``target_area`` None keep the model's own defaults; ``compile``, ``backend``,
+    ``onnx_path`` and ``log`` as the estimator's fast paths. Raises EstimatorBuildError."""
     if dit is None and encoder is not None:
         raise EstimatorBuildError('an encoder checkpoint needs a DiT checkpoint (dit) as well')
     if dit is None and model not in MODELS:
@@ -49,7 +51,10 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
         from . import estimator
     except ImportError as exc:
         raise EstimatorBuildError(f'the PPD model code is not available: {exc}') from exc
-    options = dict(device=device, precision=precision, seed=seed)
+    if onnx_path is not None and not Path(onnx_path).is_file():
+        raise EstimatorBuildError('ONNX model not found (write one with ppd-export)', onnx_path)
+    options = dict(device=device, precision=precision, seed=seed, compile=compile, backend=backend,
+                   onnx_path=onnx_path, log=log)
     if steps is not None:
         options['steps'] = steps
     if target_area is not None:
@@ -66,18 +71,31 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
             raise EstimatorBuildError(NO_DEMO_WEIGHTS, estimator.WEIGHTS_DIR) from exc
         raise _one_line_error(exc, dit, encoder) from exc
     except _BUILD_ERRORS as exc:
-        raise _one_line_error(exc, dit, encoder) from exc
+        raise _one_line_error(exc, dit, encoder, onnx_path) from exc
 
 
-def add_model_arguments(parser) -> None:
+def add_model_arguments(parser, fast: bool = True) -> None:
     """--dit, --encoder, --device, --precision (the model options every command line shares) on an
-    argparse parser or argument group; pass them on to ``build_estimator``."""
+    argparse parser or argument group, and with ``fast`` --compile, --backend, --onnx; pass them
+    on to ``build_estimator`` (``fast_options(args)`` for the last three)."""
     parser.add_argument('--dit', type=Path, metavar='PATH', help='released PPD DiT checkpoint (ppd.pth)')
     parser.add_argument('--encoder', type=Path, metavar='PATH',
                         help='released Depth-Anything-v2 encoder checkpoint (depth_anything_v2_vitl.pth; '
                              'with --dit)')
     parser.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:1, …')
     parser.add_argument('--precision', default='fp32', help='fp32 (default), fp16 or bf16')
+    if not fast:
+        return
+    parser.add_argument('--compile', choices=('off', 'on'), default='off',
+                        help='on: torch.compile + CUDA graphs of the whole frame (CUDA; warm-up at start)')
+    parser.add_argument('--backend', choices=('torch', 'onnxruntime', 'tensorrt'), default='torch',
+                        help='torch (default); onnxruntime or tensorrt run --onnx (from ppd-export)')
+    parser.add_argument('--onnx', type=Path, metavar='PATH', help='ONNX model written by ppd-export')
+
+
+def fast_options(args) -> dict:
+    """build_estimator's compile/backend/onnx_path from the options of ``add_model_arguments``."""
+    return dict(compile=args.compile, backend=args.backend, onnx_path=args.onnx)
 
 
 def _check_device_and_precision(estimator, device, precision) -> None:
@@ -98,4 +116,4 @@ def _one_line_error(exc: BaseException, *paths) -> EstimatorBuildError:
     return EstimatorBuildError(message)
 
 
-__all__ = ['EstimatorBuildError', 'build_estimator', 'add_model_arguments', 'MODELS']
+__all__ = ['EstimatorBuildError', 'build_estimator', 'add_model_arguments', 'fast_options', 'MODELS']

@@ -24,7 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
+from ppd_ros.model.factory import (EstimatorBuildError, add_model_arguments, build_estimator,
+                                     fast_options)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RANDOM_TINY_LABEL = 'RANDOM-TINY MODEL (untrained): depth is meaningless, plumbing demo only'
@@ -148,7 +149,7 @@ def load_estimator(args):
     random_tiny = args.dit is None and args.model == 'random-tiny'
     try:
         estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
-                                    args.steps, target_area=target_area)
+                                    args.steps, target_area=target_area, **fast_options(args))
     except EstimatorBuildError as exc:
         demo_model = args.dit is None and not random_tiny
         hint = ' (try --model random-tiny to see the plumbing without weights)' if demo_model else ''
