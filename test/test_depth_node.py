@@ -318,6 +318,12 @@ def test_runtime_parameter_changes_are_validated(ros_context):
     ({'model__target_area': [1024]}, 'needs 2 values'),
     ({'model__steps': 0}, "'model.steps' must be ≥ 1"),
     ({'model__dit_path': '/tmp/ppd.pth'}, 'must be given together'),
+    ({'model__backend': 'onnxruntime'}, 'model.onnx_path is needed by model.backend onnxruntime'),
+    ({'model__onnx_path': '/tmp/m.onnx'}, 'model.onnx_path is needed by model.backend onnxruntime/tensorrt '
+                                          'and only by them'),
+    ({'model__backend': 'tensorrt', 'model__onnx_path': '/tmp/m.onnx', 'model__compile': 'on'},
+     'model.compile on is for model.backend torch'),
+    ({'model__compile': 'yes'}, "parameter 'model.compile' must be one of off, on"),
 ])
 def test_bad_start_parameters_refuse_to_start(ros_context, params, message):
     with pytest.raises(ParameterError) as error:
@@ -383,5 +389,20 @@ def test_unknown_parameters_are_reported_as_typos(ros_context):
     try:
         assert node.params.unknown_overrides() == ['output.nera']
         assert node.params['output.near'] == 1.0
+    finally:
+        node.destroy_node()
+
+
+def test_model_compile_and_backend_reach_the_estimator(ros_context):
+    """The node only passes model.compile/backend/onnx_path on; on this CPU compile falls back to
+    eager, and the reason goes to the node's log (once) and its start line."""
+    from ppd_ros.nodes.depth_node import model_options
+    node = DepthNode(context=ros_context, node_name='compiled',
+                     parameter_overrides=overrides(model__compile='on', model__device='cpu'))
+    try:
+        options = model_options(node.params)
+        assert (options['compile'], options['backend'], options['onnx_path']) == ('on', 'torch', None)
+        assert node.estimator.acceleration.startswith('eager (model.compile on needs a CUDA device')
+        assert node._describe['acceleration'] == node.estimator.acceleration
     finally:
         node.destroy_node()

@@ -34,6 +34,7 @@ import torch
 
 from . import checkpoint
 from .accelerate import COMPILE_MODES, CompiledFrame, PinnedUpload
+from .factory import BACKENDS
 from .config import DiTConfig, EncoderConfig
 from .dit import SPDiT
 from .preprocess import DEFAULT_TARGET_AREA, model_size, resize_for_model
@@ -45,7 +46,6 @@ DEFAULT_WARM_STRENGTH = 0.5
 _PRECISIONS = {'fp32': None, 'float32': None, 'fp16': torch.float16, 'float16': torch.float16,
                'half': torch.float16, 'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
 _CANONICAL = {None: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
-BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
 _LOG = logging.getLogger('ppd_ros.model')
 
 

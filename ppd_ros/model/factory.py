@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 MODELS = ('demo', 'random-tiny')
+BACKENDS = ('torch', 'onnxruntime', 'tensorrt')  # model backends; here so nodes need no torch import
 NO_DEMO_WEIGHTS = ('no bundled demo weights (demo_*.safetensors) found; give the released weights with '
                    '--dit ppd.pth --encoder depth_anything_v2_vitl.pth, or depth_node\'s '
                    'model.dit_path and model.encoder_path')
@@ -88,7 +89,7 @@ def add_model_arguments(parser, fast: bool = True) -> None:
         return
     parser.add_argument('--compile', choices=('off', 'on'), default='off',
                         help='on: torch.compile + CUDA graphs of the whole frame (CUDA; warm-up at start)')
-    parser.add_argument('--backend', choices=('torch', 'onnxruntime', 'tensorrt'), default='torch',
+    parser.add_argument('--backend', choices=BACKENDS, default='torch',
                         help='torch (default); onnxruntime or tensorrt run --onnx (from ppd-export)')
     parser.add_argument('--onnx', type=Path, metavar='PATH', help='ONNX model written by ppd-export')
 

@@ -39,7 +39,7 @@ from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
-from ppd_ros.model.factory import EstimatorBuildError, build_estimator
+from ppd_ros.model.factory import BACKENDS, EstimatorBuildError, build_estimator
 
 from .cloud import points_to_cloud_msg
 from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter, StatWindow
@@ -99,6 +99,13 @@ DEPTH_NODE_PARAMETERS = (
               'area the input is resized to (aspect kept, multiples of 16); [0, 0]: the model\'s own '
               '(1024x768 for the released weights, the training resolution of the demo model)',
               length=2, low=0, high=8192, check=_target_area_problem),
+    ParamSpec('model.compile', 'off', 'on: torch.compile + CUDA-graph capture of the whole frame for the '
+              'model resolution, warmed up at start (CUDA; elsewhere eager, with one log line)',
+              choices=('off', 'on')),
+    ParamSpec('model.backend', 'torch', 'torch; onnxruntime (CPU or CUDA provider by model.device) or '
+              'tensorrt (onnxruntime TensorRT provider) run model.onnx_path', choices=BACKENDS),
+    ParamSpec('model.onnx_path', '', 'ONNX model written by ppd-export, for model.backend '
+              'onnxruntime or tensorrt (fixed resolution and steps)'),
     ParamSpec('worker.queue_size', 1, 'Frames waiting for the model; older ones are dropped '
               '(latest frame wins)', low=1, high=16),
     # outputs
@@ -138,6 +145,11 @@ def check_depth_node_parameters(values: dict) -> str | None:
     """Relations between parameters that no single spec can check."""
     if not values['output.near'] < values['output.far']:
         return f"output.near ({values['output.near']}) must be smaller than output.far ({values['output.far']})"
+    if (values['model.backend'] == 'torch') == bool(values['model.onnx_path']):
+        return ('model.onnx_path is needed by model.backend onnxruntime/tensorrt and only by them '
+                f"(backend {values['model.backend']}, onnx_path '{values['model.onnx_path']}')")
+    if values['model.compile'] == 'on' and values['model.backend'] != 'torch':
+        return 'model.compile on is for model.backend torch (an ONNX backend compiles itself)'
     if bool(values['model.dit_path']) != bool(values['model.encoder_path']):
         return 'model.dit_path and model.encoder_path must be given together (or both empty for the demo model)'
     return None
@@ -147,14 +159,17 @@ class InputError(ValueError):
     """An input message cannot be used; the text says why (logged throttled, frame dropped)."""
 
 
-def model_options(params) -> dict:
+def model_options(params, log=None) -> dict:
     """``ppd_ros.model.factory.build_estimator`` keyword arguments from the model.* parameters:
-    released checkpoints when model.dit_path is set, else the bundled demo model; seed -1: random."""
+    released checkpoints when model.dit_path is set, else the bundled demo model; seed -1: random.
+    ``log(line)`` receives the estimator's one line when model.compile falls back to eager."""
     seed = params['model.seed']
     return dict(dit=params['model.dit_path'] or None, encoder=params['model.encoder_path'] or None,
                 device=params['model.device'], precision=params['model.precision'],
                 steps=params['model.steps'], seed=None if seed < 0 else seed,
-                target_area=tuple(params['model.target_area']) if any(params['model.target_area']) else None)
+                target_area=tuple(params['model.target_area']) if any(params['model.target_area']) else None,
+                compile=params['model.compile'], backend=params['model.backend'],
+                onnx_path=params['model.onnx_path'] or None, log=log)
 
 
 def supports_warm_start(estimator) -> bool:
@@ -238,7 +253,8 @@ class DepthNode(Node):
         self.params = NodeParameters(self, DEPTH_NODE_PARAMETERS, self._check_parameters)
         for name in self.params.unknown_overrides():
             self.get_logger().warning(f"unknown parameter '{name}' ignored (typo?)")
-        self.estimator = estimator if estimator is not None else build_estimator(**model_options(self.params))
+        self.estimator = estimator if estimator is not None else build_estimator(
+            **model_options(self.params, log=self.get_logger().warning))
         reason = self._check_parameters(dict(self.params))  # again, now that the estimator is known
         if reason:
             raise ParameterError(reason)
@@ -288,7 +304,8 @@ class DepthNode(Node):
             period=self.params['diagnostics.period'], callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f"depth_node ready: model {self._describe.get('model', '?')} on {self._describe.get('device', '?')} "
-            f"({self._describe.get('precision', '?')}, {self.estimator.steps} steps); input "
+            f"({self._describe.get('precision', '?')}, {self.estimator.steps} steps, "
+            f"{self._describe.get('acceleration', 'eager')}); input "
             f"{image_input[1]} + camera_info paired {self.pairing}")
 
     # ------------------------------------------------------------------ parameters
