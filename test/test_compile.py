@@ -105,3 +105,30 @@ def test_compiled_frame_describes_cuda_graphs_only_on_cuda(model):
 def test_bad_acceleration_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         PPDEstimator.from_config(device='cpu', target_area=AREA, **options)
+
+
+class _PPVDWindow(torch.nn.Module):
+    """One PPVD window (Pi3 semantics once + the video DiT's Euler steps) with a fixed schedule."""
+
+    def __init__(self, model, steps):
+        super().__init__()
+        from ppd_ros.model.sampler import euler_schedule
+        self.model, self.plan = model, euler_schedule(steps)
+
+    def forward(self, clip, noise):
+        return self.model.predict_window(clip, noise, self.plan)
+
+
+def test_ppvd_window_compiles_as_one_graph_and_matches_eager():
+    from ppd_ros.model.video import INFER_LEN, VideoDepthEstimator
+    model = VideoDepthEstimator.from_config(device='cpu', seed=0).model
+    window = _PPVDWindow(model, steps=2)
+    g = torch.Generator().manual_seed(0)
+    clip = torch.rand(INFER_LEN, 3, model.size, model.size, generator=g)
+    noise = torch.randn(INFER_LEN, 1, model.size, model.size, generator=g)
+    torch._dynamo.reset()
+    compiled = torch.compile(window, fullgraph=True, dynamic=False, backend='eager')
+    with torch.inference_mode():
+        out, ref = compiled(clip, noise), window(clip, noise)
+    assert out.shape == (INFER_LEN, 1, model.size, model.size)
+    assert float((out - ref).abs().max()) <= 1e-5 and float(ref.std()) > 1e-3

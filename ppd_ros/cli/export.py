@@ -92,7 +92,8 @@ def main(argv=None) -> int:
     except (ExportError, ValueError) as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return EXIT_USAGE
-    print(f'{PROG}: wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): {estimator.name}, '
+    size = sum(f.stat().st_size for f in args.out.parent.glob(args.out.name + '*'))  # + external data
+    print(f'{PROG}: wrote {args.out} ({size / 1e6:.1f} MB): {estimator.name}, '
           f'{args.width}x{args.height}, {estimator.steps} steps, encoder + sampler in one graph '
           f'({time.perf_counter() - start:.1f} s)')
     if args.check:

@@ -24,6 +24,7 @@ from .frame_graph import FrameGraph
 
 INPUTS = ('image', 'noise')
 OUTPUT = 'depth'
+EXTERNAL_DATA_BYTES = 1 << 30  # weights above this are saved beside the .onnx file
 #: backend name → onnxruntime execution providers, most preferred first.
 PROVIDERS = {
     'onnxruntime-cpu': ('CPUExecutionProvider',),
@@ -50,20 +51,17 @@ def export_onnx(dit, encoder, steps: int, height: int, width: int, path, name: s
         # a cache miss during export would store the tracer's fake tensors there
     try:
         program = torch.onnx.export(graph, (image, noise), input_names=list(INPUTS),
-                                    output_names=[OUTPUT], dynamo=True, external_data=False,
-                                    verbose=False)
+                                    output_names=[OUTPUT], dynamo=True, verbose=False)
     except ImportError as exc:
         raise ExportError(f'ONNX export needs the onnx and onnxscript packages '
                           f'(pip install ppd_ros[onnx]): {exc}') from exc
     metadata = {'ppd_model': name, 'ppd_steps': str(steps), 'ppd_height': str(height),
                 'ppd_width': str(width), 'ppd_inputs': json.dumps(list(INPUTS))}
-    model = program.model_proto
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    import onnx
+    program.model.metadata_props.update(metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(path))
+    # Protobuf files stop at 2 GB: the released model's weights go to PATH.data beside it.
+    weight_bytes = sum(p.numel() * p.element_size() for p in graph.parameters())
+    program.save(str(path), external_data=weight_bytes > EXTERNAL_DATA_BYTES)
     return path
 
 

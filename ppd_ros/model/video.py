@@ -28,7 +28,7 @@ from torch import nn
 
 from .dit_video import VideoDiT, VideoDiTConfig
 from .pi3 import Pi3Config, Pi3Semantics
-from .sampler import DEPTH_OFFSET, euler_schedule, euler_update, sampling_timesteps
+from .sampler import DEPTH_OFFSET, EulerStep, euler_schedule, euler_update, sampling_timesteps
 
 INFER_LEN = 16            # frames per released window
 KEYFRAMES = (0, 8, 15)    # slots a window hands on to the next one
@@ -113,16 +113,18 @@ class PPVD(nn.Module):
             return frames
         return F.interpolate(frames, size=(self.size, self.size), mode='bilinear', align_corners=False)
 
-    def predict_window(self, clip: torch.Tensor, noise: torch.Tensor, steps: int,
+    def predict_window(self, clip: torch.Tensor, noise: torch.Tensor, steps: int | Sequence[EulerStep],
                        trace: dict | None = None) -> torch.Tensor:
-        """clip (L, 3, S, S) RGB in [0, 1]; noise (L, 1, S, S) → depth (L, 1, S, S) = x0 + 0.5."""
+        """clip (L, 3, S, S) RGB in [0, 1]; noise (L, 1, S, S) → depth (L, 1, S, S) = x0 + 0.5.
+        ``steps``: a step count, or its ``euler_schedule`` computed beforehand (what a compiled
+        window takes: the schedule is built with tensor ops that torch.compile must not trace)."""
         semantics = self.semantics(clip)
         if trace is not None:
             trace.setdefault('window_semantics', []).append(semantics.float())
         semantics = F.normalize(semantics, dim=-1)  # once per window, not per step
         cond = clip - DEPTH_OFFSET
         x = noise.float()
-        for step in euler_schedule(steps):
+        for step in euler_schedule(steps) if isinstance(steps, int) else steps:
             t = torch.full((1,), step.t, dtype=torch.int32, device=clip.device)
             pred = self.dit(torch.cat((x, cond.to(x.dtype)), dim=1), semantics, t, semantics_normalized=True)
             x = euler_update(pred, x, step)
