@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
+from ppd_ros.model.factory import MODELS, EstimatorBuildError, add_model_arguments, build_estimator
 
 PROG = 'ppd-export'
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
-MODELS = ('demo', 'random-tiny', 'random-large')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        'not loadable.')
     p.add_argument('--out', '-o', required=True, type=Path, metavar='FILE', help='ONNX file to write')
     p.add_argument('--model', choices=MODELS, default='demo',
-                   help='demo (bundled weights, default), random-tiny, random-large (the released '
-                        'architecture with random weights); ignored with --dit')
+                   help='demo (bundled weights, default) or random weights of a size (random-large: the '
+                        'released architecture); ignored with --dit')
     add_model_arguments(p, fast=False)
     p.add_argument('--height', type=int, help='model resolution height, a multiple of 16 '
                    '(default: the model\'s own target area)')
@@ -45,11 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _estimator(args):
-    if args.dit is None and args.model == 'random-large':
-        from ppd_ros.model.config import DiTConfig, EncoderConfig
-        from ppd_ros.model.estimator import PPDEstimator
-        return PPDEstimator.from_config(DiTConfig(), EncoderConfig.preset('vitl'), device='cpu',
-                                        steps=args.steps or 4)
     return build_estimator(args.model, args.dit, args.encoder, args.device, 'fp32', args.steps)
 
 
