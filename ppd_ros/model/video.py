@@ -254,6 +254,7 @@ class VideoDepthEstimator:
     ``torch.randn`` after ``torch.manual_seed(seed)`` on the CPU (the released recipe), so results
     are reproducible on any device; with ``seed=None`` it comes from the global RNG.
     """
+    is_video = True  # callers pick the clip-wise path on this
 
     def __init__(self, model: PPVD, device='auto', precision: str = 'fp32', steps: int = 4,
                  seed: int | None = 666, name: str = 'ppvd'):
