@@ -281,7 +281,6 @@ class DepthNode(Node):
             self._on_pair, queue_size=self.params['input.sync_queue_size'],
             slop=self.params['input.sync_slop'],
             latest_secondary=self.params['input.latest_camera_info'],
-            on_missing_secondary=self._on_missing_camera_info,
             callback_group=MutuallyExclusiveCallbackGroup())
         self.diagnostics = DiagnosticsPublisher(
             self, self._diagnostics_status, hardware_id=str(self._describe.get('device', '')),
@@ -316,11 +315,9 @@ class DepthNode(Node):
         self.input_rate.tick()
         self.worker.submit(_Pair(image_msg, info_msg))
 
-    def _on_missing_camera_info(self) -> None:
-        self.get_logger().warning('image received but no CameraInfo yet on camera_info; waiting',
-                                  throttle_duration_sec=5.0)
-
     def _on_frame_error(self, exc: Exception, _item) -> None:
+        if not self.worker.running:  # the frame in flight when the node stopped: not an error
+            return
         self._count_error(exc)
         if isinstance(exc, ValueError):  # ImageDecodeError, InputError: the input's fault
             self.get_logger().error(f'frame dropped: {exc}', throttle_duration_sec=2.0)
@@ -453,6 +450,9 @@ class DepthNode(Node):
         if new_errors > 0:
             level = ERROR if published == 0 else WARN
             message = f'{new_errors} bad frame(s): {last_error}'
+        unpaired = self._subscriptions_handle.monitor.problem
+        if unpaired and level == OK:  # images arrive, nothing pairs: say why, not "running"
+            level, message = WARN, unpaired
         values = {
             'input rate (Hz)': input_rate, 'output rate (Hz)': output_rate,
             'latency stamp to publish mean (s)': latency['mean'], 'latency stamp to publish max (s)': latency['max'],
@@ -466,6 +466,7 @@ class DepthNode(Node):
             'output resolution': self.params['output.resolution'],
             'temporal mode': self.params['temporal.mode'], 'pairing': self.pairing,
             'last error': last_error,
+            **self._subscriptions_handle.monitor.values(),
         }
         return level, message, values
 
