@@ -195,6 +195,11 @@ class VideoDepthStream:
             return self._run_window()
         return []
 
+    def push_rgb(self, rgb: np.ndarray, key: Hashable = None) -> list[tuple[Any, np.ndarray]]:
+        """``push`` for an H×W×3 uint8 RGB array; depths come back as float32 numpy arrays."""
+        frame = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1).float() / 255.0
+        return [(k, d.cpu().numpy()) for k, d in self.push(frame, key)]
+
     def flush(self) -> list[tuple[Any, torch.Tensor]]:
         """Finish the stream: run the last, padded window if any new frame is waiting."""
         if self.pending == 0:
