@@ -158,3 +158,21 @@ def test_interrupted_run_says_so_and_a_rerun_starts_over(sequence, tmp_path, cap
                                              ('image', 'camera_info')])
 def test_default_camera_info_topic(image, expected):
     assert bag.default_info_topic(image) == expected
+
+
+def test_ppd_demo_record_then_ppd_bag_as_a_user_would(tmp_path, capsys):
+    """ppd-demo --record writes camera + depth topics; ppd-bag picks the camera image (not the
+    recorded depth outputs) by itself and processes the bag again."""
+    from ppd_ros.nodes import demo
+    recorded = tmp_path / 'run1'
+    assert demo.main(['--model', 'random-tiny', '--frames', '3', '--width', '64', '--height', '48', '--rate', '10',
+                      '--target-area', '64', '48', '--timeout', '60', '--record', str(recorded)]) == 0
+    assert 'recorded' in capsys.readouterr().out
+    topics = read_bag(recorded)
+    assert {'/image_raw', '/camera_info', '/depth/image', '/depth/points'} <= set(topics)
+    assert bag.main([str(recorded), str(tmp_path / 'run1_depth'), '--model', 'random-tiny', '--area', '64x48',
+                     '-q']) == 0
+    out = read_bag(tmp_path / 'run1_depth')
+    assert len(out['/depth/image']) == len(topics['/image_raw'])
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in topics['/image_raw']}
+    assert {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in out['/depth/points']} == stamps

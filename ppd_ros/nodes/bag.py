@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,8 @@ def default_info_topic(image_topic: str) -> str:
 def choose_topics(topics: dict[str, str], image_topic: str | None, info_topic: str | None) -> tuple[str, str]:
     """(image topic, camera_info topic) from {topic: msgtype}; BagError with the choices if unclear."""
     listing = ', '.join(f'{t} ({m.split("/")[-1]})' for t, m in sorted(topics.items())) or 'none'
-    images = [t for t, m in topics.items() if m in IMAGE_TYPES]
+    ours = {f'/depth/{name}' for name in OUTPUTS}  # depth outputs already in the bag (ppd-demo --record)
+    images = [t for t, m in topics.items() if m in IMAGE_TYPES and t not in ours]
     if image_topic is None:
         if len(images) != 1:
             raise BagError(f'{"no" if not images else "several"} image topics; choose one with --image-topic '
@@ -194,21 +196,33 @@ class BagRecorder:
         self._writer = rosbag2.Writer(self.path, version=8, storage_plugin=plugin)
         self._writer.open()
         self._connections: dict[str, object] = {}
+        self._lock = threading.Lock()  # subscription callbacks may write from several threads
         self.count = 0
 
-    def write(self, topic: str, msg, time_ns: int) -> None:
+    def write(self, topic: str, msg, time_ns: int) -> bool:
+        """Append one message; False (nothing written) once the recorder is closed."""
         from rclpy.serialization import serialize_message
-        if topic not in self._connections:
-            module, _, name = type(msg).__module__.partition('.msg')
-            msgtype = f'{module}/msg/{type(msg).__name__}'
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
-        self._writer.write(self._connections[topic], int(time_ns), serialize_message(msg))
-        self.count += 1
+        data = serialize_message(msg)
+        with self._lock:
+            if self._writer is None:
+                return False
+            if topic not in self._connections:
+                package = type(msg).__module__.split('.')[0]
+                msgtype = f'{package}/msg/{type(msg).__name__}'
+                self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
+            self._writer.write(self._connections[topic], int(time_ns), data)
+            self.count += 1
+            return True
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def __enter__(self):
         return self
