@@ -59,12 +59,13 @@ def _rosbags():
 # ---------------------------------------------------------------------------------- topics
 
 def default_info_topic(image_topic: str) -> str:
-    """camera_info beside the image, as image_transport names it: /cam/image_raw[/compressed]
-    → /cam/camera_info."""
-    parts = image_topic.rstrip('/').split('/')
-    if parts[-1] in ('compressed', 'compressedDepth'):
-        parts = parts[:-1]
-    return '/'.join(parts[:-1] + ['camera_info']) or '/camera_info'
+    """camera_info beside the image (image_transport's rule, after dropping a transport suffix
+    such as /compressed): /cam/image_raw[/compressed] → /cam/camera_info."""
+    from ppd_ros.nodes.camera_info import sibling_camera_info
+    topic = image_topic.rstrip('/')
+    if topic.rsplit('/', 1)[-1] in ('compressed', 'compressedDepth'):
+        topic = topic.rsplit('/', 1)[0]
+    return sibling_camera_info(topic) if '/' in topic else 'camera_info'
 
 
 def choose_topics(topics: dict[str, str], image_topic: str | None, info_topic: str | None) -> tuple[str, str]:
@@ -103,8 +104,9 @@ class Frame:
     index: int
     bag_time: int
     image: object      # rclpy Image / CompressedImage
-    info: object       # rclpy CameraInfo
+    info: object       # rclpy CameraInfo (rectified geometry when the image was rectified)
     rgb: np.ndarray
+    valid: np.ndarray | None = None  # rectified pixels that see a raw pixel (None: all / not rectified)
 
 
 def _stamp(msg) -> int:
@@ -133,11 +135,14 @@ def _info_for(infos, stamp: int):
 
 def depth_messages(frame: Frame, relative: np.ndarray, scale, points_rgb: bool) -> dict[str, object]:
     """The depth_node outputs for one frame (same helpers, same conventions), keyed by OUTPUTS."""
+    from ppd_ros.geometry.rectify import resize_valid
+    from ppd_ros.nodes.camera_info import camera_intrinsics, scaled_camera_info
     from ppd_ros.nodes.cloud import points_to_cloud_msg
-    from ppd_ros.nodes.depth_node import camera_intrinsics, scaled_camera_info
     from ppd_ros.nodes.image_codec import depth_to_image_msg
     header = frame.image.header
     height, width = relative.shape
+    if frame.valid is not None:  # as depth_node: rectified pixels that see no raw pixel have no depth
+        relative = np.where(resize_valid(frame.valid, height, width), relative, np.float32(np.nan))
     info_out = scaled_camera_info(frame.info, width, height, header)
     metric = relative_to_metric(relative, *scale)
     out = {'relative': depth_to_image_msg(relative, header), 'image': depth_to_image_msg(metric, header),
@@ -332,6 +337,9 @@ def main(argv=None, estimator=None) -> int:
 def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, total, scale, estimator,
              image_class) -> int:
     from rclpy.serialization import deserialize_message, serialize_message
+
+    from ppd_ros.geometry.rectify import Rectifier
+    from ppd_ros.nodes.camera_info import calibration_of, looks_rectified, rectified_camera_info
     from ppd_ros.nodes.image_codec import rgb_from_any
 
     storage = args.storage or ('mcap' if any(args.input.glob('*.mcap')) else 'sqlite3')
@@ -353,6 +361,8 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
             copies[c.id] = writer.add_connection(c.topic, c.msgtype, typestore=typestore)
 
     runner = DepthRunner(estimator)
+    rectifier = Rectifier()
+    input_rectified = looks_rectified(image_conns[0].topic)
     failures: Counter = Counter()
     written = 0
     bar = None
@@ -389,7 +399,18 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
                 if bar is not None:
                     bar.update(1)
                 continue
-            frame = Frame(index, bag_time, msg, _info_for(infos, _stamp(msg)), rgb)
+            info, valid = _info_for(infos, _stamp(msg)), None
+            if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
+                failures[f'CameraInfo is {info.width}x{info.height} but the image is {rgb.shape[1]}x{rgb.shape[0]}'] += 1
+                continue
+            calibration = calibration_of(info)
+            if calibration.distorted and not input_rectified:  # as depth_node's input.rectify auto
+                try:
+                    rgb, valid = rectifier.rectify(rgb, calibration), rectifier.valid(calibration)
+                    info, valid = rectified_camera_info(info), None if valid.all() else valid
+                except ValueError as exc:
+                    failures[f'used unrectified: {exc}'] += 1
+            frame = Frame(index, bag_time, msg, info, rgb, valid)
             try:
                 write(runner.push(frame))
             except ValueError as exc:
