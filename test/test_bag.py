@@ -29,12 +29,15 @@ def sequence():
     return camera_sequence(5, FRAMES, width=64, height=48)
 
 
-def write_camera_bag(path, frames, storage='mcap', encoding='rgb8'):
+def write_camera_bag(path, frames, storage='mcap', encoding='rgb8', distortion=None):
     with bag.BagRecorder(path, storage) as rec:
         for i, frame in enumerate(frames):
             t = T0 + i * DT
             header = Header(frame_id='camera_optical_frame', stamp=Time(sec=t // 10**9, nanosec=t % 10**9))
-            rec.write('/camera/camera_info', camera_info_msg(frame.intrinsics, header), t)
+            info = camera_info_msg(frame.intrinsics, header)
+            if distortion is not None:
+                info.d = list(distortion)
+            rec.write('/camera/camera_info', info, t)
             msg = rgb_to_image_msg(frame.rgb, header)
             if encoding != 'rgb8':
                 msg.encoding = encoding
@@ -116,6 +119,13 @@ def test_clear_errors(sequence, tmp_path, capsys):
     (tmp_path / 'exists').mkdir()
     assert bag.main([str(src), str(tmp_path / 'exists'), '--model', 'random-tiny', '--area', '64x48']) == 2
     assert 'exists' in capsys.readouterr().err
+
+
+def test_distorted_raw_images_are_rectified_as_the_node_does(sequence, tmp_path):
+    src = write_camera_bag(tmp_path / 'cam', sequence[:2], distortion=[-0.2, 0.05, 0.0, 0.0, 0.0])
+    assert bag.main([str(src), str(tmp_path / 'out'), '--model', 'random-tiny', '--area', '64x48', '-q']) == 0
+    info = read_bag(tmp_path / 'out')['/depth/camera_info'][0][1]
+    assert not any(info.d)  # the outputs describe the rectified image
 
 
 def test_unknown_encoding_is_counted_and_skipped(sequence, tmp_path, capsys):

@@ -363,7 +363,8 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
     runner = DepthRunner(estimator)
     rectifier = Rectifier()
     input_rectified = looks_rectified(image_conns[0].topic)
-    failures: Counter = Counter()
+    failures: Counter = Counter()  # frames skipped, by reason
+    notes: Counter = Counter()     # frames written with a caveat, by reason
     written = 0
     bar = None
     if not args.quiet:
@@ -409,7 +410,7 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
                     rgb, valid = rectifier.rectify(rgb, calibration), rectifier.valid(calibration)
                     info, valid = rectified_camera_info(info), None if valid.all() else valid
                 except ValueError as exc:
-                    failures[f'used unrectified: {exc}'] += 1
+                    notes[f'used unrectified ({exc})'] += 1
             frame = Frame(index, bag_time, msg, info, rgb, valid)
             try:
                 write(runner.push(frame))
@@ -438,6 +439,8 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
     staging.rmdir()
     for reason, count in failures.most_common():
         print(f'{PROG}: {count} frame(s) skipped: {reason}', file=sys.stderr)
+    for reason, count in notes.most_common():
+        print(f'{PROG}: warning: {count} frame(s) {reason}', file=sys.stderr)
     print(f'{PROG}: {written} of {total} frame(s) → {args.output} ({storage}; topics: '
           f'{", ".join(c.topic for c in conns.values())})', file=sys.stderr)
     return EXIT_SOME_FAILED if failures else EXIT_OK
