@@ -17,9 +17,9 @@ frames per window (``new_frames`` < 13) the stream trades more compute per frame
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable
 
 import numpy as np
 import torch
@@ -141,9 +141,8 @@ class WindowRecord:
     """What one window did (for diagnostics and parity)."""
     index: int
     keys: list
-    scale: float | None = None
-    shift: float | None = None
-    extras: dict = field(default_factory=dict)
+    scale: torch.Tensor | None = None   # the alignment fit (None for the first window)
+    shift: torch.Tensor | None = None
 
 
 class VideoDepthStream:
@@ -345,12 +344,3 @@ class VideoDepthEstimator:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-
-def frames_from_sequence(frames: Sequence[np.ndarray]) -> np.ndarray:
-    """Stack H×W×3 uint8 frames of one size into (T, H, W, 3), with a clear error otherwise."""
-    if not frames:
-        raise ValueError('no frames')
-    sizes = {f.shape for f in frames}
-    if len(sizes) != 1:
-        raise ValueError(f'frames differ in size: {sorted(sizes)}')
-    return np.stack(frames)
