@@ -34,6 +34,7 @@ setup(
             'ros-rosidl-core-generators==0.3.1',
             'ros-ament-cmake-ros-core==0.14.5',
             'catkin_pkg==1.1.1',
+            'ros-ament-cmake-pytest==2.7.3',  # colcon test (scripts/colcon_check.sh)
         ],
         'bag': ['rosbags==0.11.9'],  # ppd-bag: read/write rosbag2 (mcap, sqlite3) without a ROS install
         'test': ['pytest', 'pytest-timeout', 'pyyaml', 'rosbags==0.11.9'],
