@@ -225,6 +225,13 @@ class PairedInput:
         self.mode, self.pairer, self.subscriptions = mode, pairer, subscriptions
         self.monitor, self.timer = monitor, timer
 
+    def close(self, node) -> None:
+        """Destroy the subscriptions and the monitor's timer (a managed node deactivating)."""
+        for subscription in self.subscriptions:
+            node.destroy_subscription(getattr(subscription, 'sub', subscription))  # message_filters: .sub
+        node.destroy_timer(self.timer)
+        self.subscriptions = ()
+
     def pending(self) -> list[int]:
         """Messages waiting in each input's pairing queue."""
         if self.mode == 'latest':
