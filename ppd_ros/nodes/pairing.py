@@ -193,8 +193,8 @@ class PairingMonitor:
         offset = self.offset()
         with self._lock:
             jump_back = self._jump_back_ns * 1e-9
-        if self.slop is None:
-            return 'no CameraInfo has been received yet'
+        if self.slop is None:  # latest CameraInfo: only images before the first one stay unpaired
+            return f"the first CameraInfo on '{self.secondary_topic}' arrived only now"
         latest_hint = 'set input.latest_camera_info: true to pair each image with the latest CameraInfo'
         if offset is not None and abs(offset) >= self.slop:
             return (f'image and CameraInfo stamps are {offset:+.3f} s apart, more than input.sync_slop '
