@@ -30,6 +30,13 @@ def test_from_projection_matrix_and_fov():
         Intrinsics.from_matrix(np.zeros(9), 640, 480)
 
 
+def test_from_focal_fills_square_pixels_and_the_image_centre():
+    assert Intrinsics.from_focal(500, 640, 480) == Intrinsics(500.0, 500.0, 319.5, 239.5, 640, 480)
+    assert Intrinsics.from_focal(500, 640, 480, fy=510, cx=300, cy=200) == Intrinsics(500, 510, 300, 200, 640, 480)
+    fov = Intrinsics.from_fov(90, 640, 480)
+    assert (fov.fx, fov.fy, fov.cx, fov.cy) == pytest.approx((320.0, 320.0, 319.5, 239.5))
+
+
 def test_backprojection_of_a_plane_and_invalid_pixels():
     intr = Intrinsics(100.0, 100.0, 15.5, 11.5, 32, 24)
     depth = np.full((24, 32), 2.0, np.float32)
@@ -52,3 +59,12 @@ def test_relative_metric_round_trip_and_near_far():
     assert np.allclose(metric_to_relative(d[:3], a, b), r[:3], atol=1e-5)
     with pytest.raises(ValueError):
         near_far_scale(5.0, 1.0)
+
+
+def test_pixel_rays_are_computed_once_per_camera_and_read_only():
+    from ppd_ros.geometry.backproject import pixel_rays
+    first = pixel_rays(Intrinsics(50.0, 60.0, 31.5, 23.5, 64, 48))
+    assert pixel_rays(Intrinsics(50.0, 60.0, 31.5, 23.5, 64, 48)) is first  # equal cameras share them
+    assert pixel_rays(Intrinsics(51.0, 60.0, 31.5, 23.5, 64, 48)) is not first
+    with pytest.raises(ValueError):
+        first[0][0, 0] = 1.0
