@@ -15,7 +15,7 @@ ROSDEP_KEYS = {'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'torch': 'pyth
                'pytest': 'python3-pytest'}
 #: Imported, but with no rosdep key (nor a Debian/Ubuntu package): package.xml says so in a
 #: comment and the README installs them with pip.
-PIP_ONLY = {'safetensors', 'onnxruntime'}  # onnxruntime: optional (ppd-export, ONNX backends)
+PIP_ONLY = {'safetensors', 'rosbags', 'onnxruntime'}  # onnxruntime: optional (ppd-export, ONNX backends)
 #: Declared although no Python file imports them, and why.
 NOT_IMPORTED = {'rosidl_default_runtime': 'runtime of the generated ppd_ros/msg',
                 'rviz2': 'executable the launch file starts with rviz:=true'}
@@ -74,7 +74,9 @@ def test_test_dependencies_cover_what_the_tests_import():
     available = _declared('depend', 'exec_depend', 'test_depend') | PIP_ONLY | stand_ins
     missing = {key: sorted(files)[:3] for key, files in imported.items() if key not in available}
     assert not missing, f'imported by tests but not a dependency of ppd_ros: {missing}'
-    assert 'ament_cmake_pytest' in _declared('test_depend')  # CMakeLists.txt runs the suite with it
+    # ament_cmake_pytest runs the suite (CMakeLists.txt), pytest-timeout is pytest.ini's `timeout`
+    unused = _declared('test_depend') - set(imported) - {'ament_cmake_pytest', 'python3-pytest-timeout'}
+    assert not unused, f'test_depend in package.xml but imported by no test: {sorted(unused)}'
 
 
 def test_colcon_test_runs_the_installed_package():

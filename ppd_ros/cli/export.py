@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _estimator(args):
-    return build_estimator(args.model, args.dit, args.encoder, args.device, 'fp32', args.steps)
+    estimator = build_estimator(args.model, args.dit, args.encoder, args.device, 'fp32', args.steps)
+    if not hasattr(estimator, 'encoder'):
+        raise EstimatorBuildError('ppd-export writes the image model; the video model runs in PyTorch')
+    return estimator
 
 
 def check_export(path, estimator, seed: int = 0) -> float:

@@ -23,6 +23,7 @@ Where compile is not available the estimator runs eager and logs why, once.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import warnings
@@ -67,6 +68,14 @@ def resolve_device(device='auto') -> torch.device:
     if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
         raise ValueError(f'device {device!r} requested but MPS is not available')
     return dev
+
+
+def release_device_memory() -> None:
+    """Hand the memory of models no longer referenced back: collect Python's cycles, then empty
+    the CUDA allocator's cache (which otherwise keeps freed blocks for this process)."""
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
