@@ -40,6 +40,7 @@ from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
 from ppd_ros.model.factory import EstimatorBuildError, build_estimator
+from ppd_ros.model.preprocess import DEFAULT_MAX_PIXELS
 
 from .cloud import points_to_cloud_msg
 from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter, StatWindow
@@ -80,6 +81,9 @@ DEPTH_NODE_PARAMETERS = (
               'CameraInfo stamps (message_filters queue_size)', low=1, high=1000),
     ParamSpec('input.sync_slop', 0.05, 'Largest stamp difference in seconds for an image and a '
               'CameraInfo to be paired (message_filters slop)', low=1e-6, high=10.0),
+    ParamSpec('input.max_pixels', DEFAULT_MAX_PIXELS, 'Largest frame (width x height) accepted, raw or '
+              'compressed; larger ones are refused with a message before they are decoded (PNG/JPEG '
+              'size from the header). Default 7680x4320 (8K UHD)', low=256, high=2**30),
     # QoS
     ParamSpec('qos.subscription', 'sensor_data', 'QoS of the image and camera_info subscriptions',
               choices=QOS_CHOICES),
@@ -344,7 +348,8 @@ class DepthNode(Node):
             with self._stats_lock:
                 self.idle_frames += 1
             return
-        rgb = rgb_from_any(pair.image, mono16=self.params['input.mono16'])
+        rgb = rgb_from_any(pair.image, mono16=self.params['input.mono16'],
+                           max_pixels=self.params['input.max_pixels'])
         height, width = rgb.shape[:2]
         info = pair.info
         if (info.width, info.height) != (width, height):

@@ -13,7 +13,6 @@ dropped with the reason in DepthScale.message, the diagnostics and a throttled l
 from __future__ import annotations
 
 import sys
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ from ppd_ros.geometry.projection import transform_from_translation_quaternion
 from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
 from ppd_ros.geometry.scale_fit import (RANGE_MODES, FitConfig, FitFailure, FitStatus, FitTracker, ScaleFit,
                                         TrackerConfig, fit_scale, fit_single_range)
+from ppd_ros.geometry.stamped_buffer import StampedBuffer
 from ppd_ros.geometry.source_samples import (SampleError, range_to_depth, samples_from_depth_image,
                                              samples_from_points, samples_from_range)
 from ppd_ros.msg import DepthScale
@@ -66,7 +66,13 @@ PARAMS = (
               'the source message paired with it (the closest one is used)', dynamic=True, low=0.0, high=60.0),
     ParamSpec('stale_after', 1.0, 'a source whose newest message is this many s older than the depth '
               'frame is stale (the fit is held)', dynamic=True, low=0.0, high=3600.0),
-    ParamSpec('source_queue', 100, 'source messages kept for pairing by stamp', low=1, high=10000),
+    ParamSpec('source_queue', 100, 'source messages kept for pairing by stamp, at most', low=1, high=10000),
+    ParamSpec('source_window', 2.0, 'seconds of source messages kept for pairing (by stamp, back from the '
+              'newest); also, messages older than the last paired depth frame minus source_tolerance are '
+              'released', dynamic=True, low=0.01, high=3600.0),
+    ParamSpec('source_budget_mb', 64.0, 'MB of source messages kept for pairing at most (oldest dropped '
+              'first); a single larger message is refused with a warning', dynamic=True, low=0.001,
+              high=65536.0),
     ParamSpec('source_frame', '', 'frame_id the extrinsic parameters describe; point clouds in another '
               'frame are refused (empty: not checked). Ignored with use_tf', dynamic=True),
     ParamSpec('use_tf', False, 'look up T_cam_source with tf2 (when tf2_ros is importable) instead of '
@@ -176,12 +182,12 @@ class ScaleFusionNode(Node):
         self.tracker = FitTracker(self.tracker_config)
         self.params.on_change(lambda changed: self._configure())
 
-        self._sources: deque = deque(maxlen=self.params['source_queue'])
         self._rays_key = None
         self._window_stamp: float | None = None
         self._rays = None
         self.last_scale: DepthScale | None = None
         self.last_problem: FrameProblem | None = None
+        self.last_source_refusal = ''
         self.frames = 0
         self.fresh_fits = 0
         self.depth_rate = RateMeter()
@@ -237,6 +243,11 @@ class ScaleFusionNode(Node):
             self.range_window.config = window
         self.T_cam_source = transform_from_translation_quaternion(p['extrinsic.translation'],
                                                                   p['extrinsic.rotation'])
+        limits = (p['source_window'], int(p['source_budget_mb'] * 2**20), p['source_queue'])
+        if getattr(self, '_sources', None) is None:
+            self._sources = StampedBuffer(*limits)  # (stamp, message) kept for pairing
+        else:
+            self._sources.configure(*limits)
 
     @property
     def extrinsic_origin(self) -> str:
@@ -244,9 +255,18 @@ class ScaleFusionNode(Node):
 
     # ------------------------------------------------------------------ callbacks
 
+    @property
+    def held_source_bytes(self) -> int:
+        return self._sources.held_bytes
+
     def _on_source(self, msg):
         self.source_rate.tick()
-        self._sources.append((stamp_seconds(msg), msg))
+        size = len(getattr(msg, 'data', ())) + 256  # the payload, and about a header's worth
+        refused = self._sources.add(stamp_seconds(msg), msg, size)
+        if refused:
+            self.last_source_refusal = f"{self.source} on '{self.source_topic}' not kept for pairing: {refused}"
+            self.get_logger().warning(f'{self.last_source_refusal} (raise source_budget_mb, or decimate the '
+                                      'source)', throttle_duration_sec=LOG_THROTTLE_S)
 
     def _on_depth(self, relative_msg: Image, info_msg: CameraInfo):
         self.depth_rate.tick()
@@ -298,6 +318,7 @@ class ScaleFusionNode(Node):
             return hold(ERROR, 'depth/relative has no finite value', None, intr)
 
         source_msg, why = self._pick_source(stamp)
+        self._sources.release_before(stamp - self.params['source_tolerance'])  # pairing moves on
         if source_msg is None:
             return hold(WARN, why, relative, intr)
         try:
@@ -329,20 +350,30 @@ class ScaleFusionNode(Node):
     def _pick_source(self, stamp: float):
         """The source message closest to `stamp` within source_tolerance, or (None, why)."""
         tolerance = self.params['source_tolerance']
-        if not self._sources:
+        if self._sources.newest_stamp is None:
+            if self.last_source_refusal:
+                return None, self.last_source_refusal
             return None, f"no {self.source} message received yet on '{self.source_topic}'"
-        stamps = np.array([s for s, _ in self._sources])
+        lag = stamp - self._sources.newest_stamp
+        if lag > self.params['stale_after']:
+            return None, (f'source stale: newest {self.source} is {lag:.2f} s older than the depth frame '
+                          f"(stale_after {self.params['stale_after']:g} s)")
+        kept = list(self._sources)
+        if not kept:
+            return None, f'no {self.source} within ±{tolerance:g} s of the depth stamp (none kept)'
+        stamps = np.array([s for s, _ in kept])
         offsets = np.abs(stamps - stamp)
         best = int(np.argmin(offsets[::-1]))  # on ties the most recent message wins
         best = len(stamps) - 1 - best
         if offsets[best] <= tolerance:
-            return self._sources[best][1], ''
-        lag = stamp - float(stamps.max())
-        if lag > self.params['stale_after']:
-            return None, (f'source stale: newest {self.source} is {lag:.2f} s older than the depth frame '
-                          f"(stale_after {self.params['stale_after']:g} s)")
+            return kept[best][1], ''
+        hint = ''
+        if stamp < stamps[0] - tolerance:
+            hint = (f"; the depth frame is older than every kept message (source_window "
+                    f"{self.params['source_window']:g} s, source_budget_mb {self.params['source_budget_mb']:g}): "
+                    'raise them if depth arrives this late')
         return None, (f'no {self.source} within ±{tolerance:g} s of the depth stamp '
-                      f'(closest is {stamps[best] - stamp:+.3f} s away)')
+                      f'(closest is {stamps[best] - stamp:+.3f} s away){hint}')
 
     def _samples(self, relative, intr, msg, camera_frame: str):
         if self.source == 'range':
@@ -430,6 +461,14 @@ class ScaleFusionNode(Node):
         values = {'source': self.source, 'source_topic': self.source_topic, 'extrinsic': self.extrinsic_origin,
                   'pairing': self.pairing, 'frames': self.frames, 'fresh_fits': self.fresh_fits,
                   'depth_rate_hz': self.depth_rate.rate(), 'source_rate_hz': self.source_rate.rate()}
+        counts = self._sources.counts
+        values.update({'source messages kept': len(self._sources),
+                       'source MB kept': self._sources.held_bytes / 2**20,
+                       'source dropped (window)': counts.window, 'source dropped (budget)': counts.budget,
+                       'source released (paired past)': counts.used,
+                       'source refused (larger than budget)': counts.too_large})
+        if self.last_source_refusal:
+            values['source refusal'] = self.last_source_refusal
         if scale is None:
             return WARN, 'waiting for depth/relative and depth/camera_info', values
         values.update(status=FitStatus.NAMES[scale.status], a=scale.a, b=scale.b, age_s=scale.age,
