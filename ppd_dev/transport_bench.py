@@ -13,6 +13,11 @@ the Fast DDS transports:
   default         Fast DDS's builtin transports (SHM with a ~512 KB segment + UDP), best effort
   shipped         config/fastdds_shm.xml (what the package ships), best effort
   shm_large       a profile with a larger shared-memory segment (--shm-mb), best effort
+  shm_queue       that segment and a deeper shared-memory port queue (--shm-queue descriptors),
+                  best effort: with UDP beside SHM, Fast DDS fragments every sample to UDP's
+                  ~64 KB, so an 8K frame is ~1500 fragments against the default 512-slot queue
+  shm_only        a profile with only the large shared-memory transport (no UDP: no
+                  fragmentation, but nothing reaches other machines), best effort
   large_data      FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (SHM + TCP, UDP discovery), best effort
   reliable        config/fastdds_shm.xml, reliable subscription
   large_data_rel  LARGE_DATA, reliable subscription
@@ -33,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CONFIGS = ('default', 'shipped', 'shm_large', 'large_data', 'reliable', 'large_data_rel')
+CONFIGS = ('default', 'shipped', 'shm_large', 'shm_queue', 'shm_only', 'large_data', 'reliable', 'large_data_rel')
 SIZES = ('640x480', '1920x1080', '3840x2160', '7680x4320')
 TOPIC = 'bench/image'
 DONE_TOPIC = 'bench/done'
@@ -43,13 +48,13 @@ SHM_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
 <dds xmlns="http://www.eprosima.com"><profiles>
   <transport_descriptors><transport_descriptor>
     <transport_id>bench_shm</transport_id><type>SHM</type>
-    <segment_size>{size}</segment_size><maxMessageSize>{size}</maxMessageSize>
+    <segment_size>{size}</segment_size><maxMessageSize>{size}</maxMessageSize>{queue}
   </transport_descriptor><transport_descriptor>
     <transport_id>bench_udp</transport_id><type>UDPv4</type>
   </transport_descriptor></transport_descriptors>
   <participant profile_name="bench" is_default_profile="true"><rtps>
     <useBuiltinTransports>false</useBuiltinTransports>
-    <userTransports><transport_id>bench_shm</transport_id><transport_id>bench_udp</transport_id></userTransports>
+    <userTransports><transport_id>bench_shm</transport_id>{udp}</userTransports>
   </rtps></participant>
 </profiles></dds>
 """
@@ -61,15 +66,17 @@ def _rate_for(width: int, height: int) -> float:
     return 30.0 if pixels <= 640 * 480 else 10.0 if pixels <= 1920 * 1080 else 5.0 if pixels <= 3840 * 2160 else 2.0
 
 
-def config_env(config: str, shm_mb: int, workdir: Path) -> tuple[dict, bool]:
+def config_env(config: str, shm_mb: int, workdir: Path, shm_queue: int = 8192) -> tuple[dict, bool]:
     """(environment changes, reliable subscription) for one candidate."""
     env = {'FASTDDS_DEFAULT_PROFILES_FILE': '', 'FASTDDS_BUILTIN_TRANSPORTS': '',
            'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
     if config in ('shipped', 'reliable'):
         env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(REPO / 'config' / 'fastdds_shm.xml')
-    elif config == 'shm_large':
-        profile = workdir / f'shm_{shm_mb}mb.xml'
-        profile.write_text(SHM_PROFILE.format(size=shm_mb << 20))
+    elif config in ('shm_large', 'shm_queue', 'shm_only'):
+        profile = workdir / f'{config}_{shm_mb}mb.xml'
+        queue = f'<port_queue_capacity>{shm_queue}</port_queue_capacity>' if config != 'shm_large' else ''
+        udp = '' if config == 'shm_only' else '<transport_id>bench_udp</transport_id>'
+        profile.write_text(SHM_PROFILE.format(size=shm_mb << 20, queue=queue, udp=udp))
         env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
     elif config in ('large_data', 'large_data_rel'):
         env['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
@@ -180,8 +187,8 @@ def _child_env(changes: dict, domain: int) -> dict:
     return env
 
 
-def measure(config: str, sizes: list[str], frames: int, shm_mb: int, workdir: Path) -> dict:
-    changes, reliable = config_env(config, shm_mb, workdir)
+def measure(config: str, sizes: list[str], frames: int, shm_mb: int, workdir: Path, shm_queue: int) -> dict:
+    changes, reliable = config_env(config, shm_mb, workdir, shm_queue)
     env = _child_env(changes, random.randint(100, 199))
     timeout = 30 + sum(frames / _rate_for(*map(int, s.split('x'))) + 4 for s in sizes) * 3
     me = [sys.executable, '-m', 'ppd_dev.transport_bench']
@@ -226,7 +233,8 @@ def main(argv=None) -> int:
     parser.add_argument('--configs', nargs='+', choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument('--sizes', nargs='+', default=list(SIZES), help='WIDTHxHEIGHT rgb8')
     parser.add_argument('--frames', type=int, default=10, help='frames sent per size')
-    parser.add_argument('--shm-mb', type=int, default=256, help='segment size of the shm_large candidate')
+    parser.add_argument('--shm-mb', type=int, default=256, help='segment size of the shm_* candidates')
+    parser.add_argument('--shm-queue', type=int, default=8192, help='port queue of shm_queue and shm_only')
     parser.add_argument('--json', help='also write the raw results here')
     parser.add_argument('--role', choices=('pub', 'sub'), help=argparse.SUPPRESS)
     parser.add_argument('--reliable', action='store_true', help=argparse.SUPPRESS)
@@ -242,7 +250,7 @@ def main(argv=None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for config in args.configs:
-            results[config] = measure(config, args.sizes, args.frames, args.shm_mb, Path(tmp))
+            results[config] = measure(config, args.sizes, args.frames, args.shm_mb, Path(tmp), args.shm_queue)
             for row in report(config, results[config], args.sizes, args.frames):
                 print(row, flush=True)
     if args.json:

@@ -43,7 +43,7 @@ from ppd_ros.model.factory import EstimatorBuildError, build_estimator
 from ppd_ros.model.preprocess import DEFAULT_MAX_PIXELS
 
 from .cloud import points_to_cloud_msg
-from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter, StatWindow
+from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LostMessages, RateMeter, StatWindow
 from .image_codec import MONO16_MODES, bgr_to_image_msg, depth_to_image_msg, rgb_from_any
 from .pairing import stamp_ns, subscribe_pair
 from .params import NodeParameters, ParameterError, ParamSpec
@@ -265,6 +265,7 @@ class DepthNode(Node):
         self._stats_lock = threading.Lock()
         self._last_dropped = 0
         self._last_errors = 0
+        self.lost_messages = LostMessages()  # reported by the middleware: never reached a callback
 
         publisher_qos = qos_profile(self.params['qos.publisher'], self.params['qos.publisher_depth'])
         self._outputs = {
@@ -286,7 +287,7 @@ class DepthNode(Node):
             slop=self.params['input.sync_slop'],
             latest_secondary=self.params['input.latest_camera_info'],
             on_missing_secondary=self._on_missing_camera_info,
-            callback_group=MutuallyExclusiveCallbackGroup())
+            callback_group=MutuallyExclusiveCallbackGroup(), lost_messages=self.lost_messages)
         self.diagnostics = DiagnosticsPublisher(
             self, self._diagnostics_status, hardware_id=str(self._describe.get('device', '')),
             period=self.params['diagnostics.period'], callback_group=MutuallyExclusiveCallbackGroup())
@@ -458,6 +459,14 @@ class DepthNode(Node):
         if new_errors > 0:
             level = ERROR if published == 0 else WARN
             message = f'{new_errors} bad frame(s): {last_error}'
+        new_lost = self.lost_messages.new_since_last_call()
+        if new_lost > 0:
+            lost = (f'{new_lost} message(s) lost in transport before reaching the node (frames too large '
+                    'for a best-effort subscription?)')
+            message = lost if level == OK else f'{message}; {lost}'
+            level = ERROR if level == ERROR else WARN
+            self.get_logger().warning(lost + ": set qos.subscription 'reliable', or see the README, "
+                                      "'Large messages over Fast DDS'", throttle_duration_sec=10.0)
         values = {
             'input rate (Hz)': input_rate, 'output rate (Hz)': output_rate,
             'latency stamp to publish mean (s)': latency['mean'], 'latency stamp to publish max (s)': latency['max'],
@@ -465,6 +474,7 @@ class DepthNode(Node):
             'frames received': self.input_rate.total, 'frames published': published,
             'frames dropped (model busy)': stats['dropped'], 'frames failed': errors,
             'frames skipped (no subscribers)': idle, 'queue': stats['pending'],
+            'messages lost in transport': self.lost_messages.total(),
             'model': self._describe.get('model', type(self.estimator).__name__),
             'device': self._describe.get('device', ''), 'precision': self._describe.get('precision', ''),
             'steps': self.estimator.steps, 'model resolution': self._describe.get('resolution', ''),

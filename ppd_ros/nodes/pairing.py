@@ -109,28 +109,34 @@ def _message_filters():
 def subscribe_pair(node, primary: tuple, secondary: tuple, qos, callback: Callable, *,
                    queue_size: int, slop: float, latest_secondary: bool = False,
                    on_missing_secondary: Callable[[], None] | None = None,
-                   callback_group=None) -> tuple[object, str]:
+                   callback_group=None, lost_messages=None) -> tuple[object, str]:
     """Subscribe (type, topic) pairs and call callback(primary_msg, secondary_msg) for each pair.
 
     Returns (handle to keep alive, how pairing is done: 'latest', 'message_filters' or 'builtin').
+    lost_messages (diagnostics.LostMessages) counts what the middleware reports lost on them.
     """
+    def subscribe(create, msg_type, topic, *args, **kwargs):
+        if lost_messages is None:
+            return create(msg_type, topic, *args, **kwargs)
+        return lost_messages.subscribe(create, topic, msg_type, topic, *args, **kwargs)
+
     if latest_secondary:
         pairer = LatestPairer(callback, on_missing_secondary)
-        subs = (node.create_subscription(primary[0], primary[1], pairer.add_primary, qos,
-                                         callback_group=callback_group),
-                node.create_subscription(secondary[0], secondary[1], pairer.add_secondary, qos,
-                                         callback_group=callback_group))
+        subs = (subscribe(node.create_subscription, primary[0], primary[1], pairer.add_primary, qos,
+                          callback_group=callback_group),
+                subscribe(node.create_subscription, secondary[0], secondary[1], pairer.add_secondary, qos,
+                          callback_group=callback_group))
         return (pairer, subs), 'latest'
     message_filters = _message_filters()
     if message_filters is not None:
-        subs = [message_filters.Subscriber(node, msg_type, topic, qos_profile=qos,
-                                           callback_group=callback_group)
+        subs = [subscribe(lambda *a, **k: message_filters.Subscriber(node, *a, **k), msg_type, topic,
+                          qos_profile=qos, callback_group=callback_group)
                 for msg_type, topic in (primary, secondary)]
         sync = message_filters.ApproximateTimeSynchronizer(subs, queue_size, slop)
         sync.registerCallback(callback)
         return (sync, subs), 'message_filters'
     pairer = ApproximateTimePairer(2, queue_size, slop, callback)
-    subs = tuple(node.create_subscription(msg_type, topic, (lambda m, i=i: pairer.add(i, m)), qos,
-                                          callback_group=callback_group)
+    subs = tuple(subscribe(node.create_subscription, msg_type, topic, (lambda m, i=i: pairer.add(i, m)), qos,
+                           callback_group=callback_group)
                  for i, (msg_type, topic) in enumerate((primary, secondary)))
     return (pairer, subs), 'builtin'

@@ -36,7 +36,7 @@ from ppd_ros.geometry.source_samples import (SampleError, range_to_depth, sample
 from ppd_ros.msg import DepthScale
 from ppd_ros.nodes import image_codec
 from ppd_ros.nodes.cloud import CloudDecodeError, cloud_msg_to_xyz, points_to_cloud_msg
-from ppd_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter
+from ppd_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LostMessages, RateMeter
 from ppd_ros.nodes.image_codec import ImageDecodeError, depth_to_image_msg, image_msg_to_depth
 from ppd_ros.nodes.pairing import stamp_ns, subscribe_pair
 from ppd_ros.nodes.params import NodeParameters, ParamSpec
@@ -211,11 +211,13 @@ class ScaleFusionNode(Node):
         self.pub_scale = self.create_publisher(DepthScale, 'metric/scale', qos_out)
         topic, msg_type = SOURCE_TOPICS[self.source]
         self.source_topic = self.resolve_topic_name(topic)
-        self._source_sub = self.create_subscription(msg_type, topic, self._on_source, qos_in)
+        self.lost_messages = LostMessages()  # reported by the middleware: never reached a callback
+        self._source_sub = self.lost_messages.subscribe(self.create_subscription, topic, msg_type, topic,
+                                                        self._on_source, qos_in)
         self._pair_handle, self.pairing = subscribe_pair(
             self, (Image, 'depth/relative'), (CameraInfo, 'depth/camera_info'), qos_in, self._on_depth,
             queue_size=p['input.sync_queue_size'], slop=p['input.sync_slop'],
-            latest_secondary=p['input.latest_camera_info'])
+            latest_secondary=p['input.latest_camera_info'], lost_messages=self.lost_messages)
         self.diagnostics = DiagnosticsPublisher(self, self._collect_diagnostics, hardware_id=self.source,
                                                 period=p['diagnostics.period'])
         self.get_logger().info(f"fusing depth/relative with {self.source} on '{self.source_topic}' "
@@ -469,8 +471,16 @@ class ScaleFusionNode(Node):
                        'source refused (larger than budget)': counts.too_large})
         if self.last_source_refusal:
             values['source refusal'] = self.last_source_refusal
+        values['messages lost in transport'] = self.lost_messages.total()
+        new_lost = self.lost_messages.new_since_last_call()
+        lost = ''
+        if new_lost:
+            lost = (f'; {new_lost} message(s) lost in transport before reaching the node (messages too large '
+                    'for a best-effort subscription?)')
+            self.get_logger().warning(lost[2:] + ": set qos.subscription 'reliable', or see the README, "
+                                      "'Large messages over Fast DDS'", throttle_duration_sec=LOG_THROTTLE_S)
         if scale is None:
-            return WARN, 'waiting for depth/relative and depth/camera_info', values
+            return WARN, 'waiting for depth/relative and depth/camera_info' + lost, values
         values.update(status=FitStatus.NAMES[scale.status], a=scale.a, b=scale.b, age_s=scale.age,
                       inlier_ratio=scale.inlier_ratio, num_points=scale.num_points, residual=scale.residual)
         if problem is not None:
@@ -478,7 +488,9 @@ class ScaleFusionNode(Node):
         level = {FitStatus.OK: OK, FitStatus.HELD: WARN, FitStatus.EXPIRED: ERROR}.get(scale.status, WARN)
         if problem is not None and problem.level == ERROR:
             level = ERROR
-        message = f'{FitStatus.NAMES[scale.status]}: {scale.message}'
+        if lost and level == OK:
+            level = WARN
+        message = f'{FitStatus.NAMES[scale.status]}: {scale.message}{lost}'
         return level, message, values
 
 
