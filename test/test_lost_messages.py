@@ -75,3 +75,48 @@ def test_a_middleware_without_the_event_still_subscribes(ros_context):
 
     assert lost.subscribe(create, 'image', 'type', 'image') == 'subscription'
     assert not lost.supported and len(calls) == 2 and lost.total() == 0
+
+
+# ------------------------------------------------------------------ qos.subscription auto
+
+def _reliability(node, topic):
+    return next(sub.qos_profile.reliability for sub in node.subscriptions if sub.topic_name == topic)
+
+
+def test_auto_subscription_becomes_reliable_after_losses_when_every_publisher_offers_it(ros_context):
+    from rclpy.qos import ReliabilityPolicy
+    from test_depth_node_harness import Collector, Feeder, RosGraph, pattern_image, wait_for
+    from test_depth_node import INTR
+
+    with RosGraph(ros_context) as graph:
+        node = graph.add(DepthNode(estimator=RecordingEstimator(), context=ros_context))
+        feeder = graph.add(Feeder(ros_context))  # reliable, like most camera drivers
+        collector = graph.add(Collector(ros_context, topics=['depth/relative']))
+        assert wait_for(lambda: feeder.connected() and node.wanted_outputs() == {'relative'})
+        assert _reliability(node, '/image') == ReliabilityPolicy.BEST_EFFORT  # matches every publisher
+        assert node.input_reliability == 'auto: best effort'
+        deliver(lost_handlers(node)['/image'], 2)
+        assert wait_for(lambda: node.input_reliability.startswith('auto: reliable'), timeout=5.0)
+        assert node.input_reliability == 'auto: reliable (after 2 lost over best effort)'
+        assert _reliability(node, '/image') == ReliabilityPolicy.RELIABLE
+        assert _reliability(node, '/camera_info') == ReliabilityPolicy.RELIABLE
+        assert len([s for s in node.subscriptions if s.topic_name == '/image']) == 1
+        assert wait_for(feeder.connected)
+        feeder.send(7, pattern_image(), INTR)
+        assert wait_for(lambda: collector.has_frame(7))
+
+
+def test_auto_subscription_stays_best_effort_with_a_best_effort_publisher(ros_context):
+    from rclpy.qos import ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from test_depth_node_harness import RosGraph, wait_for
+
+    with RosGraph(ros_context) as graph:
+        node = graph.add(DepthNode(estimator=RecordingEstimator(), context=ros_context))
+        driver = graph.add(rclpy.create_node('best_effort_driver', context=ros_context))
+        driver.create_publisher(Image, 'image', qos_profile_sensor_data)
+        assert wait_for(lambda: node.count_publishers('image') == 1)
+        deliver(lost_handlers(node)['/image'], 1)
+        assert wait_for(lambda: 'stays' in node.input_reliability, timeout=5.0)
+        assert "publishes '/image' best effort only" in node.input_reliability
+        assert _reliability(node, '/image') == ReliabilityPolicy.BEST_EFFORT

@@ -47,7 +47,7 @@ from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LostMessages, Ra
 from .image_codec import MONO16_MODES, bgr_to_image_msg, depth_to_image_msg, rgb_from_any
 from .pairing import stamp_ns, subscribe_pair
 from .params import NodeParameters, ParameterError, ParamSpec
-from .qos import QOS_CHOICES, qos_profile
+from .qos import QOS_CHOICES, SUBSCRIPTION_QOS_CHOICES, all_publishers_reliable, qos_profile
 from .runner import run_node
 from .worker import LatestFrameWorker
 
@@ -85,8 +85,10 @@ DEPTH_NODE_PARAMETERS = (
               'compressed; larger ones are refused with a message before they are decoded (PNG/JPEG '
               'size from the header). Default 7680x4320 (8K UHD)', low=256, high=2**30),
     # QoS
-    ParamSpec('qos.subscription', 'sensor_data', 'QoS of the image and camera_info subscriptions',
-              choices=QOS_CHOICES),
+    ParamSpec('qos.subscription', 'auto', 'QoS of the image and camera_info subscriptions; auto: '
+              'sensor_data (matches every publisher), then reliable once the middleware reports lost '
+              'frames (too large for best effort) and every publisher offers reliable',
+              choices=SUBSCRIPTION_QOS_CHOICES),
     ParamSpec('qos.subscription_depth', 5, 'History depth of the subscriptions', low=1, high=1000),
     ParamSpec('qos.publisher', 'reliable', 'QoS of the depth publishers', choices=QOS_CHOICES),
     ParamSpec('qos.publisher_depth', 2, 'History depth of the depth publishers', low=1, high=1000),
@@ -278,23 +280,55 @@ class DepthNode(Node):
 
         self.worker = LatestFrameWorker(self._process, self.params['worker.queue_size'],
                                         on_error=self._on_frame_error).start()
-        compressed = self.params['input.compressed']
-        image_input = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
-        self._subscriptions_handle, self.pairing = subscribe_pair(
-            self, image_input, (CameraInfo, 'camera_info'),
-            qos_profile(self.params['qos.subscription'], self.params['qos.subscription_depth']),
-            self._on_pair, queue_size=self.params['input.sync_queue_size'],
-            slop=self.params['input.sync_slop'],
-            latest_secondary=self.params['input.latest_camera_info'],
-            on_missing_secondary=self._on_missing_camera_info,
-            callback_group=MutuallyExclusiveCallbackGroup(), lost_messages=self.lost_messages)
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self.input_reliability = {'reliable': 'reliable', 'auto': 'auto: best effort'}.get(
+            self.params['qos.subscription'], self.params['qos.subscription'])
+        self._subscribe_inputs(qos_profile(self.params['qos.subscription'], self.params['qos.subscription_depth']))
+        self._auto_qos_timer = None
+        if self.params['qos.subscription'] == 'auto':
+            self._auto_qos_timer = self.create_timer(1.0, self._auto_reliable, callback_group=self._input_group)
         self.diagnostics = DiagnosticsPublisher(
             self, self._diagnostics_status, hardware_id=str(self._describe.get('device', '')),
             period=self.params['diagnostics.period'], callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f"depth_node ready: model {self._describe.get('model', '?')} on {self._describe.get('device', '?')} "
             f"({self._describe.get('precision', '?')}, {self.estimator.steps} steps); input "
-            f"{image_input[1]} + camera_info paired {self.pairing}")
+            f"{self._input_topics[0]} + camera_info paired {self.pairing}")
+
+    def _subscribe_inputs(self, qos) -> None:
+        compressed = self.params['input.compressed']
+        image_input = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
+        self._input_topics = (image_input[1], 'camera_info')
+        self._subscriptions_handle, self.pairing = subscribe_pair(
+            self, image_input, (CameraInfo, 'camera_info'), qos,
+            self._on_pair, queue_size=self.params['input.sync_queue_size'],
+            slop=self.params['input.sync_slop'],
+            latest_secondary=self.params['input.latest_camera_info'],
+            on_missing_secondary=self._on_missing_camera_info,
+            callback_group=self._input_group, lost_messages=self.lost_messages)
+
+    def _auto_reliable(self) -> None:
+        """qos.subscription auto: once the middleware reports lost input messages (frames too large
+        to arrive whole over best effort), subscribe again reliable — if every publisher offers it
+        (a reliable subscription cannot receive from a best-effort one)."""
+        lost = self.lost_messages.total()
+        if lost == 0:
+            return
+        ok, why = all_publishers_reliable(self, self._input_topics)
+        if not ok:
+            self.input_reliability = f'auto: best effort ({lost} lost; stays: {why})'
+            self.get_logger().warning(f'{lost} input message(s) lost in transport over best effort, and the '
+                                      f'subscription cannot become reliable: {why}. See the README, '
+                                      "'Large messages over Fast DDS'", throttle_duration_sec=30.0)
+            return
+        for sub in self._subscriptions_handle[1]:
+            self.destroy_subscription(getattr(sub, 'sub', sub))  # message_filters.Subscriber keeps .sub
+        self._subscribe_inputs(qos_profile('reliable', self.params['qos.subscription_depth']))
+        self._auto_qos_timer.cancel()
+        self.input_reliability = f'auto: reliable (after {lost} lost over best effort)'
+        self.get_logger().info(f'{lost} input message(s) lost in transport over best effort (frames too '
+                               f'large for it): {self._input_topics[0]} and camera_info are now subscribed '
+                               'reliable (every publisher offers it)')
 
     # ------------------------------------------------------------------ parameters
 
@@ -475,6 +509,7 @@ class DepthNode(Node):
             'frames dropped (model busy)': stats['dropped'], 'frames failed': errors,
             'frames skipped (no subscribers)': idle, 'queue': stats['pending'],
             'messages lost in transport': self.lost_messages.total(),
+            'input reliability': self.input_reliability,
             'model': self._describe.get('model', type(self.estimator).__name__),
             'device': self._describe.get('device', ''), 'precision': self._describe.get('precision', ''),
             'steps': self.estimator.steps, 'model resolution': self._describe.get('resolution', ''),
