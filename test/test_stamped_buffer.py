@@ -15,7 +15,7 @@ def test_a_10hz_lidar_for_60s_holds_at_most_the_byte_budget():
         peak = max(peak, buffer.held_bytes)
     assert peak <= 64 * MB and len(buffer) == 10  # 1 s of clouds, not 100 (630 MB)
     assert [item for _, item in buffer][-1] == 'cloud 599'
-    assert buffer.counts.budget == 590
+    assert buffer.counts.budget == 590 and buffer.newest_evicted == pytest.approx(1058.9)
 
 
 def test_small_messages_are_bounded_by_the_time_window():
@@ -49,7 +49,7 @@ def test_release_before_drops_what_pairing_can_no_longer_use():
         buffer.add(float(i), i, 100)
     buffer.release_before(6.5)
     assert [item for _, item in buffer] == [7, 8, 9] and buffer.held_bytes == 300
-    assert buffer.counts.used == 7
+    assert buffer.counts.used == 7 and buffer.newest_evicted is None  # released, not evicted
     assert buffer.newest_stamp == 9.0
     buffer.release_before(100.0)
     assert len(buffer) == 0 and buffer.held_bytes == 0 and buffer.newest_stamp == 9.0

@@ -39,6 +39,7 @@ class StampedBuffer:
         self._items: deque = deque()  # (stamp, item, nbytes), stamps ascending
         self.held_bytes = 0
         self.newest_stamp: float | None = None  # of any message accepted, even if released since
+        self.newest_evicted: float | None = None  # newest stamp dropped by the window or the budget
         self.counts = BufferCounts()
 
     def configure(self, window: float, max_bytes: int, max_count: int) -> None:
@@ -84,18 +85,24 @@ class StampedBuffer:
         self._items.clear()
         self.held_bytes = 0
         self.newest_stamp = None
+        self.newest_evicted = None
 
-    def _pop(self) -> None:
-        _, _, nbytes = self._items.popleft()
+    def _pop(self) -> float:
+        stamp, _, nbytes = self._items.popleft()
         self.held_bytes -= nbytes
+        return stamp
+
+    def _evict(self) -> None:
+        stamp = self._pop()
+        self.newest_evicted = stamp if self.newest_evicted is None else max(self.newest_evicted, stamp)
 
     def _trim(self) -> None:
         if self.newest_stamp is not None:
             while self._items and self._items[0][0] < self.newest_stamp - self.window:
-                self._pop()
+                self._evict()
                 self.counts.window += 1
         while self._items and (self.held_bytes > self.max_bytes or len(self._items) > self.max_count):
-            self._pop()
+            self._evict()
             self.counts.budget += 1
 
 

@@ -304,7 +304,6 @@ class DepthNode(Node):
             self._on_pair, queue_size=self.params['input.sync_queue_size'],
             slop=self.params['input.sync_slop'],
             latest_secondary=self.params['input.latest_camera_info'],
-            on_missing_secondary=self._on_missing_camera_info,
             callback_group=self._input_group, lost_messages=self.lost_messages)
 
     def _auto_reliable(self) -> None:
@@ -321,8 +320,10 @@ class DepthNode(Node):
                                       f'subscription cannot become reliable: {why}. See the README, '
                                       "'Large messages over Fast DDS'", throttle_duration_sec=30.0)
             return
-        for sub in self._subscriptions_handle[1]:
+        old = self._subscriptions_handle
+        for sub in old.subscriptions:
             self.destroy_subscription(getattr(sub, 'sub', sub))  # message_filters.Subscriber keeps .sub
+        self.destroy_timer(old.timer)
         self._subscribe_inputs(qos_profile('reliable', self.params['qos.subscription_depth']))
         self._auto_qos_timer.cancel()
         self.input_reliability = f'auto: reliable (after {lost} lost over best effort)'
@@ -354,10 +355,6 @@ class DepthNode(Node):
     def _on_pair(self, image_msg, info_msg) -> None:
         self.input_rate.tick()
         self.worker.submit(_Pair(image_msg, info_msg))
-
-    def _on_missing_camera_info(self) -> None:
-        self.get_logger().warning('image received but no CameraInfo yet on camera_info; waiting',
-                                  throttle_duration_sec=5.0)
 
     def _on_frame_error(self, exc: Exception, _item) -> None:
         self._count_error(exc)
@@ -493,6 +490,9 @@ class DepthNode(Node):
         if new_errors > 0:
             level = ERROR if published == 0 else WARN
             message = f'{new_errors} bad frame(s): {last_error}'
+        unpaired = self._subscriptions_handle.monitor.problem
+        if unpaired and level == OK:  # images arrive, nothing pairs: say why, not "running"
+            level, message = WARN, unpaired
         new_lost = self.lost_messages.new_since_last_call()
         if new_lost > 0:
             lost = (f'{new_lost} message(s) lost in transport before reaching the node (frames too large '
@@ -516,6 +516,7 @@ class DepthNode(Node):
             'output resolution': self.params['output.resolution'],
             'temporal mode': self.params['temporal.mode'], 'pairing': self.pairing,
             'last error': last_error,
+            **self._subscriptions_handle.monitor.values(),
         }
         return level, message, values
 

@@ -189,6 +189,7 @@ class ScaleFusionNode(Node):
         self.last_problem: FrameProblem | None = None
         self.last_source_refusal = ''
         self.frames = 0
+        self.frames_without_source = 0  # depth frames with no source message within source_tolerance
         self.fresh_fits = 0
         self.depth_rate = RateMeter()
         self.source_rate = RateMeter()
@@ -322,6 +323,7 @@ class ScaleFusionNode(Node):
         source_msg, why = self._pick_source(stamp)
         self._sources.release_before(stamp - self.params['source_tolerance'])  # pairing moves on
         if source_msg is None:
+            self.frames_without_source += 1
             return hold(WARN, why, relative, intr)
         try:
             samples = self._samples(relative, intr, source_msg, relative_msg.header.frame_id)
@@ -355,7 +357,8 @@ class ScaleFusionNode(Node):
         if self._sources.newest_stamp is None:
             if self.last_source_refusal:
                 return None, self.last_source_refusal
-            return None, f"no {self.source} message received yet on '{self.source_topic}'"
+            return None, (f"no {self.source} message received yet on '{self.source_topic}' — check that the "
+                          'sensor publishes there (remap the metric_source topic)')
         lag = stamp - self._sources.newest_stamp
         if lag > self.params['stale_after']:
             return None, (f'source stale: newest {self.source} is {lag:.2f} s older than the depth frame '
@@ -369,13 +372,14 @@ class ScaleFusionNode(Node):
         best = len(stamps) - 1 - best
         if offsets[best] <= tolerance:
             return kept[best][1], ''
-        hint = ''
-        if stamp < stamps[0] - tolerance:
-            hint = (f"; the depth frame is older than every kept message (source_window "
-                    f"{self.params['source_window']:g} s, source_budget_mb {self.params['source_budget_mb']:g}): "
-                    'raise them if depth arrives this late')
+        fix = ': the source is stamped late or on another clock — fix its stamps or raise source_tolerance'
+        evicted = self._sources.newest_evicted
+        if evicted is not None and stamp < stamps[0] - tolerance and stamp <= evicted + tolerance:
+            fix = (f"; the message it needed was no longer kept (source_window "
+                   f"{self.params['source_window']:g} s, source_budget_mb {self.params['source_budget_mb']:g}): "
+                   'raise them if depth arrives this late')
         return None, (f'no {self.source} within ±{tolerance:g} s of the depth stamp '
-                      f'(closest is {stamps[best] - stamp:+.3f} s away){hint}')
+                      f'(closest is {stamps[best] - stamp:+.3f} s away){fix}')
 
     def _samples(self, relative, intr, msg, camera_frame: str):
         if self.source == 'range':
@@ -462,6 +466,7 @@ class ScaleFusionNode(Node):
         scale, problem = self.last_scale, self.last_problem
         values = {'source': self.source, 'source_topic': self.source_topic, 'extrinsic': self.extrinsic_origin,
                   'pairing': self.pairing, 'frames': self.frames, 'fresh_fits': self.fresh_fits,
+                  'frames_without_source': self.frames_without_source,
                   'depth_rate_hz': self.depth_rate.rate(), 'source_rate_hz': self.source_rate.rate()}
         counts = self._sources.counts
         values.update({'source messages kept': len(self._sources),
@@ -479,8 +484,10 @@ class ScaleFusionNode(Node):
                     'for a best-effort subscription?)')
             self.get_logger().warning(lost[2:] + ": set qos.subscription 'reliable', or see the README, "
                                       "'Large messages over Fast DDS'", throttle_duration_sec=LOG_THROTTLE_S)
+        values.update(self._pair_handle.monitor.values())
+        unpaired = self._pair_handle.monitor.problem
         if scale is None:
-            return WARN, 'waiting for depth/relative and depth/camera_info' + lost, values
+            return WARN, (unpaired or 'waiting for depth/relative and depth/camera_info') + lost, values
         values.update(status=FitStatus.NAMES[scale.status], a=scale.a, b=scale.b, age_s=scale.age,
                       inlier_ratio=scale.inlier_ratio, num_points=scale.num_points, residual=scale.residual)
         if problem is not None:
@@ -488,9 +495,12 @@ class ScaleFusionNode(Node):
         level = {FitStatus.OK: OK, FitStatus.HELD: WARN, FitStatus.EXPIRED: ERROR}.get(scale.status, WARN)
         if problem is not None and problem.level == ERROR:
             level = ERROR
+        message = f'{FitStatus.NAMES[scale.status]}: {scale.message}'
+        if unpaired and level == OK:  # the last fit looks fine, but no new frame pairs: say why
+            level, message = WARN, unpaired
         if lost and level == OK:
             level = WARN
-        message = f'{FitStatus.NAMES[scale.status]}: {scale.message}{lost}'
+        message += lost
         return level, message, values
 
 
