@@ -11,16 +11,19 @@ keep-last 5 (as camera drivers usually publish); the candidate decides the subsc
 the Fast DDS transports:
 
   default         Fast DDS's builtin transports (SHM with a ~512 KB segment + UDP), best effort
+  shm32           SHM with a 32 MB segment + UDP (the profile shipped before issue 13), best effort
+  shm256          SHM with a 256 MB segment + UDP, best effort
   shipped         config/fastdds_shm.xml (what the package ships), best effort
-  shm_large       a profile with a larger shared-memory segment (--shm-mb), best effort
-  shm_queue       that segment and a deeper shared-memory port queue (--shm-queue descriptors),
-                  best effort: with UDP beside SHM, Fast DDS fragments every sample to UDP's
-                  ~64 KB, so an 8K frame is ~1500 fragments against the default 512-slot queue
-  shm_only        a profile with only the large shared-memory transport (no UDP: no
-                  fragmentation, but nothing reaches other machines), best effort
+  shm_only        SHM only, 256 MB segment, 8192-slot port queue (no UDP: no fragmentation, but
+                  nothing reaches other machines), best effort
   large_data      FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (SHM + TCP, UDP discovery), best effort
-  reliable        config/fastdds_shm.xml, reliable subscription
+  reliable        config/fastdds_shm.xml, reliable subscription (what depth_node's
+                  qos.subscription auto switches to after losses)
   large_data_rel  LARGE_DATA, reliable subscription
+
+With UDP beside SHM, Fast DDS fragments every sample to UDP's ~64 KB, so an 8K frame is ~1500
+fragments: the reader's shared-memory port queue (512 descriptors by default) and the writer's
+segment both bound what best effort can deliver whole.
 
 Also counts the subscription's "message lost" events (rclpy SubscriptionEventCallbacks), i.e.
 whether the middleware says anything about the frames that did not arrive. Run it niced on a
@@ -38,7 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
-CONFIGS = ('default', 'shipped', 'shm_large', 'shm_queue', 'shm_only', 'large_data', 'reliable', 'large_data_rel')
+CONFIGS = ('default', 'shm32', 'shm256', 'shipped', 'shm_only', 'large_data', 'reliable', 'large_data_rel')
+SHM_CANDIDATES = {'shm32': (32, None, True), 'shm256': (256, None, True), 'shm_only': (256, 8192, False)}
 SIZES = ('640x480', '1920x1080', '3840x2160', '7680x4320')
 TOPIC = 'bench/image'
 DONE_TOPIC = 'bench/done'
@@ -66,17 +70,18 @@ def _rate_for(width: int, height: int) -> float:
     return 30.0 if pixels <= 640 * 480 else 10.0 if pixels <= 1920 * 1080 else 5.0 if pixels <= 3840 * 2160 else 2.0
 
 
-def config_env(config: str, shm_mb: int, workdir: Path, shm_queue: int = 8192) -> tuple[dict, bool]:
+def config_env(config: str, workdir: Path) -> tuple[dict, bool]:
     """(environment changes, reliable subscription) for one candidate."""
     env = {'FASTDDS_DEFAULT_PROFILES_FILE': '', 'FASTDDS_BUILTIN_TRANSPORTS': '',
            'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
     if config in ('shipped', 'reliable'):
         env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(REPO / 'config' / 'fastdds_shm.xml')
-    elif config in ('shm_large', 'shm_queue', 'shm_only'):
-        profile = workdir / f'{config}_{shm_mb}mb.xml'
-        queue = f'<port_queue_capacity>{shm_queue}</port_queue_capacity>' if config != 'shm_large' else ''
-        udp = '' if config == 'shm_only' else '<transport_id>bench_udp</transport_id>'
-        profile.write_text(SHM_PROFILE.format(size=shm_mb << 20, queue=queue, udp=udp))
+    elif config in SHM_CANDIDATES:
+        megabytes, queue, with_udp = SHM_CANDIDATES[config]
+        profile = workdir / f'{config}.xml'
+        queue = f'<port_queue_capacity>{queue}</port_queue_capacity>' if queue else ''
+        udp = '<transport_id>bench_udp</transport_id>' if with_udp else ''
+        profile.write_text(SHM_PROFILE.format(size=megabytes << 20, queue=queue, udp=udp))
         env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
     elif config in ('large_data', 'large_data_rel'):
         env['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
@@ -187,8 +192,8 @@ def _child_env(changes: dict, domain: int) -> dict:
     return env
 
 
-def measure(config: str, sizes: list[str], frames: int, shm_mb: int, workdir: Path, shm_queue: int) -> dict:
-    changes, reliable = config_env(config, shm_mb, workdir, shm_queue)
+def measure(config: str, sizes: list[str], frames: int, workdir: Path) -> dict:
+    changes, reliable = config_env(config, workdir)
     env = _child_env(changes, random.randint(100, 199))
     timeout = 30 + sum(frames / _rate_for(*map(int, s.split('x'))) + 4 for s in sizes) * 3
     me = [sys.executable, '-m', 'ppd_dev.transport_bench']
@@ -198,16 +203,18 @@ def measure(config: str, sizes: list[str], frames: int, shm_mb: int, workdir: Pa
     pub = subprocess.Popen(me + ['--role', 'pub', '--frames', str(frames), '--sizes', *sizes],
                            env=env, cwd=REPO)
     try:
-        out, _ = sub.communicate(timeout=timeout + 10)
-    finally:
-        for process in (pub, sub):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.terminate()
-                process.wait(timeout=10)
-    lines = [line for line in out.splitlines() if line.startswith('{')]
-    return json.loads(lines[-1]) if lines else {'sent': None, 'received': {}, 'lost_events': {}}
+        out, _ = sub.communicate(timeout=timeout + 60)
+    except subprocess.TimeoutExpired:  # a machine too busy to finish: report what is known
+        sub.kill()
+        out, _ = sub.communicate()
+    for process in (pub, sub):
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    lines = [line for line in (out or '').splitlines() if line.startswith('{')]
+    return json.loads(lines[-1]) if lines else {'sent': None, 'received': {}, 'lost_events': {}, 'timed_out': True}
 
 
 def _percentile(values, q):
@@ -224,7 +231,8 @@ def report(config: str, result: dict, sizes: list[str], frames: int) -> list[str
         rows.append(f'{config:15s} {size:>10s} {len(got):3d}/{sent:<3d} {100 * len(got) / max(sent, 1):5.0f} %  '
                     f'{latency} ms')
     lost = result.get('lost_events') or {}
-    rows.append(f"{config:15s} message_lost events: {lost.get('events', 0)} (total_count {lost.get('total', 0)})")
+    rows.append(f"{config:15s} message_lost events: {lost.get('events', 0)} (total_count {lost.get('total', 0)})"
+                + (' — TIMED OUT, nothing reported' if result.get('timed_out') else ''))
     return rows
 
 
@@ -233,8 +241,6 @@ def main(argv=None) -> int:
     parser.add_argument('--configs', nargs='+', choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument('--sizes', nargs='+', default=list(SIZES), help='WIDTHxHEIGHT rgb8')
     parser.add_argument('--frames', type=int, default=10, help='frames sent per size')
-    parser.add_argument('--shm-mb', type=int, default=256, help='segment size of the shm_* candidates')
-    parser.add_argument('--shm-queue', type=int, default=8192, help='port queue of shm_queue and shm_only')
     parser.add_argument('--json', help='also write the raw results here')
     parser.add_argument('--role', choices=('pub', 'sub'), help=argparse.SUPPRESS)
     parser.add_argument('--reliable', action='store_true', help=argparse.SUPPRESS)
@@ -250,7 +256,7 @@ def main(argv=None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for config in args.configs:
-            results[config] = measure(config, args.sizes, args.frames, args.shm_mb, Path(tmp), args.shm_queue)
+            results[config] = measure(config, args.sizes, args.frames, Path(tmp))
             for row in report(config, results[config], args.sizes, args.frames):
                 print(row, flush=True)
     if args.json:
