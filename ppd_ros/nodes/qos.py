@@ -56,6 +56,11 @@ def all_publishers_reliable(node, topics) -> tuple[bool, str]:
     return True, ''
 
 
+def configured_qos(params, kind: str) -> QoSProfile:
+    """The profile the parameters qos.<kind> and qos.<kind>_depth ask for (subscription, publisher)."""
+    return qos_profile(params[f'qos.{kind}'], params[f'qos.{kind}_depth'])
+
+
 def package_config_dir() -> Path | None:
     """config/ of the installed package (colcon share/ppd_ros/config) or of the source tree."""
     try:
