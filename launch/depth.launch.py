@@ -9,7 +9,7 @@ config/ppd.yaml by default), use_metric_fusion (adds scale_fusion_node; its metr
 is metric_source_topic, in demo mode the synthetic LiDAR with its known extrinsic), rviz (starts
 rviz2 with config/ppd.rviz), demo (synthetic_camera_node instead of a real camera).
 FASTDDS_DEFAULT_PROFILES_FILE is set to config/fastdds_shm.xml (large images over shared
-memory) unless it is already set.
+memory) unless it is already set, or FASTDDS_BUILTIN_TRANSPORTS (e.g. LARGE_DATA) is.
 """
 import os
 from pathlib import Path
@@ -105,7 +105,7 @@ def generate_launch_description():
         DeclareLaunchArgument('demo', default_value='false',
                               description='Start synthetic_camera_node instead of a real camera'),
     ])
-    if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
+    if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') and not os.environ.get('FASTDDS_BUILTIN_TRANSPORTS'):
         description.add_action(SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
                                                       str(CONFIG / 'fastdds_shm.xml')))
     description.add_action(OpaqueFunction(function=_nodes))

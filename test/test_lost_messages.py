@@ -120,3 +120,14 @@ def test_auto_subscription_stays_best_effort_with_a_best_effort_publisher(ros_co
         assert wait_for(lambda: 'stays' in node.input_reliability, timeout=5.0)
         assert "publishes '/image' best effort only" in node.input_reliability
         assert _reliability(node, '/image') == ReliabilityPolicy.BEST_EFFORT
+
+
+def test_package_profile_is_not_forced_over_a_chosen_builtin_transport(monkeypatch):
+    from ppd_ros.nodes.qos import use_package_fastdds_profile
+    monkeypatch.delenv('FASTDDS_DEFAULT_PROFILES_FILE', raising=False)
+    monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    assert use_package_fastdds_profile() is None
+    import os
+    assert 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ
+    monkeypatch.delenv('FASTDDS_BUILTIN_TRANSPORTS')
+    assert use_package_fastdds_profile().endswith('fastdds_shm.xml')

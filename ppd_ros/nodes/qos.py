@@ -75,10 +75,13 @@ def package_config_dir() -> Path | None:
 
 
 def use_package_fastdds_profile() -> str | None:
-    """Set FASTDDS_DEFAULT_PROFILES_FILE to the package's profile unless already set (call
-    before rclpy.init); returns the profile in effect."""
+    """Set FASTDDS_DEFAULT_PROFILES_FILE to the package's profile unless already set, or unless
+    FASTDDS_BUILTIN_TRANSPORTS chooses Fast DDS's builtin transports (e.g. LARGE_DATA, which the
+    profile would replace); call before rclpy.init. Returns the profile in effect."""
     if os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
         return os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
+    if os.environ.get('FASTDDS_BUILTIN_TRANSPORTS'):
+        return None
     config = package_config_dir()
     if config is not None and (config / FASTDDS_PROFILE_NAME).is_file():
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(config / FASTDDS_PROFILE_NAME)
