@@ -37,19 +37,11 @@ def no_tf2(monkeypatch):
 
 
 def transform_msg(parent, child, translation, quaternion, stamp=0.0):
-    """geometry_msgs/TransformStamped (what /tf carries), or the same attributes without it."""
-    try:
-        from geometry_msgs.msg import TransformStamped
-        t = TransformStamped()
-    except ImportError:
-        t = SimpleNamespace(header=None, child_frame_id='', transform=SimpleNamespace(
-            translation=SimpleNamespace(), rotation=SimpleNamespace()))
-    t.header = header(stamp, parent)
-    t.child_frame_id = child
-    tr, rot = t.transform.translation, t.transform.rotation
-    tr.x, tr.y, tr.z = translation
-    rot.x, rot.y, rot.z, rot.w = quaternion
-    return t
+    """What /tf carries (geometry_msgs/TransformStamped's attributes; the stand-in is duck-typed)."""
+    x, y, z = translation
+    qx, qy, qz, qw = quaternion
+    return SimpleNamespace(header=header(stamp, parent), child_frame_id=child, transform=SimpleNamespace(
+        translation=SimpleNamespace(x=x, y=y, z=z), rotation=SimpleNamespace(x=qx, y=qy, z=qz, w=qw)))
 
 
 @pytest.fixture

@@ -36,8 +36,7 @@ from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from ppd_ros.geometry.backproject import depth_to_points, pixel_rays
-from ppd_ros.geometry.camera import Intrinsics
+from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.rectify import Rectifier, resize_valid
@@ -217,6 +216,8 @@ class _Rectification:
 
     def _warn_once(self, calibration, text: str) -> None:
         if calibration not in self._warned:
+            if len(self._warned) >= 64:  # a driver whose calibration never repeats: stay bounded
+                self._warned.clear()
             self._warned.add(calibration)
             self._node.get_logger().warning(text)
 
@@ -262,7 +263,6 @@ class DepthNode(Node):
         self._describe = dict(self.estimator.describe())
         self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
         self._temporal = _TemporalState(self.params['temporal.align_smoothing'])
-        self._rays: tuple[Intrinsics, tuple] | None = None
         self.params.on_change(self._on_parameters_changed)
 
         # statistics (read by /diagnostics and by tests)
@@ -478,17 +478,12 @@ class DepthNode(Node):
                 self._count_error(exc)
                 self.get_logger().error(f'depth/points skipped: {exc}', throttle_duration_sec=2.0)
                 return
-            points = depth_to_points(metric, intrinsics, self._rays_for(intrinsics))
+            points = depth_to_points(metric, intrinsics)
             colour = None
             if self.params['output.points_rgb']:
                 colour = rgb if rgb.shape[:2] == metric.shape else cv2.resize(
                     rgb, (metric.shape[1], metric.shape[0]), interpolation=cv2.INTER_AREA)
             publishers['points'].publish(points_to_cloud_msg(points, header, colour))
-
-    def _rays_for(self, intrinsics: Intrinsics):
-        if self._rays is None or self._rays[0] != intrinsics:
-            self._rays = (intrinsics, pixel_rays(intrinsics))
-        return self._rays[1]
 
     def _colorize(self, metric: np.ndarray) -> np.ndarray:
         if self.params['colorize.mode'] == 'fixed':

@@ -24,7 +24,7 @@ import rclpy.time
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range
 
-from ppd_ros.geometry.backproject import depth_to_points, pixel_rays
+from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.depth_scale import relative_to_metric
 from ppd_ros.geometry.projection import transform_from_translation_quaternion
 from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
@@ -186,9 +186,7 @@ class ScaleFusionNode(Node):
         self.tracker = FitTracker(self.tracker_config)
         self.params.on_change(lambda changed: self._configure())
 
-        self._rays_key = None
         self._window_stamp: float | None = None
-        self._rays = None
         self.last_scale: DepthScale | None = None
         self.last_problem: FrameProblem | None = None
         self.last_source_refusal = ''
@@ -463,9 +461,7 @@ class ScaleFusionNode(Node):
             self.pub_depth.publish(depth_to_image_msg(depth, header))
             self.pub_info.publish(copy_camera_info(info_msg, header))
         if want_points:
-            if self._rays_key != intr:
-                self._rays_key, self._rays = intr, pixel_rays(intr)
-            self.pub_points.publish(points_to_cloud_msg(depth_to_points(depth, intr, self._rays), header))
+            self.pub_points.publish(points_to_cloud_msg(depth_to_points(depth, intr), header))
 
     # ------------------------------------------------------------------ diagnostics
 

@@ -81,23 +81,15 @@ def _quaternion(r: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def _stamped(matrix: np.ndarray, target: str, source: str, stamp_ns: int):
-    """A TransformStamped (geometry_msgs when importable, else the same attributes)."""
+    """The attributes of the geometry_msgs/TransformStamped the real Buffer returns."""
     qx, qy, qz, qw = _quaternion(matrix[:3, :3])
     sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    try:
-        from geometry_msgs.msg import TransformStamped
-        out = TransformStamped()
-    except ImportError:
-        out = SimpleNamespace(header=SimpleNamespace(frame_id='', stamp=SimpleNamespace(sec=0, nanosec=0)),
-                              child_frame_id='', transform=SimpleNamespace(
-                                  translation=SimpleNamespace(x=0.0, y=0.0, z=0.0),
-                                  rotation=SimpleNamespace(x=0.0, y=0.0, z=0.0, w=1.0)))
-    out.header.frame_id, out.child_frame_id = target, source
-    out.header.stamp.sec, out.header.stamp.nanosec = sec, nanosec
-    t, r = out.transform.translation, out.transform.rotation
-    t.x, t.y, t.z = (float(v) for v in matrix[:3, 3])
-    r.x, r.y, r.z, r.w = (float(v) for v in (qx, qy, qz, qw))
-    return out
+    x, y, z = (float(v) for v in matrix[:3, 3])
+    return SimpleNamespace(
+        header=SimpleNamespace(frame_id=target, stamp=SimpleNamespace(sec=sec, nanosec=nanosec)),
+        child_frame_id=source,
+        transform=SimpleNamespace(translation=SimpleNamespace(x=x, y=y, z=z),
+                                  rotation=SimpleNamespace(x=float(qx), y=float(qy), z=float(qz), w=float(qw))))
 
 
 class Buffer:
