@@ -41,6 +41,7 @@ setup(
     entry_points={
         'console_scripts': [
             'depth_node = ppd_ros.nodes.depth_node:main',
+            'depth_lifecycle_node = ppd_ros.nodes.depth_lifecycle_node:main',
             'scale_fusion_node = ppd_ros.nodes.scale_fusion_node:main',
             'synthetic_camera_node = ppd_ros.nodes.synthetic_camera_node:main',
             'ppd-demo = ppd_ros.nodes.demo:main',

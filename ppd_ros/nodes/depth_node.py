@@ -42,6 +42,7 @@ from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.rectify import Rectifier, resize_valid
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
+from ppd_ros.model.estimator import release_device_memory
 from ppd_ros.model.factory import EstimatorBuildError, build_estimator
 from ppd_ros.model.preprocess import DEFAULT_MAX_PIXELS
 
@@ -243,18 +244,35 @@ class DepthNode(Node):
         super().__init__(node_name, **node_kwargs)
         self.worker = None
         self.estimator = None
+        self.diagnostics = None
+        self._subscriptions_handle = None
+        self._auto_qos_timer = None
+        self._outputs = {}
         try:
             self._start(estimator)
         except BaseException:
             self.destroy_node()  # a node that cannot start must not linger in the context
             raise
 
+    # The node's life in the phases of a managed node (depth_lifecycle_node runs them one by one
+    # on its transitions; this node runs them all at once): declare → configure (model, outputs)
+    # → activate (worker, inputs, diagnostics); deactivate and cleanup undo them.
+
     def _start(self, estimator) -> None:
+        self._declare()
+        self._configure(estimator)
+        self._activate()
+
+    def _declare(self) -> None:
         self.params = NodeParameters(self, DEPTH_NODE_PARAMETERS, self._check_parameters)
         for name in self.params.unknown_overrides():
             if name not in DEPRECATED_PARAMETERS:
                 self.get_logger().warning(f"unknown parameter '{name}' ignored (typo?)")
         self.image_transport = self._image_transport()
+        self.params.on_change(self._on_parameters_changed)
+
+    def _configure(self, estimator) -> None:
+        """Load the model (or take `estimator`) and create the outputs."""
         self.estimator = estimator if estimator is not None else build_estimator(**model_options(self.params))
         reason = self._check_parameters(dict(self.params))  # again, now that the estimator is known
         if reason:
@@ -263,7 +281,6 @@ class DepthNode(Node):
         self._describe = dict(self.estimator.describe())
         self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
         self._temporal = _TemporalState(self.params['temporal.align_smoothing'])
-        self.params.on_change(self._on_parameters_changed)
 
         # statistics (read by /diagnostics and by tests)
         self.input_rate = RateMeter()
@@ -281,13 +298,18 @@ class DepthNode(Node):
 
         publisher_qos = configured_qos(self.params, 'publisher')
         self._outputs = {
-            'relative': self.create_publisher(Image, 'depth/relative', publisher_qos),
-            'image': self.create_publisher(Image, 'depth/image', publisher_qos),
-            'camera_info': self.create_publisher(CameraInfo, 'depth/camera_info', publisher_qos),
-            'points': self.create_publisher(PointCloud2, 'depth/points', publisher_qos),
-            'colorized': self.create_publisher(Image, 'depth/colorized', publisher_qos),
+            'relative': self._create_output(Image, 'depth/relative', publisher_qos),
+            'image': self._create_output(Image, 'depth/image', publisher_qos),
+            'camera_info': self._create_output(CameraInfo, 'depth/camera_info', publisher_qos),
+            'points': self._create_output(PointCloud2, 'depth/points', publisher_qos),
+            'colorized': self._create_output(Image, 'depth/colorized', publisher_qos),
         }
 
+    def _create_output(self, msg_type, topic: str, qos):
+        return self.create_publisher(msg_type, topic, qos)
+
+    def _activate(self) -> None:
+        """Start the inference worker, the input subscriptions and /diagnostics."""
         self.worker = LatestFrameWorker(self._process, self.params['worker.queue_size'],
                                         on_error=self._on_frame_error).start()
         image_topic, info_topic, base_topic = camera_topics(self, 'image', 'camera_info', self.image_transport)
@@ -309,17 +331,6 @@ class DepthNode(Node):
             f"{image_topic} ({self.image_transport}) + {info_topic} paired {self.pairing}; "
             f"rectify {self.params['input.rectify']}")
 
-    def _image_transport(self) -> str:
-        """image_transport, or the deprecated input.compressed when only that one is given."""
-        legacy = self.params.override('input.compressed')
-        if legacy is None:
-            return self.params['image_transport']
-        self.get_logger().warning("parameter 'input.compressed' is deprecated: "
-                                  + DEPRECATED_PARAMETERS['input.compressed'])
-        if self.params.override('image_transport') is not None or not isinstance(legacy, bool):
-            return self.params['image_transport']
-        return 'compressed' if legacy else 'raw'
-
     def _subscribe_inputs(self, qos) -> None:
         image_type = CompressedImage if self.image_transport == 'compressed' else Image
         self._subscriptions_handle, self.pairing = subscribe_pair(
@@ -334,7 +345,7 @@ class DepthNode(Node):
         to arrive whole over best effort), subscribe again reliable — if every publisher offers it
         (a reliable subscription cannot receive from a best-effort one)."""
         lost = self.lost_messages.total()
-        if lost == 0:
+        if lost == 0 or self._subscriptions_handle is None:
             return
         ok, why = all_publishers_reliable(self, self.input_topics)
         if not ok:
@@ -343,16 +354,50 @@ class DepthNode(Node):
                                       f'subscription cannot become reliable: {why}. See the README, '
                                       "'Large messages over Fast DDS'", throttle_duration_sec=30.0)
             return
-        old = self._subscriptions_handle
-        for sub in old.subscriptions:
-            self.destroy_subscription(getattr(sub, 'sub', sub))  # message_filters.Subscriber keeps .sub
-        self.destroy_timer(old.timer)
+        self._subscriptions_handle.close(self)
         self._subscribe_inputs(qos_profile('reliable', self.params['qos.subscription_depth']))
-        self._auto_qos_timer.cancel()
+        self._stop_auto_qos()
         self.input_reliability = f'auto: reliable (after {lost} lost over best effort)'
         self.get_logger().info(f'{lost} input message(s) lost in transport over best effort (frames too '
                                f'large for it): {" and ".join(self.input_topics)} are now subscribed '
                                'reliable (every publisher offers it)')
+
+    def _stop_auto_qos(self) -> None:
+        if self._auto_qos_timer is not None:
+            self.destroy_timer(self._auto_qos_timer)
+            self._auto_qos_timer = None
+
+    def _image_transport(self) -> str:
+        """image_transport, or the deprecated input.compressed when only that one is given."""
+        legacy = self.params.override('input.compressed')
+        if legacy is None:
+            return self.params['image_transport']
+        self.get_logger().warning("parameter 'input.compressed' is deprecated: "
+                                  + DEPRECATED_PARAMETERS['input.compressed'])
+        if self.params.override('image_transport') is not None or not isinstance(legacy, bool):
+            return self.params['image_transport']
+        return 'compressed' if legacy else 'raw'
+
+    def _deactivate(self) -> None:
+        """Stop taking input (the frame in progress finishes) and stop /diagnostics."""
+        if self.worker is not None:
+            self.worker.stop()
+        self._stop_auto_qos()
+        if self._subscriptions_handle is not None:
+            self._subscriptions_handle.close(self)
+            self._subscriptions_handle = None
+        if self.diagnostics is not None:
+            self.diagnostics.close()
+            self.diagnostics = None
+
+    def _cleanup(self) -> None:
+        """Destroy the outputs and drop the model, giving its (GPU) memory back."""
+        for publisher in self._outputs.values():
+            self.destroy_publisher(publisher)
+        self._outputs = {}
+        self.estimator = None
+        self._temporal = None
+        release_device_memory()
 
     # ------------------------------------------------------------------ parameters
 
@@ -365,11 +410,11 @@ class DepthNode(Node):
         return reason
 
     def _on_parameters_changed(self, changed: dict) -> None:
-        if 'model.steps' in changed:
+        if 'model.steps' in changed and self.estimator is not None:
             self.estimator.steps = changed['model.steps']
         if 'output.near' in changed or 'output.far' in changed:
             self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
-        if any(name.startswith('temporal.') for name in changed):
+        if any(name.startswith('temporal.') for name in changed) and getattr(self, '_temporal', None):
             self._temporal.reset_requested = True
         self.get_logger().info(f'parameters changed: {changed}')
 
@@ -546,7 +591,7 @@ class DepthNode(Node):
 
     def destroy_node(self):
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.stop()  # before the publishers and the context go
         return super().destroy_node()
 
 
