@@ -57,6 +57,7 @@ def test_transitions_load_run_stop_and_free_the_model(ros_context, monkeypatch):
         assert wait_for(lambda: collector.has_frame(1)), 'no output while active'
 
         assert node.trigger_deactivate() == SUCCESS
+        assert list(node.timers) == [] and list(node.subscriptions) == []  # nothing keeps running
         assert wait_for(lambda: not feeder.connected())
         feeder.send(2, pattern_image(), INTR)
         assert not wait_for(lambda: collector.has_frame(2), timeout=1.0), 'output while inactive'

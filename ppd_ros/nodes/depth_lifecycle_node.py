@@ -49,11 +49,13 @@ class DepthLifecycleNode(DepthNode, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        before = self._entities()
         self._activate()
+        self._activated = self._entities() - before
         return super().on_activate(state)  # activates the lifecycle publishers
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._deactivate()
+        self._stop()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -61,13 +63,29 @@ class DepthLifecycleNode(DepthNode, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._deactivate()
+        self._stop()
         self._cleanup()
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().error(f'error in {state.label}: stopping and dropping the model')
         return self.on_shutdown(state)  # back to unconfigured, ready to configure again
+
+    def _entities(self) -> set:
+        return {*self.timers, *self.subscriptions, *self.publishers}
+
+    def _stop(self) -> None:
+        """Undo activate: DepthNode's deactivation, then whatever else activate created (timers,
+        subscriptions, publishers) so that nothing of an active node keeps running."""
+        self._deactivate()
+        for entity in getattr(self, '_activated', ()):
+            if entity in set(self.timers):
+                self.destroy_timer(entity)
+            elif entity in set(self.subscriptions):
+                self.destroy_subscription(entity)
+            elif entity in set(self.publishers):
+                self.destroy_publisher(entity)
+        self._activated = set()
 
     def _cleanup(self) -> None:
         for publisher in self._outputs.values():

@@ -58,7 +58,8 @@ from .runner import run_node
 from .worker import LatestFrameWorker
 
 DEPTH_OUTPUTS = ('relative', 'image', 'points', 'colorized')
-TEMPORAL_MODES = ('off', 'align', 'warm_start')
+TEMPORAL_MODES = ('off', 'align', 'warm_start', 'video')
+VIDEO_NEW_FRAMES_DEFAULT = 5  # 30 Hz: ~170 ms of buffering per window; see README 'Streaming video depth'
 RESOLUTIONS = ('inference', 'camera')
 UPSAMPLE_METHODS = ('edge_aware', 'guided', 'nearest')  # never bilinear across depth edges
 COLORIZE_MODES = ('percentile', 'fixed')
@@ -93,9 +94,10 @@ DEPTH_NODE_PARAMETERS = (
               'size from the header). Default 7680x4320 (8K UHD)', low=256, high=2**30),
     *qos_specs(auto_subscription=True),
     # model
-    ParamSpec('model.dit_path', '', 'Released PPD DiT checkpoint (ppd.pth); empty: bundled demo model'),
-    ParamSpec('model.encoder_path', '', 'Released Depth-Anything-v2 encoder checkpoint; give it '
-              'together with model.dit_path'),
+    ParamSpec('model.dit_path', '', 'Released DiT checkpoint: ppd.pth, or ppvd.pth (the video model, with '
+              'temporal.mode video); empty: bundled demo model'),
+    ParamSpec('model.encoder_path', '', 'Released encoder checkpoint (Depth-Anything-v2 for ppd.pth, '
+              'pi3.safetensors for ppvd.pth); give it together with model.dit_path'),
     ParamSpec('model.device', 'auto', 'auto, cpu, cuda, cuda:N, ...'),
     ParamSpec('model.precision', 'fp32', 'Inference precision', choices=('fp32', 'fp16', 'bf16')),
     ParamSpec('model.steps', 4, 'Euler sampling steps (fewer: faster, coarser)', dynamic=True,
@@ -128,8 +130,13 @@ DEPTH_NODE_PARAMETERS = (
               'mode fixed', dynamic=True, length=2, low=0.0, check=_positive_pair),
     # temporal
     ParamSpec('temporal.mode', 'off', 'Temporal smoothing: off; align (fit each frame to the '
-              'previous one); warm_start (start sampling from the previous depth, fewer steps)',
+              'previous one); warm_start (start sampling from the previous depth, fewer steps); video '
+              '(the video model PPVD, causal windows: needs model.dit_path ppvd.pth and '
+              'model.encoder_path pi3.safetensors; frames are published when their window is done)',
               dynamic=True, choices=TEMPORAL_MODES),
+    ParamSpec('temporal.video_new_frames', VIDEO_NEW_FRAMES_DEFAULT, 'video: new frames per window (1..13); '
+              'each window re-runs the 3 keyframes it inherits, so fewer new frames = lower latency, more '
+              'compute per frame (13 = the offline windows of 16)', dynamic=True, low=1, high=13),
     ParamSpec('temporal.warm_start_strength', 0.5, 'warm_start: fraction of the sampling steps run '
               'again from the noised previous depth (1 = all steps, a cold start)', dynamic=True,
               low=0.05, high=1.0),
@@ -163,6 +170,10 @@ def model_options(params) -> dict:
                 target_area=tuple(params['model.target_area']) if any(params['model.target_area']) else None)
 
 
+def is_video_estimator(estimator) -> bool:
+    return getattr(estimator, 'is_video', False) and callable(getattr(estimator, 'stream', None))
+
+
 def supports_warm_start(estimator) -> bool:
     try:
         parameters = inspect.signature(estimator.predict).parameters
@@ -172,6 +183,15 @@ def supports_warm_start(estimator) -> bool:
 
 
 # ---------------------------------------------------------------------------------- the node
+
+@dataclass
+class _Frame:
+    """One frame as it goes to the model (rectified if needed) and comes back to be published."""
+    header: object
+    rgb: np.ndarray
+    info: CameraInfo
+    valid: np.ndarray | None  # rectified pixels that see a raw pixel (None: not rectified)
+
 
 @dataclass
 class _Pair:
@@ -235,6 +255,8 @@ class _TemporalState:
         self.aligner = TemporalAligner(smoothing=smoothing)
         self.last_stamp = -1
         self.reset_requested = False
+        self.stream = None            # temporal.mode video: the causal window stream
+        self.waiting: dict = {}       # its frames waiting for their window: stamp → _Frame
 
 
 class DepthNode(Node):
@@ -403,6 +425,14 @@ class DepthNode(Node):
 
     def _check_parameters(self, values: dict) -> str | None:
         reason = check_depth_node_parameters(values)
+        video_model = self.estimator is not None and is_video_estimator(self.estimator)
+        if reason is None and values['temporal.mode'] == 'video' and self.estimator is not None \
+                and not video_model:
+            reason = ("temporal.mode 'video' needs the video model: model.dit_path ppvd.pth and "
+                      'model.encoder_path pi3.safetensors')
+        if reason is None and video_model and values['temporal.mode'] != 'video':
+            reason = ("the video model (PPVD) runs only with temporal.mode 'video' (it predicts windows of "
+                      'frames, not single frames)')
         if reason is None and values['temporal.mode'] == 'warm_start' \
                 and self.estimator is not None and not supports_warm_start(self.estimator):
             reason = ("temporal.mode 'warm_start' needs an estimator whose predict accepts "
@@ -457,13 +487,22 @@ class DepthNode(Node):
         if (info.width, info.height) != (width, height):
             raise InputError(f'CameraInfo is {info.width}x{info.height} but the image is {width}x{height} '
                              '(binning and ROI are not supported)')
-        header = pair.image.header
         rgb, info, valid = self._rectification.apply(rgb, info)
+        frame = _Frame(pair.image.header, rgb, info, valid)
 
         started = time.perf_counter()
-        relative = self._estimate(rgb, stamp_ns(pair.image))
+        if self.params['temporal.mode'] == 'video':
+            done = self._estimate_video(frame)
+        else:
+            done = [(frame, self._estimate(rgb, stamp_ns(pair.image)))]
         self.inference_time.add(time.perf_counter() - started)
+        for finished, relative in done:
+            self._finish(wanted, finished, relative)
 
+    def _finish(self, wanted: set, frame: '_Frame', relative: np.ndarray) -> None:
+        """Resize (output.resolution camera), mask, describe and publish one frame's depth."""
+        header, rgb, valid = frame.header, frame.rgb, frame.valid
+        height, width = rgb.shape[:2]
         if self.params['output.resolution'] == 'camera' and relative.shape != (height, width):
             method = self.params['output.upsample']
             relative = upsample_depth(relative, width, height, method,
@@ -472,7 +511,7 @@ class DepthNode(Node):
         if valid is not None:  # rectified pixels that see no raw pixel have no depth
             relative = np.where(resize_valid(valid, *relative.shape), relative, np.float32(np.nan))
         out_height, out_width = relative.shape
-        info_out = scaled_camera_info(info, out_width, out_height, header)
+        info_out = scaled_camera_info(frame.info, out_width, out_height, header)
         self._publish(wanted, header, relative, rgb, info_out)
 
         now = self.get_clock().now()
@@ -480,6 +519,28 @@ class DepthNode(Node):
         self.output_rate.tick()
         with self._stats_lock:
             self.published_frames += 1
+
+    def _estimate_video(self, frame: '_Frame') -> list:
+        """Push the frame into the causal window stream; returns (frame, relative) of every frame
+        whose window just ran (none while the window fills). Relative depth at the camera size."""
+        state = self._temporal
+        rgb = frame.rgb
+        stamp = frame.header.stamp.sec * 1_000_000_000 + frame.header.stamp.nanosec
+        if state.reset_requested or state.size != rgb.shape[:2] or stamp < state.last_stamp:
+            if state.waiting:
+                self.get_logger().warning(f'video stream restarted (size, time or parameter change): '
+                                          f'{len(state.waiting)} frame(s) waiting for their window dropped')
+            state.reset(rgb.shape[:2], self.params['temporal.align_smoothing'])
+        state.last_stamp = stamp
+        if state.stream is None:
+            state.stream = self.estimator.stream(new_frames=self.params['temporal.video_new_frames'])
+        state.waiting[stamp] = frame
+        try:
+            results = state.stream.push_rgb(rgb, stamp)
+        except ValueError:
+            state.waiting.pop(stamp, None)
+            raise
+        return [(state.waiting.pop(key), np.asarray(depth, dtype=np.float32)) for key, depth in results]
 
     def _estimate(self, rgb: np.ndarray, stamp: int) -> np.ndarray:
         """Relative depth at model resolution, with the temporal smoothing the parameters ask for."""
@@ -538,6 +599,15 @@ class DepthNode(Node):
 
     # ------------------------------------------------------------------ diagnostics
 
+    def _video_diagnostics(self) -> dict:
+        if self.params['temporal.mode'] != 'video':
+            return {}
+        new = self.params['temporal.video_new_frames']
+        stream = self._temporal.stream
+        return {'video window': f'{new + 3} frames: 3 keyframes + {new} new',
+                'video frames waiting for their window': stream.pending if stream is not None else 0,
+                'video windows run': stream.windows_run if stream is not None else 0}
+
     def _diagnostics_status(self):
         stats = self.worker.stats()
         with self._stats_lock:
@@ -584,6 +654,7 @@ class DepthNode(Node):
             'output resolution': self.params['output.resolution'],
             'temporal mode': self.params['temporal.mode'], 'pairing': self.pairing,
             'input topics': ' + '.join(self.input_topics), 'rectification': self._rectification.state,
+            **self._video_diagnostics(),
             'last error': last_error,
             **self._subscriptions_handle.monitor.values(),
         }
