@@ -77,8 +77,8 @@ class PPDEstimator:
     def __init__(self, dit: SPDiT, encoder: SemanticEncoder, device='auto', precision: str = 'fp32',
                  steps: int = 4, seed: int | None = None, target_area=DEFAULT_TARGET_AREA,
                  name: str = 'ppd'):
-        if encoder.config.embed_dim != dit.config.semantic_dim:
-            raise ValueError(f'encoder width {encoder.config.embed_dim} does not match the DiT '
+        if encoder.semantic_dim != dit.config.semantic_dim:
+            raise ValueError(f'encoder width {encoder.semantic_dim} does not match the DiT '
                              f'semantic width {dit.config.semantic_dim}')
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError(f'seed must be an int or None, got {seed!r}')
@@ -152,6 +152,11 @@ class PPDEstimator:
 
     # -------------------------------------------------------------------------- settings
     @property
+    def variant(self) -> str:
+        """'da2' (Depth-Anything-v2 semantics) or 'moge2' (MoGe-2 semantics, metric depth available)."""
+        return self.encoder.variant
+
+    @property
     def precision(self) -> str:
         return self._precision
 
@@ -176,7 +181,8 @@ class PPDEstimator:
         d, e = self.dit.config, self.encoder.config
         return {
             'model': (f'{self.name}: SP-DiT hidden {d.hidden_size} depth {d.depth} heads {d.num_heads} '
-                      f'patch {d.patch_size} + DINOv2 width {e.embed_dim} depth {e.depth}'),
+                      f'patch {d.patch_size} + {self.variant} semantics (DINOv2 width {e.embed_dim} '
+                      f'depth {e.depth})'),
             'device': str(self.device),
             'precision': self.precision,
             'steps': self.steps,
