@@ -374,3 +374,118 @@ def load_model_file(path, encoder_heads: int | None = None):
     dit = dit_from_tensors(tensors, path, dit_config)
     encoder = encoder_from_tensors(tensors, path, enc_config, encoder_heads)
     return dit, encoder, metadata
+
+
+# ------------------------------------------------------------- video model (PPVD) and Pi3
+#: Pi3 parts the semantics path never uses: present in ``pi3.safetensors``, skipped on purpose.
+PI3_UNUSED_HEADS = ('point_decoder.', 'point_head.', 'conf_decoder.', 'conf_head.',
+                    'camera_decoder.', 'camera_head.')
+_PI3_PARTS = ('encoder.', 'decoder.', 'register_token', 'image_mean', 'image_std')
+
+
+def checkpoint_kind(tensors: Mapping[str, torch.Tensor]) -> str:
+    """'video' (``dit_video.*``: PPVD), 'pi3' (Pi3 weights), or 'image' (anything else: the
+    image-model loaders decide)."""
+    if any(k.startswith('dit_video.') for k in tensors) or 'temporal_blocks.0.attn.qkv.weight' in tensors:
+        return 'video'
+    if 'register_token' in tensors and any(k.startswith('decoder.') for k in tensors):
+        return 'pi3'
+    return 'image'
+
+
+def select_video_dit_state(tensors: Mapping[str, torch.Tensor], path) -> tuple[dict, list[str]]:
+    """(video-DiT tensors without ``dit_video.``, keys that belong to nothing known)."""
+    if any(k.startswith('dit_video.') for k in tensors):
+        state = {k[len('dit_video.'):]: v for k, v in tensors.items() if k.startswith('dit_video.')}
+        return state, [k for k in tensors if not k.startswith(('dit_video.', 'sem_encoder.'))]
+    if 'temporal_blocks.0.attn.qkv.weight' in tensors:
+        return dict(tensors), []
+    raise CheckpointError(f'{path}: contains no video-DiT weights (no "dit_video.*" keys; is this the image '
+                          f'model\'s ppd.pth?); found keys like {_listing(tensors, 5)}')
+
+
+def infer_video_dit_config(state: Mapping[str, torch.Tensor], path='<state dict>'):
+    """VideoDiTConfig from shapes: the image DiT's sizes, the frame size S from ``pos_embed``
+    ((S/16)² positions), the temporal block count from ``temporal_blocks.*``."""
+    from .dit_video import VideoDiTConfig
+    base = infer_dit_config(state, path)
+    (pos,) = _need(state, ['pos_embed'], path, 'video-DiT')
+    grid = round(pos.shape[1] ** 0.5)
+    if grid * grid != pos.shape[1]:
+        raise CheckpointError(f'{path}: pos_embed has {pos.shape[1]} positions, not a square grid')
+    try:
+        return VideoDiTConfig(**base.to_dict() | {'video_size': grid * base.coarse_patch,
+                                                  'temporal_depth': _count_blocks(state, 'temporal_blocks.')})
+    except ValueError as exc:
+        raise CheckpointError(f'{path}: inconsistent video-DiT shapes: {exc}') from exc
+
+
+def video_dit_from_tensors(tensors, path='<state dict>', config=None):
+    from .dit_video import VideoDiT
+    state, stray = select_video_dit_state(tensors, path)
+    config = config or infer_video_dit_config(state, path)
+    return build_checked(lambda: VideoDiT(config), state, path, f'video DiT {config}', stray)
+
+
+def select_pi3_state(tensors: Mapping[str, torch.Tensor], path) -> tuple[dict, list[str], list[str]]:
+    """(semantics-path tensors, unknown keys, skipped head keys). Accepts ``pi3.safetensors``
+    as released or the same under ``sem_encoder.`` (a full PPVD state dict)."""
+    if not any(k.startswith(_PI3_PARTS) for k in tensors) and any(k.startswith('sem_encoder.') for k in tensors):
+        tensors = {k[len('sem_encoder.'):]: v for k, v in tensors.items() if k.startswith('sem_encoder.')}
+    if 'register_token' not in tensors or not any(k.startswith('decoder.') for k in tensors):
+        raise CheckpointError(f'{path}: contains no Pi3 weights (no "register_token"/"decoder.*"); '
+                              f'found keys like {_listing(tensors, 5)}')
+    state = {k: v for k, v in tensors.items() if k.startswith(_PI3_PARTS)}
+    skipped = [k for k in tensors if k.startswith(PI3_UNUSED_HEADS)]
+    stray = [k for k in tensors if k not in state and k not in skipped]
+    return state, stray, skipped
+
+
+def infer_pi3_config(state: Mapping[str, torch.Tensor], path='<state dict>', encoder_heads: int | None = None):
+    """Pi3Config from shapes. Decoder heads from the qk-norm width; the encoder's heads cannot be
+    read from shapes: its head width is taken equal to the decoder's (true for the release:
+    both 64), unless ``encoder_heads`` is given."""
+    from .pi3 import Pi3Config, pi3_encoder_config
+    reg, qn, fc1, cls, pos, proj, efc1 = _need(
+        state, ['register_token', 'decoder.0.attn.q_norm.weight', 'decoder.0.mlp.fc1.weight',
+                'encoder.cls_token', 'encoder.pos_embed', 'encoder.patch_embed.proj.weight',
+                'encoder.blocks.0.mlp.fc1.weight'], path, 'Pi3')
+    dim, head_dim, enc_dim = reg.shape[-1], qn.shape[0], cls.shape[-1]
+    grid = round((pos.shape[1] - 1) ** 0.5)
+    if grid * grid != pos.shape[1] - 1:
+        raise CheckpointError(f'{path}: encoder.pos_embed has {pos.shape[1] - 1} patch positions, not a square grid')
+    if encoder_heads is None:
+        if enc_dim % head_dim:
+            raise CheckpointError(f'{path}: cannot infer the Pi3 encoder heads (width {enc_dim}, decoder head '
+                                  f'width {head_dim}); pass encoder_heads')
+        encoder_heads = enc_dim // head_dim
+    registers = state['encoder.register_tokens'].shape[1] if 'encoder.register_tokens' in state else 0
+    try:
+        encoder = pi3_encoder_config(embed_dim=enc_dim, depth=_count_blocks(state, 'encoder.blocks.'),
+                                     num_heads=encoder_heads, patch_size=proj.shape[-1], img_size=grid * proj.shape[-1],
+                                     mlp_ratio=efc1.shape[0] / enc_dim, num_register_tokens=registers,
+                                     mask_token='encoder.mask_token' in state)
+        return Pi3Config(encoder=encoder, decoder_dim=dim, decoder_depth=_count_blocks(state, 'decoder.'),
+                         decoder_heads=dim // head_dim, mlp_ratio=fc1.shape[0] / dim, register_tokens=reg.shape[-2])
+    except (ValueError, ZeroDivisionError) as exc:
+        raise CheckpointError(f'{path}: inconsistent Pi3 shapes: {exc}') from exc
+
+
+def pi3_from_tensors(tensors, path='<state dict>', config=None, encoder_heads: int | None = None):
+    """Pi3 semantics path; the unused heads are skipped, every other key is checked strictly."""
+    from .pi3 import Pi3Semantics
+    state, stray, _skipped = select_pi3_state(tensors, path)
+    config = config or infer_pi3_config(state, path, encoder_heads)
+    return build_checked(lambda: Pi3Semantics(config), state, path, f'Pi3 semantics {config}', stray)
+
+
+def load_video_dit(path, config=None):
+    """Video DiT from ``ppvd.pth`` (keys ``dit_video.*``); sizes inferred unless ``config``."""
+    tensors, _ = read_checkpoint(path)
+    return video_dit_from_tensors(tensors, path, config)
+
+
+def load_pi3(path, config=None, encoder_heads: int | None = None):
+    """Pi3 semantics from ``pi3.safetensors``; sizes inferred unless ``config``."""
+    tensors, _ = read_checkpoint(path)
+    return pi3_from_tensors(tensors, path, config, encoder_heads)

@@ -80,12 +80,16 @@ class EncoderConfig:
     init_values: float = 1.0
     interpolate_offset: float = 0.1
     interpolate_antialias: bool = False
+    num_register_tokens: int = 0  # DINOv2-reg (Pi3's encoder): 4 tokens after the class token
+    mask_token: bool = True       # training-only parameter; Pi3 deletes it from its encoder
 
     def __post_init__(self):
         if self.embed_dim % self.num_heads:
             raise ValueError(f'embed_dim {self.embed_dim} not divisible by num_heads {self.num_heads}')
         if self.depth < 1:
             raise ValueError(f'encoder depth must be >= 1, got {self.depth}')
+        if self.num_register_tokens < 0:
+            raise ValueError(f'num_register_tokens must be >= 0, got {self.num_register_tokens}')
 
     @property
     def grid_size(self) -> int:

@@ -31,11 +31,16 @@ def _axis_tables(positions: torch.Tensor, dim: int, base: float):
 def build_rope_tables(grid_h: int, grid_w: int, head_dim: int, base: float,
                       device: torch.device) -> RopeTables:
     """Tables for a row-major grid_h × grid_w token grid (token i sits at row i // grid_w)."""
+    rows = torch.arange(grid_h, device=device).repeat_interleave(grid_w)
+    cols = torch.arange(grid_w, device=device).repeat(grid_h)
+    return rope_tables_at(rows, cols, head_dim, base)
+
+
+def rope_tables_at(rows: torch.Tensor, cols: torch.Tensor, head_dim: int, base: float) -> RopeTables:
+    """Tables for tokens at explicit (row, col) positions (1-D integer tensors, one per token)."""
     if head_dim % 4:
         raise ValueError(f'2D RoPE needs head_dim divisible by 4, got {head_dim}')
     half = head_dim // 2
-    rows = torch.arange(grid_h, device=device).repeat_interleave(grid_w)
-    cols = torch.arange(grid_w, device=device).repeat(grid_h)
     cos_r, sin_r = _axis_tables(rows, half, base)
     cos_c, sin_c = _axis_tables(cols, half, base)
     q = half // 2

@@ -81,7 +81,8 @@ class ViTBlock(nn.Module):
 
 
 class DinoViT(nn.Module):
-    """DINOv2 backbone (class token, no registers); ``forward`` returns final-norm patch tokens."""
+    """DINOv2 backbone (class token, optional register tokens); ``forward`` returns final-norm
+    patch tokens. Registers (DINOv2-reg) sit after the class token and get no position."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -90,7 +91,10 @@ class DinoViT(nn.Module):
         self.patch_embed = PatchEmbed(cfg.patch_size, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.grid_size ** 2 + 1, dim))
-        self.mask_token = nn.Parameter(torch.zeros(1, dim))  # training-only; kept for the key layout
+        if cfg.num_register_tokens:
+            self.register_tokens = nn.Parameter(torch.zeros(1, cfg.num_register_tokens, dim))
+        if cfg.mask_token:
+            self.mask_token = nn.Parameter(torch.zeros(1, dim))  # training-only; kept for the key layout
         self.blocks = nn.ModuleList(ViTBlock(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self._pos_cache: dict = {}
@@ -100,6 +104,8 @@ class DinoViT(nn.Module):
         """DINOv2 initialisation (only matters for random test models)."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
+        if self.config.num_register_tokens:
+            nn.init.normal_(self.register_tokens, std=1e-6)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
@@ -155,13 +161,19 @@ class DinoViT(nn.Module):
         tokens = self.patch_embed(x)
         # cat promotes to the wider dtype: under autocast the residual stream stays fp32, as released.
         tokens = torch.cat((self.cls_token.expand(tokens.shape[0], -1, -1), tokens), dim=1)
-        return tokens + self.position_embedding(height, width, tokens.dtype)
+        tokens = tokens + self.position_embedding(height, width, tokens.dtype)
+        registers = self.config.num_register_tokens
+        if registers:
+            tokens = torch.cat((tokens[:, :1], self.register_tokens.expand(tokens.shape[0], -1, -1).to(tokens.dtype),
+                                tokens[:, 1:]), dim=1)
+        return tokens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.embed(x)
+        registers = self.config.num_register_tokens
         for block in self.blocks:
             tokens = block(tokens)
-        return self.norm(tokens)[:, 1:]
+        return self.norm(tokens)[:, 1 + registers:]
 
     def intermediate_layers(self, x: torch.Tensor, layers) -> list[torch.Tensor]:
         """Final-norm tokens (class token first) after each block listed in ``layers`` (0-based),
