@@ -242,6 +242,28 @@ class PPDEstimator:
                            init_depth=init_depth, start_index=start)
         return depth.float()
 
+    # ----------------------------------------------------------------------- metric pass
+    @property
+    def has_metric_model(self) -> bool:
+        """True for PPD with MoGe-2 semantics: MoGe-2 also gives metric depth and intrinsics."""
+        return getattr(self.encoder, 'moge', None) is not None
+
+    def metric_geometry(self, rgb: np.ndarray):
+        """MoGe-2's metric view of an H×W×3 uint8 RGB frame at the model resolution (h, w) — the
+        same resized image the DiT sees: ``geometry.model_scale.ModelGeometry`` (metres, valid
+        mask, intrinsics in pixels of the h×w image). Only with MoGe-2 weights."""
+        from ..geometry.model_scale import ModelGeometry
+        if not self.has_metric_model:
+            raise ValueError('metric depth from the camera alone needs MoGe-2 weights (moge2.pt as the '
+                             f'encoder); this model has {self.variant} semantics')
+        image = resize_for_model(rgb, self.target_area).image
+        tensor = torch.from_numpy(image).to(self.device).permute(2, 0, 1).float() / 255.0
+        with torch.inference_mode(), self._autocast():
+            geometry = self.encoder.moge.infer(tensor)
+        k = geometry.intrinsics[0].float().cpu().numpy()
+        return ModelGeometry.from_normalized(geometry.depth[0].float().cpu().numpy(), geometry.mask[0].cpu().numpy(),
+                                             float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
+
     def _noise(self, batch: int, height: int, width: int) -> torch.Tensor:
         if self.seed is None:
             return torch.randn((batch, 1, height, width), device=self.device)

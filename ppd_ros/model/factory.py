@@ -72,10 +72,11 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
 def add_model_arguments(parser) -> None:
     """--dit, --encoder, --device, --precision (the model options every command line shares) on an
     argparse parser or argument group; pass them on to ``build_estimator``."""
-    parser.add_argument('--dit', type=Path, metavar='PATH', help='released PPD DiT checkpoint (ppd.pth)')
+    parser.add_argument('--dit', type=Path, metavar='PATH',
+                        help='released PPD DiT checkpoint (ppd.pth, or ppd_moge.pth with moge2.pt)')
     parser.add_argument('--encoder', type=Path, metavar='PATH',
-                        help='released Depth-Anything-v2 encoder checkpoint (depth_anything_v2_vitl.pth; '
-                             'with --dit)')
+                        help='released semantics checkpoint (with --dit): depth_anything_v2_vitl.pth, or moge2.pt '
+                             '(PPD with MoGe-2 semantics; told apart by the file\'s content)')
     parser.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:1, …')
     parser.add_argument('--precision', default='fp32', help='fp32 (default), fp16 or bf16')
 

@@ -360,6 +360,23 @@ def recover_focal_shift(points: torch.Tensor, mask: torch.Tensor | None = None,
 
 
 # ---------------------------------------------------------------------------- configuration
+def model_config(dim_out: int = 1024, widths: Sequence[int] = (32, 24, 16, 16, 8), backbone_width: int = 48,
+                 intermediate_layers=4, num_tokens_range=(1200, 3600)) -> dict:
+    """A ``moge2.pt``-style ``model_config`` with the released structure (five levels, exp remap,
+    points/normal/mask/scale heads) and the given widths: small ones for tests and random models."""
+    widths = list(widths)
+    head = lambda out: dict(dim_in=widths, dim_out=[None] * (len(widths) - 1) + [out], dim_res_blocks=widths,  # noqa: E731
+                            num_res_blocks=[0] + [1] * (len(widths) - 2) + [0], res_block_in_norm='none',
+                            res_block_hidden_norm='none',
+                            resamplers=['conv_transpose'] * (len(widths) - 2) + ['bilinear'])
+    neck = dict(head(None), dim_in=[dim_out + 2] + [2] * (len(widths) - 1), dim_out=None,
+                num_res_blocks=[0] + [2] * (len(widths) - 2) + [0])
+    return {'encoder': {'backbone': 'dinov2_vitl14', 'intermediate_layers': intermediate_layers, 'dim_out': dim_out},
+            'neck': neck, 'points_head': head(3), 'normal_head': head(3), 'mask_head': head(1),
+            'scale_head': {'dims': [backbone_width, widths[0], widths[0], 1]}, 'remap_output': 'exp',
+            'num_tokens_range': list(num_tokens_range)}
+
+
 def backbone_config(state: Mapping[str, torch.Tensor], name: str, prefix: str = 'encoder.backbone.',
                     num_heads: int | None = None) -> EncoderConfig:
     """The DINOv2 size behind MoGe's ``backbone`` name, read from the weights: width, depth, patch,
@@ -390,4 +407,4 @@ def backbone_config(state: Mapping[str, torch.Tensor], name: str, prefix: str = 
 
 
 __all__ = ['MoGe2', 'MoGeSemanticEncoder', 'MoGeGeometry', 'ConvStack', 'MoGeEncoder', 'ScaleHead', 'token_grid', 'backbone_config',
-           'recover_focal_shift', 'depth_to_points', 'normalized_intrinsics', 'DINOV2_BACKBONES']
+           'recover_focal_shift', 'depth_to_points', 'model_config', 'normalized_intrinsics', 'DINOV2_BACKBONES']
