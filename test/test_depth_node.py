@@ -14,7 +14,8 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from ppd_ros import synthetic  # noqa: E402
@@ -22,9 +23,10 @@ from ppd_ros.geometry.backproject import depth_to_points  # noqa: E402
 from ppd_ros.geometry.camera import Intrinsics  # noqa: E402
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric  # noqa: E402
 from ppd_ros.nodes import depth_node as depth_node_module  # noqa: E402
+from ppd_ros.nodes import pairing as pairing_module  # noqa: E402
 from ppd_ros.nodes.depth_node import (DepthNode, InputError, camera_intrinsics,  # noqa: E402
                                       scaled_camera_info)
-from ppd_ros.nodes.image_codec import compressed_to_rgb, rgb_to_compressed_msg  # noqa: E402
+from ppd_ros.nodes.image_codec import compressed_to_rgb, rgb_to_compressed_msg, rgb_to_image_msg  # noqa: E402
 from ppd_ros.nodes.params import ParameterError  # noqa: E402
 from test_depth_node_harness import (FRAME_ID, Collector, Feeder, OracleEstimator,  # noqa: E402
                                      RecordingEstimator, RosGraph, camera_info, cloud_grid,
@@ -238,6 +240,12 @@ def test_lazy_outputs_compute_only_what_is_subscribed(ros_context, monkeypatch):
         assert calls == {'depth_to_points': 0, 'colorize_depth': 0, 'relative_to_metric': 0}
 
 
+def expected_stamp_pairing() -> str:
+    """message_filters on a ROS install (and in CI's second run, with the test stand-in),
+    the in-package pairer otherwise."""
+    return 'message_filters' if pairing_module._message_filters() is not None else 'builtin'
+
+
 def test_stamp_pairing_and_latest_camera_info(ros_context):
     with RosGraph(ros_context) as graph:
         node, feeder, collector = start(graph, ros_context, RecordingEstimator(), topics=['depth/relative'],
@@ -245,7 +253,7 @@ def test_stamp_pairing_and_latest_camera_info(ros_context):
         feeder.send(0, pattern_image(), INTR, info_index=50)  # CameraInfo 5 s away: never paired
         assert not wait_for(lambda: collector.count('depth/relative') > 0, timeout=0.5)
         send_and_wait(feeder, collector, 1, pattern_image())
-        assert node.pairing == 'builtin'
+        assert node.pairing == expected_stamp_pairing()
 
         latest, feeder2, collector2 = start(graph, ros_context, RecordingEstimator(), topics=['depth/relative'],
                                             namespace='latest', input__latest_camera_info=True)
@@ -385,3 +393,43 @@ def test_unknown_parameters_are_reported_as_typos(ros_context):
         assert node.params['output.near'] == 1.0
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize('case, expected', [
+    ('no_camera_info', "nothing has arrived on '/no_camera_info/camera_info'"),
+    ('offset', 'stamps are -0.500 s apart, more than input.sync_slop (0.05 s)'),
+    ('latest_no_camera_info', "nothing has arrived on '/latest_no_camera_info/camera_info'"),
+])
+def test_unpaired_images_are_reported_with_the_cause(ros_context, case, expected):
+    """Images that find no CameraInfo: a warning that names the cause and the fix, and
+    /diagnostics WARN with the counts, within a few seconds (it was silence and OK at 0 Hz)."""
+    logs, diagnostics = [], []
+    with RosGraph(ros_context) as graph:
+        node, feeder, _ = start(graph, ros_context, RecordingEstimator(), topics=['depth/relative'],
+                                namespace=case, diagnostics__period=0.2,
+                                input__latest_camera_info=case.startswith('latest'))
+        listener = graph.add(rclpy.create_node('unpaired_listener', context=ros_context))
+        listener.create_subscription(Log, '/rosout', logs.append, 100)
+        listener.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 100)
+
+        def reported():
+            warned = any(log.level == Log.WARN and expected in log.msg and case in log.name for log in logs)
+            statuses = [s for array in list(diagnostics) for s in array.status if s.name == f'/{case}/depth_node']
+            return warned and statuses and statuses[-1].level == DiagnosticStatus.WARN \
+                and expected in statuses[-1].message
+
+        rgb = pattern_image()
+        for i in range(0, 400, 10):  # stamps 1 s apart, 5 per second
+            if case == 'offset':
+                feeder.send(i, rgb, INTR, info_index=i + 5)  # CameraInfo stamped 0.5 s later
+            else:
+                feeder.image_pub.publish(rgb_to_image_msg(rgb, header(i)))
+            if wait_for(reported, timeout=0.2):
+                break
+        assert reported(), [log.msg for log in logs]
+        status = [s for array in diagnostics for s in array.status if s.name == f'/{case}/depth_node'][-1]
+        values = {v.key: v.value for v in status.values}
+        assert int(values['pairing: received']) >= 5 and values['pairing: paired'] == '0'
+        assert int(values['pairing: unpaired']) == int(values['pairing: received'])
+        if case == 'offset':
+            assert 'set input.latest_camera_info: true' in status.message

@@ -8,6 +8,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range  # noqa: E402
@@ -379,3 +380,51 @@ def test_with_the_synthetic_camera_and_its_lidar(ros_context):
         executor.shutdown()
         for node in (camera, fusion, relay):
             node.destroy_node()
+
+
+def rosout(harness):
+    logs = []
+    harness.io.create_subscription(Log, '/rosout', logs.append, 100)
+    return logs
+
+
+@pytest.mark.parametrize('info_offset, expected', [
+    (None, "nothing has arrived on '/depth/camera_info'"),
+    (0.5, 'stamps are -0.500 s apart, more than input.sync_slop (0.01 s)'),
+])
+def test_relative_depth_without_camera_info_is_reported(harness, info_offset, expected):
+    """depth/relative that pairs with no depth/camera_info: a warning with the cause and
+    /diagnostics WARN with the counts within a few seconds (was: silence)."""
+    logs = rosout(harness)
+    end = time.monotonic() + 8.0
+    t = 1.0
+    while time.monotonic() < end:
+        if info_offset is not None:
+            harness.pub_info.publish(info_msg(t + info_offset))
+        harness.pub_rel.publish(depth_to_image_msg(REL, header(t)))
+        t += 1.0  # stamps 1 s apart: the CameraInfo 0.5 s off matches no frame
+        harness.spin_until(lambda: True)
+        for _ in range(4):
+            harness.executor.spin_once(timeout_sec=0.05)
+        if any(log.level == Log.WARN and expected in log.msg for log in logs):
+            break
+    assert any(log.level == Log.WARN and expected in log.msg for log in logs), [log.msg for log in logs]
+    diag = harness.diagnostics()
+    values = {v.key: v.value for v in diag.values}
+    assert diag.level == DiagnosticStatus.WARN and expected in diag.message
+    assert int(values['pairing: received']) >= 3 and values['pairing: paired'] == '0'
+    assert harness.got['scale'] == []
+
+
+def test_source_stamped_off_is_reported_with_the_offset_and_the_fix(harness):
+    logs = rosout(harness)
+    harness.source(cloud_msg(3.5))  # the LiDAR is stamped 0.5 s after the camera
+    scale, _ = harness.frame(3.0, expect_metric=False)
+    assert scale.status == DepthScale.STATUS_NO_FIT
+    text = 'no pointcloud within ±0.1 s of the depth stamp (closest is +0.500 s away)'
+    assert text in scale.message and 'raise source_tolerance' in scale.message
+    harness.spin_until(lambda: any(log.level == Log.WARN and text in log.msg for log in logs))
+    diag = harness.diagnostics()
+    values = {v.key: v.value for v in diag.values}
+    assert diag.level == DiagnosticStatus.WARN and 'raise source_tolerance' in diag.message
+    assert values['frames_without_source'] == '1' and values['frames'] == '1'

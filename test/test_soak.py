@@ -99,7 +99,7 @@ def test_slow_model_drops_old_frames_and_memory_stays_flat(ros_context):
     assert stats['dropped'] == received - stats['processed']  # every frame: processed or dropped
     assert stats['dropped'] > received / 2
     assert stats['max_pending'] == 1                      # no queue beyond latest-frame-wins
-    assert max(node._subscriptions_handle[0].pending()) <= 10  # pairing queue bounded by queue_size
+    assert max(node._subscriptions_handle.pending()) <= 10  # pairing queue bounded by queue_size
     # only recent frames: what the model starts on is at most the frames in flight behind
     # (subscription history + pairing + worker slot), never an old backlog
     lags = [newest - index for index, newest in estimator.seen]

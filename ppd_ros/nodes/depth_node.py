@@ -315,8 +315,9 @@ class DepthNode(Node):
         compressed = self.params['input.compressed']
         image_input = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
         subscription_qos = qos_profile(self.params['qos.subscription'], self.params['qos.subscription_depth'])
+        self._subscriptions_handle = None  # the paired input (with its monitor), unless image only
         if self.params['camera.intrinsics'] == 'model':  # no calibration: the image alone
-            self._subscriptions_handle = self.create_subscription(
+            self._image_subscription = self.create_subscription(
                 image_input[0], image_input[1], lambda msg: self._on_pair(msg, None), subscription_qos,
                 callback_group=MutuallyExclusiveCallbackGroup())
             self.pairing = 'image only (MoGe-2 intrinsics)'
@@ -326,7 +327,6 @@ class DepthNode(Node):
                 self._on_pair, queue_size=self.params['input.sync_queue_size'],
                 slop=self.params['input.sync_slop'],
                 latest_secondary=self.params['input.latest_camera_info'],
-                on_missing_secondary=self._on_missing_camera_info,
                 callback_group=MutuallyExclusiveCallbackGroup())
         self.diagnostics = DiagnosticsPublisher(
             self, self._diagnostics_status, hardware_id=str(self._describe.get('device', '')),
@@ -386,10 +386,6 @@ class DepthNode(Node):
     def _on_pair(self, image_msg, info_msg) -> None:
         self.input_rate.tick()
         self.worker.submit(_Pair(image_msg, info_msg))
-
-    def _on_missing_camera_info(self) -> None:
-        self.get_logger().warning('image received but no CameraInfo yet on camera_info; waiting',
-                                  throttle_duration_sec=5.0)
 
     def _on_frame_error(self, exc: Exception, _item) -> None:
         self._count_error(exc)
@@ -563,6 +559,10 @@ class DepthNode(Node):
         if new_errors > 0:
             level = ERROR if published == 0 else WARN
             message = f'{new_errors} bad frame(s): {last_error}'
+        monitor = self._subscriptions_handle.monitor if self._subscriptions_handle is not None else None
+        unpaired = monitor.problem if monitor is not None else None
+        if unpaired and level == OK:  # images arrive, nothing pairs: say why, not "running"
+            level, message = WARN, unpaired
         values = {
             'input rate (Hz)': input_rate, 'output rate (Hz)': output_rate,
             'latency stamp to publish mean (s)': latency['mean'], 'latency stamp to publish max (s)': latency['max'],
@@ -580,6 +580,7 @@ class DepthNode(Node):
             'scale message': self.last_scale.message if self.last_scale else '',
             'metric passes': self._model_scale.passes if self._model_scale else 0,
             'last error': last_error,
+            **(monitor.values() if monitor is not None else {}),
         }
         return level, message, values
 

@@ -183,6 +183,7 @@ class ScaleFusionNode(Node):
         self.last_scale: DepthScale | None = None
         self.last_problem: FrameProblem | None = None
         self.frames = 0
+        self.frames_without_source = 0  # depth frames with no source message within source_tolerance
         self.fresh_fits = 0
         self.depth_rate = RateMeter()
         self.source_rate = RateMeter()
@@ -299,6 +300,7 @@ class ScaleFusionNode(Node):
 
         source_msg, why = self._pick_source(stamp)
         if source_msg is None:
+            self.frames_without_source += 1
             return hold(WARN, why, relative, intr)
         try:
             samples = self._samples(relative, intr, source_msg, relative_msg.header.frame_id)
@@ -330,7 +332,8 @@ class ScaleFusionNode(Node):
         """The source message closest to `stamp` within source_tolerance, or (None, why)."""
         tolerance = self.params['source_tolerance']
         if not self._sources:
-            return None, f"no {self.source} message received yet on '{self.source_topic}'"
+            return None, (f"no {self.source} message received yet on '{self.source_topic}' — check that the "
+                          'sensor publishes there (remap the metric_source topic)')
         stamps = np.array([s for s, _ in self._sources])
         offsets = np.abs(stamps - stamp)
         best = int(np.argmin(offsets[::-1]))  # on ties the most recent message wins
@@ -342,7 +345,8 @@ class ScaleFusionNode(Node):
             return None, (f'source stale: newest {self.source} is {lag:.2f} s older than the depth frame '
                           f"(stale_after {self.params['stale_after']:g} s)")
         return None, (f'no {self.source} within ±{tolerance:g} s of the depth stamp '
-                      f'(closest is {stamps[best] - stamp:+.3f} s away)')
+                      f'(closest is {stamps[best] - stamp:+.3f} s away): the source is stamped late or on '
+                      'another clock — fix its stamps or raise source_tolerance')
 
     def _samples(self, relative, intr, msg, camera_frame: str):
         if self.source == 'range':
@@ -429,9 +433,12 @@ class ScaleFusionNode(Node):
         scale, problem = self.last_scale, self.last_problem
         values = {'source': self.source, 'source_topic': self.source_topic, 'extrinsic': self.extrinsic_origin,
                   'pairing': self.pairing, 'frames': self.frames, 'fresh_fits': self.fresh_fits,
+                  'frames_without_source': self.frames_without_source,
                   'depth_rate_hz': self.depth_rate.rate(), 'source_rate_hz': self.source_rate.rate()}
+        values.update(self._pair_handle.monitor.values())
+        unpaired = self._pair_handle.monitor.problem
         if scale is None:
-            return WARN, 'waiting for depth/relative and depth/camera_info', values
+            return WARN, unpaired or 'waiting for depth/relative and depth/camera_info', values
         values.update(status=FitStatus.NAMES[scale.status], a=scale.a, b=scale.b, age_s=scale.age,
                       inlier_ratio=scale.inlier_ratio, num_points=scale.num_points, residual=scale.residual)
         if problem is not None:
@@ -440,6 +447,8 @@ class ScaleFusionNode(Node):
         if problem is not None and problem.level == ERROR:
             level = ERROR
         message = f'{FitStatus.NAMES[scale.status]}: {scale.message}'
+        if unpaired and level == OK:  # the last fit looks fine, but no new frame pairs: say why
+            level, message = WARN, unpaired
         return level, message, values
 
 
