@@ -33,7 +33,7 @@ class MetricStandIn(RecordingEstimator):
         super().__init__(scale=0.5, nan_corner=False)
         self.passes = 0
 
-    def metric_geometry(self, rgb):
+    def metric_geometry(self, rgb, resolution_level=9):
         h, w = self.infer_size(*rgb.shape[:2])
         depth = np.expm1(A * np.tile(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, 1)) + B).astype(np.float32)
         valid = np.ones((h, w), bool)

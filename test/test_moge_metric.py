@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from ppd_dev.bench_metric import sensible_random_heads
 from ppd_ros import synthetic
 from ppd_ros.cli import depth as depth_cli, io
 from ppd_ros.geometry.depth_scale import relative_to_metric
@@ -61,11 +62,7 @@ def _tiny_moge(dim_out: int = 64) -> MoGe2:
         torch.manual_seed(0)
         model = MoGe2(model_config(dim_out=dim_out, widths=(16, 16, 8, 8, 8), backbone_width=64,
                                    intermediate_layers=2, num_tokens_range=(24, 48)), EncoderConfig.tiny())
-        for head in (model.points_head, model.mask_head):  # a sensible random point map: depth ≈ e^1, valid
-            last = head.output_blocks[-1]
-            last.weight.data.mul_(0.01)
-            last.bias.data[:] = torch.tensor([0.0, 0.0, 1.0])[:last.bias.numel()] if last.bias.numel() == 3 else 3.0
-    return model.eval()
+    return sensible_random_heads(model).eval()
 
 
 def _tiny_dit(semantic_dim: int) -> SPDiT:
@@ -144,3 +141,12 @@ def test_ppd_depth_metric_needs_moge2_weights(released_files, tmp_path, capsys):
                            str(released_files / 'ppd.pth'), '--encoder',
                            str(released_files / 'depth_anything_v2_vits.pth'), '--device', 'cpu', '-q'])
     assert code == 2 and '--metric needs MoGe-2 weights' in capsys.readouterr().err
+
+
+def test_ppd_eval_runs_the_moge2_variant(released_files, tmp_path, capsys):
+    from ppd_ros.cli import evaluate
+    code = evaluate.main(['--dit', str(released_files / 'ppd_moge.pth'), '--encoder', str(released_files / 'moge2.pt'),
+                          '--scenes', '1', '--width', '64', '--height', '48', '--area', '64x48', '--steps', '1',
+                          '--device', 'cpu', '--no-progress', '--json', str(tmp_path / 'r.json')])
+    assert code == 0
+    assert 'moge2 semantics' in (tmp_path / 'r.json').read_text()

@@ -257,7 +257,10 @@ def process_rgb(estimator, rgb: np.ndarray, stem: str, opts: OutputOptions,
         depth = resize_depth_to(depth, rgb, opts.upsample)
     if state is None:
         return write_outputs(stem, rgb, depth, opts)
-    intrinsics = scale.geometry.intrinsics.resized_to(depth.shape[1], depth.shape[0])
+    intrinsics = scale.geometry.intrinsics
+    if intrinsics is None and opts.camera.for_image(*rgb.shape[1::-1]) is None:
+        raise ValueError('MoGe-2 gave no usable intrinsics for this image: give --fx or --hfov for the PLY')
+    intrinsics = intrinsics.resized_to(depth.shape[1], depth.shape[0]) if intrinsics is not None else None
     return write_outputs(stem, rgb, scale.metric(depth, state), opts, intrinsics)
 
 

@@ -33,7 +33,8 @@ class ModelGeometry:
     """A metric model's view of one frame at the relative depth's resolution (h, w)."""
     depth: np.ndarray          # (h, w) float32 metres, NaN or inf where invalid
     valid: np.ndarray          # (h, w) bool
-    intrinsics: Intrinsics     # pixels of this (w, h) image, OpenCV/ROS pixel-centre convention
+    intrinsics: Intrinsics | None  # pixels of this (w, h) image, OpenCV/ROS pixel-centre convention;
+    #                                None when the model's focal length is unusable (not positive)
 
     @staticmethod
     def from_normalized(depth, valid, fx: float, fy: float, cx: float = 0.5, cy: float = 0.5) -> 'ModelGeometry':
@@ -41,7 +42,10 @@ class ModelGeometry:
         pixel coordinates are fx·w and cx·w − ½ (ROS puts pixel j's centre at j)."""
         depth = np.asarray(depth, dtype=np.float32)
         h, w = depth.shape
-        intr = Intrinsics(fx=fx * w, fy=fy * h, cx=cx * w - 0.5, cy=cy * h - 0.5, width=w, height=h)
+        try:
+            intr = Intrinsics(fx=fx * w, fy=fy * h, cx=cx * w - 0.5, cy=cy * h - 0.5, width=w, height=h)
+        except ValueError:
+            intr = None
         return ModelGeometry(depth, np.asarray(valid, dtype=bool) & np.isfinite(depth), intr)
 
 

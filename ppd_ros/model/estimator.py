@@ -248,10 +248,11 @@ class PPDEstimator:
         """True for PPD with MoGe-2 semantics: MoGe-2 also gives metric depth and intrinsics."""
         return getattr(self.encoder, 'moge', None) is not None
 
-    def metric_geometry(self, rgb: np.ndarray):
+    def metric_geometry(self, rgb: np.ndarray, resolution_level: int = 9):
         """MoGe-2's metric view of an H×W×3 uint8 RGB frame at the model resolution (h, w) — the
         same resized image the DiT sees: ``geometry.model_scale.ModelGeometry`` (metres, valid
-        mask, intrinsics in pixels of the h×w image). Only with MoGe-2 weights."""
+        mask, intrinsics in pixels of the h×w image). Only with MoGe-2 weights. ``resolution_level``
+        0..9 picks MoGe-2's token count in its ``num_tokens_range`` (9, the top, as released)."""
         from ..geometry.model_scale import ModelGeometry
         if not self.has_metric_model:
             raise ValueError('metric depth from the camera alone needs MoGe-2 weights (moge2.pt as the '
@@ -259,7 +260,7 @@ class PPDEstimator:
         image = resize_for_model(rgb, self.target_area).image
         tensor = torch.from_numpy(image).to(self.device).permute(2, 0, 1).float() / 255.0
         with torch.inference_mode(), self._autocast():
-            geometry = self.encoder.moge.infer(tensor)
+            geometry = self.encoder.moge.infer(tensor, resolution_level=resolution_level)
         k = geometry.intrinsics[0].float().cpu().numpy()
         return ModelGeometry.from_normalized(geometry.depth[0].float().cpu().numpy(), geometry.mask[0].cpu().numpy(),
                                              float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))

@@ -132,6 +132,8 @@ DEPTH_NODE_PARAMETERS = (
               'MoGe-2), assumed (always output.near/far)', choices=METRIC_SOURCES),
     ParamSpec('metric.every_n_frames', 1, 'Run the MoGe-2 metric pass on every N-th frame; the smoothed '
               'fit, validity mask and intrinsics are held in between', dynamic=True, low=1, high=1000),
+    ParamSpec('metric.resolution_level', 9, 'MoGe-2\'s token count, 0 (fewest, fastest) .. 9 (most, as '
+              'released); the metric pass costs about the same at any image size', dynamic=True, low=0, high=9),
     ParamSpec('metric.smoothing', 0.5, 'Weight of the previous model-scale fit when a new one arrives '
               '(0 = each pass as is)', dynamic=True, low=0.0, high=0.99),
     ParamSpec('metric.max_hold_age', 5.0, 'Seconds a model-scale fit is held when passes fail; after that '
@@ -424,8 +426,10 @@ class DepthNode(Node):
         scale = self._metric_scale(rgb, relative, stamp_ns(pair.image) * 1e-9, wanted, info is None)
         self.inference_time.add(time.perf_counter() - started)
         if info is None:  # camera.intrinsics model: MoGe-2's intrinsics, published as depth/camera_info
-            info = camera_info_from_intrinsics(self._model_scale.geometry.intrinsics.resized_to(width, height),
-                                               header)
+            intrinsics = self._model_scale.geometry.intrinsics
+            if intrinsics is None:
+                raise InputError('MoGe-2 gave no usable intrinsics for this frame (focal length not positive)')
+            info = camera_info_from_intrinsics(intrinsics.resized_to(width, height), header)
 
         if self.params['output.resolution'] == 'camera' and relative.shape != (height, width):
             method = self.params['output.upsample']
@@ -475,7 +479,8 @@ class DepthNode(Node):
             model_scale.reset()  # time went backwards (a bag restarted)
         self._metric_stamp = stamp
         if model_scale.due(relative.shape):
-            state = model_scale.update(stamp, relative, self.estimator.metric_geometry(rgb))
+            geometry = self.estimator.metric_geometry(rgb, self.params['metric.resolution_level'])
+            state = model_scale.update(stamp, relative, geometry)
         else:
             state = model_scale.current(stamp)
         return state if self._scale_from_model else None
