@@ -65,14 +65,6 @@ class ModelScaleConfig:
             raise ValueError(f'every_n_frames must be >= 1, got {self.every_n_frames}')
 
 
-@dataclass(frozen=True)
-class ScaledDepth:
-    """Metric depth of one frame and where its scale came from."""
-    depth: np.ndarray      # (h, w) float32 metres, NaN invalid
-    state: TrackedScale
-    source: str
-
-
 class ModelScale:
     """Fits and holds the metric scale of relative depth against a metric model (see the module doc)."""
 
@@ -145,5 +137,5 @@ def oracle_fit(relative, metric, valid) -> ScaleFit:
     return ScaleFit(a, b, 1.0, int(r.size), float(np.sqrt(np.mean(np.square(y - (a * r + b))))), 'full')
 
 
-__all__ = ['ModelGeometry', 'ModelScale', 'ModelScaleConfig', 'ScaledDepth', 'resize_mask', 'oracle_fit',
+__all__ = ['ModelGeometry', 'ModelScale', 'ModelScaleConfig', 'resize_mask', 'oracle_fit',
            'SCALE_SOURCES', 'SOURCE_MODEL', 'SOURCE_SENSOR', 'SOURCE_ASSUMED']
