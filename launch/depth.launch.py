@@ -43,7 +43,7 @@ def _synthetic_lidar_extrinsic() -> dict:
     from ppd_ros.geometry.projection import matrix_to_quaternion
     from ppd_ros.synthetic.sensors import default_T_cam_lidar
     transform = default_T_cam_lidar()
-    return {'source': 'pointcloud',
+    return {'source': 'pointcloud', 'use_tf': False,  # the simulator publishes no TF tree
             'extrinsic.translation': [float(v) for v in transform[:3, 3]],
             'extrinsic.rotation': [float(v) for v in matrix_to_quaternion(transform[:3, :3])]}
 
@@ -89,9 +89,10 @@ def generate_launch_description():
         DeclareLaunchArgument('namespace', default_value='', description='Namespace of all nodes'),
         DeclareLaunchArgument('image_topic', default_value='image_raw',
                               description='Camera image (sensor_msgs/Image) for depth_node; with '
-                                          'input.compressed its <image_topic>/compressed is read'),
+                                          'image_transport compressed its <image_topic>/compressed is read'),
         DeclareLaunchArgument('camera_info_topic', default_value='camera_info',
-                              description='CameraInfo of that image'),
+                              description='CameraInfo of that image; the default follows image_topic '
+                                          '(camera_info beside it, as image_transport does)'),
         DeclareLaunchArgument('config_file', default_value=str(CONFIG / 'ppd.yaml'),
                               description='Parameter file of depth_node and scale_fusion_node'),
         DeclareLaunchArgument('use_metric_fusion', default_value='false',

@@ -52,3 +52,12 @@ def test_relative_metric_round_trip_and_near_far():
     assert np.allclose(metric_to_relative(d[:3], a, b), r[:3], atol=1e-5)
     with pytest.raises(ValueError):
         near_far_scale(5.0, 1.0)
+
+
+def test_pixel_rays_are_computed_once_per_camera_and_read_only():
+    from ppd_ros.geometry.backproject import pixel_rays
+    first = pixel_rays(Intrinsics(50.0, 60.0, 31.5, 23.5, 64, 48))
+    assert pixel_rays(Intrinsics(50.0, 60.0, 31.5, 23.5, 64, 48)) is first  # equal cameras share them
+    assert pixel_rays(Intrinsics(51.0, 60.0, 31.5, 23.5, 64, 48)) is not first
+    with pytest.raises(ValueError):
+        first[0][0, 0] = 1.0

@@ -24,8 +24,8 @@ from ppd_ros.geometry.camera import Intrinsics  # noqa: E402
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric  # noqa: E402
 from ppd_ros.nodes import depth_node as depth_node_module  # noqa: E402
 from ppd_ros.nodes import pairing as pairing_module  # noqa: E402
-from ppd_ros.nodes.depth_node import (DepthNode, InputError, camera_intrinsics,  # noqa: E402
-                                      scaled_camera_info)
+from ppd_ros.nodes.camera_info import CameraInfoError, camera_intrinsics, scaled_camera_info  # noqa: E402
+from ppd_ros.nodes.depth_node import DepthNode  # noqa: E402
 from ppd_ros.nodes.image_codec import compressed_to_rgb, rgb_to_compressed_msg, rgb_to_image_msg  # noqa: E402
 from ppd_ros.nodes.params import ParameterError  # noqa: E402
 from test_depth_node_harness import (FRAME_ID, Collector, Feeder, OracleEstimator,  # noqa: E402
@@ -58,7 +58,7 @@ def test_camera_intrinsics_prefer_p_and_fall_back_to_k():
     assert camera_intrinsics(info) == P_INTR
     info = camera_info(INTR, header(0), zero_p=True)
     assert camera_intrinsics(info) == INTR
-    with pytest.raises(InputError, match='all zero'):
+    with pytest.raises(CameraInfoError, match='all zero'):
         camera_intrinsics(camera_info(INTR, header(0), zero_k=True, zero_p=True))
 
 
@@ -137,7 +137,7 @@ def test_compressed_input_jpeg_and_png(ros_context):
     rgb = pattern_image()
     with RosGraph(ros_context) as graph:
         node, feeder, collector = start(graph, ros_context, estimator, topics=['depth/relative'],
-                                        compressed=True, input__compressed=True)
+                                        compressed=True, image_transport='compressed')
         send_and_wait(feeder, collector, 0, rgb, encoding='png')
         np.testing.assert_array_equal(estimator.inputs[-1], rgb)
         send_and_wait(feeder, collector, 1, rgb, encoding='jpeg')
@@ -311,7 +311,7 @@ def test_runtime_parameter_changes_are_validated(ros_context):
         assert not result.successful and 'one of' in result.reason
         result = set_('colorize.percentiles', [98.0, 2.0])
         assert not result.successful and 'low < high' in result.reason
-        assert not set_('input.compressed', True).successful  # read-only after start
+        assert not set_('image_transport', 'compressed').successful  # read-only after start
         assert not set_('model.steps', 0).successful and estimator.steps == 2
 
         assert set_('output.resolution', 'camera').successful

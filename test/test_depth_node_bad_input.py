@@ -85,7 +85,7 @@ def test_bad_raw_images_and_camera_infos_are_dropped_with_a_clear_error(ros_cont
 def test_corrupt_compressed_images_are_dropped_with_a_clear_error(ros_context):
     with RosGraph(ros_context) as graph:
         node = graph.add(DepthNode(estimator=RecordingEstimator(), context=ros_context,
-                                   parameter_overrides=overrides(input__compressed=True)))
+                                   parameter_overrides=overrides(image_transport='compressed')))
         feeder = graph.add(Feeder(ros_context, compressed=True))
         collector = graph.add(Collector(ros_context, topics=['depth/relative']))
         assert wait_for(lambda: feeder.connected() and node.wanted_outputs() == {'relative'})

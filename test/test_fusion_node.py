@@ -74,7 +74,7 @@ class Harness:
 
     def __init__(self, context, source='pointcloud', **params):
         overrides = {'source': source, 'source_frame': 'lidar_link', 'extrinsic.translation': T_XYZ,
-                     'extrinsic.rotation': Q_XYZW, 'tracker.smoothing': 0.0, **params}
+                     'extrinsic.rotation': Q_XYZW, 'tracker.smoothing': 0.0, 'use_tf': False, **params}
         self.node = ScaleFusionNode(context=context, parameter_overrides=[
             Parameter(k, value=v) for k, v in overrides.items()])
         self.io = rclpy.create_node('fusion_test_io', context=context)
@@ -373,6 +373,7 @@ def test_with_the_synthetic_camera_and_its_lidar(ros_context):
     fusion = ScaleFusionNode(context=ros_context, cli_args=['--ros-args', '-r', 'metric_source/points:=lidar/points'],
                              parameter_overrides=[
                                  Parameter('source', value='pointcloud'), Parameter('source_frame', value='lidar_link'),
+                                 Parameter('use_tf', value=False),
                                  Parameter('extrinsic.translation', value=T[:3, 3].tolist()),
                                  Parameter('extrinsic.rotation', value=matrix_to_quaternion(T[:3, :3]).tolist())])
     relay = rclpy.create_node('relative_from_ground_truth', context=ros_context)

@@ -1,13 +1,17 @@
 """Depth image → 3-D points in the optical frame (x right, y down, z forward), as depth_image_proc."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .camera import Intrinsics
 
 
+@functools.lru_cache(maxsize=8)
 def pixel_rays(intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel (x/z, y/z) for this camera; cache it when the camera does not change."""
+    """Per-pixel (x/z, y/z) for this camera, read-only. Cached per Intrinsics: a stream's camera
+    rarely changes, so depth_to_points computes them once per camera, not per frame."""
     u = (np.arange(intr.width, dtype=np.float32) - np.float32(intr.cx)) / np.float32(intr.fx)
     v = (np.arange(intr.height, dtype=np.float32) - np.float32(intr.cy)) / np.float32(intr.fy)
     return np.broadcast_to(u[None, :], (intr.height, intr.width)), np.broadcast_to(v[:, None], (intr.height, intr.width))

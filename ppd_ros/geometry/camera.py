@@ -49,6 +49,31 @@ class Intrinsics:
         return Intrinsics(float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2]), int(width), int(height))
 
     @staticmethod
+    def from_calibration(k, p, width: int, height: int) -> 'Intrinsics':
+        """The intrinsics of the image a CameraInfo describes (REP 104, sensor_msgs/CameraInfo):
+        P's fx, fy, cx, cy, which describe the rectified image (as depth_image_proc and
+        image_geometry use them); K only when P is entirely zero (drivers that leave P unset).
+
+        A P that is set but not a pinhole matrix (fx or fy ≤ 0, non-finite, bottom row not
+        [0 0 1 ·]) is an error, never a silent fall-back to K: K describes the raw image and
+        would give wrong geometry without a word. Raises ValueError saying which matrix is bad.
+        """
+        p = np.asarray(p, dtype=np.float64).reshape(3, 4)
+        k = np.asarray(k, dtype=np.float64).reshape(3, 3)
+        matrix, name = (p, 'P') if np.any(p) else (k, 'K')
+        if not np.any(matrix):
+            raise ValueError('K and P are all zero (uncalibrated camera)')
+        if not np.isfinite(matrix).all():
+            raise ValueError(f'{name} has non-finite values')
+        if not np.allclose(matrix[2, :3], [0.0, 0.0, 1.0]):
+            raise ValueError(f'{name} is not a pinhole matrix: its third row is {matrix[2].tolist()}, '
+                             'expected [0, 0, 1(, 0)]')
+        try:
+            return Intrinsics.from_matrix(matrix, width, height)
+        except ValueError as exc:
+            raise ValueError(f'{name} is not a usable pinhole matrix: {exc}') from None
+
+    @staticmethod
     def from_fov(horizontal_fov_deg: float, width: int, height: int) -> 'Intrinsics':
         """Square pixels, principal point at the image centre."""
         if not 0.0 < horizontal_fov_deg < 180.0:

@@ -253,7 +253,7 @@ def write_snapshot(path: Path, snapshot, focal: float, label: str) -> None:
 def _fusion_overrides(T_cam_lidar):
     from rclpy.parameter import Parameter
     from ppd_ros.geometry.projection import matrix_to_quaternion
-    return [Parameter('source', value='pointcloud'),
+    return [Parameter('source', value='pointcloud'), Parameter('use_tf', value=False),  # no TF tree here
             Parameter('extrinsic.translation', value=[float(v) for v in T_cam_lidar[:3, 3]]),
             Parameter('extrinsic.rotation', value=[float(v) for v in matrix_to_quaternion(T_cam_lidar[:3, :3])])]
 

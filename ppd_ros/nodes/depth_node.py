@@ -1,9 +1,11 @@
 """depth_node: Pixel-Perfect Depth on a ROS 2 camera stream.
 
-Subscribes `image` (sensor_msgs/Image) — or `image/compressed` when `input.compressed` is true —
-and its sibling `camera_info`, paired by stamp (or with the latest CameraInfo). Callbacks only
-hand the pair to one worker thread (latest frame wins, drops counted), which runs the model and
-publishes, each with the input header:
+Subscribes `image` (sensor_msgs/Image) — or `<image>/compressed` with `image_transport:
+compressed` — and the `camera_info` beside it, as image_transport derives them from the resolved
+image topic (camera_info.camera_topics), paired by stamp (or with the latest CameraInfo).
+Callbacks only hand the pair to one worker thread (latest frame wins, drops counted), which
+rectifies distorted raw images (input.rectify), runs the model and publishes, each with the
+input header:
 
   depth/relative     32FC1 normalised log-depth (larger = farther), NaN invalid
   depth/image        32FC1 metres (REP 118: NaN invalid, never 0). With MoGe-2 weights
@@ -12,7 +14,8 @@ publishes, each with the input header:
                      (geometry.model_scale; pixels MoGe-2 marks invalid are NaN); otherwise
                      from the assumed range output.near..output.far
   depth/scale        ppd_ros/DepthScale: the (a, b) in use and its source (model | assumed)
-  depth/camera_info  describes depth/relative and depth/image exactly (size, scaled K and P)
+  depth/camera_info  describes depth/relative and depth/image exactly (size, scaled K and P; after
+                     rectification that of the rectified image: D = 0, K = P's, R = I)
   depth/points       organized PointCloud2 H×W (NaN invalid, is_dense false, optional rgb),
                      geometry from P (fx, fy, cx, cy) as depth_image_proc does, K when P is zero
   depth/colorized    bgr8 picture of depth/image (fixed or percentile range)
@@ -39,23 +42,26 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from ppd_ros.msg import DepthScale
 
-from ppd_ros.geometry.backproject import depth_to_points, pixel_rays
+from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.model_scale import (SOURCE_ASSUMED, SOURCE_MODEL, ModelScale, ModelScaleConfig,
                                           resize_mask)
 from ppd_ros.geometry.scale_fit import FitStatus, TrackerConfig
+from ppd_ros.geometry.rectify import Rectifier, resize_valid
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
 from ppd_ros.model.factory import EstimatorBuildError, build_estimator
 
 from .cloud import points_to_cloud_msg
+from .camera_info import (CameraInfoError, calibration_of, camera_intrinsics, camera_topics,
+                          looks_rectified, rectified_camera_info, scaled_camera_info)
 from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter, StatWindow
 from .image_codec import MONO16_MODES, bgr_to_image_msg, depth_to_image_msg, rgb_from_any
 from .pairing import stamp_ns, subscribe_pair
-from .params import NodeParameters, ParameterError, ParamSpec
-from .qos import QOS_CHOICES, qos_profile
+from .params import DIAGNOSTICS_SPECS, NodeParameters, ParameterError, ParamSpec, pairing_specs, qos_specs
+from .qos import configured_qos
 from .runner import run_node
 from .worker import LatestFrameWorker
 
@@ -66,6 +72,8 @@ UPSAMPLE_METHODS = ('edge_aware', 'guided', 'nearest')  # never bilinear across 
 COLORIZE_MODES = ('percentile', 'fixed')
 METRIC_SOURCES = ('auto', 'model', 'assumed')
 INTRINSICS_SOURCES = ('camera_info', 'model')
+IMAGE_TRANSPORTS = ('raw', 'compressed')
+RECTIFY_MODES = ('auto', 'on', 'off')
 
 
 def _positive_pair(value) -> str | None:
@@ -80,23 +88,17 @@ def _target_area_problem(value) -> str | None:
 
 DEPTH_NODE_PARAMETERS = (
     # input
-    ParamSpec('input.compressed', False,
-              'Subscribe image/compressed (sensor_msgs/CompressedImage, jpeg or png) instead of image'),
+    ParamSpec('image_transport', 'raw', 'How the image arrives, as image_transport names it: raw '
+              '(sensor_msgs/Image on image) or compressed (sensor_msgs/CompressedImage, jpeg or png, '
+              'on <image>/compressed)', choices=IMAGE_TRANSPORTS),
+    ParamSpec('input.rectify', 'auto', 'Raw images whose CameraInfo has distortion (D not zero): auto '
+              'rectifies them unless the image topic is named as rectified (image_rect...: image_proc\'s '
+              'convention); on always rectifies; off never does (a warning once). The outputs then '
+              'have the rectified geometry (P)', choices=RECTIFY_MODES),
     ParamSpec('input.mono16', 'shift', 'How mono16 images become 8 bit: shift (value >> 8) or '
               'percentile (per-frame 1–99 % stretch, for 10/12-bit sensors)', choices=MONO16_MODES),
-    ParamSpec('input.latest_camera_info', False,
-              'Pair each image with the latest CameraInfo instead of matching stamps (drivers that '
-              'stamp CameraInfo differently)'),
-    ParamSpec('input.sync_queue_size', 10, 'Messages kept per topic while matching image and '
-              'CameraInfo stamps (message_filters queue_size)', low=1, high=1000),
-    ParamSpec('input.sync_slop', 0.05, 'Largest stamp difference in seconds for an image and a '
-              'CameraInfo to be paired (message_filters slop)', low=1e-6, high=10.0),
-    # QoS
-    ParamSpec('qos.subscription', 'sensor_data', 'QoS of the image and camera_info subscriptions',
-              choices=QOS_CHOICES),
-    ParamSpec('qos.subscription_depth', 5, 'History depth of the subscriptions', low=1, high=1000),
-    ParamSpec('qos.publisher', 'reliable', 'QoS of the depth publishers', choices=QOS_CHOICES),
-    ParamSpec('qos.publisher_depth', 2, 'History depth of the depth publishers', low=1, high=1000),
+    *pairing_specs('image', 'CameraInfo', slop=0.05),
+    *qos_specs(),
     # model
     ParamSpec('model.dit_path', '', 'Released PPD DiT checkpoint (ppd.pth or ppd_moge.pth); empty: '
               'bundled demo model'),
@@ -158,9 +160,9 @@ DEPTH_NODE_PARAMETERS = (
               low=0.05, high=1.0),
     ParamSpec('temporal.align_smoothing', 0.8, 'align: weight of the running reference when it is '
               'updated with a new aligned frame (0 = follow each frame)', dynamic=True, low=0.0, high=0.99),
-    # diagnostics
-    ParamSpec('diagnostics.period', 1.0, 'Seconds between /diagnostics messages', low=0.05, high=60.0),
+    *DIAGNOSTICS_SPECS,
 )
+DEPRECATED_PARAMETERS = {'input.compressed': "use 'image_transport: compressed' (or raw)"}
 
 
 def check_depth_node_parameters(values: dict) -> str | None:
@@ -203,46 +205,56 @@ def supports_warm_start(estimator) -> bool:
     return 'init_depth' in parameters and 'init_strength' in parameters
 
 
-# ---------------------------------------------------------------------------------- camera info
-
-def camera_intrinsics(info: CameraInfo) -> Intrinsics:
-    """Pinhole intrinsics as depth_image_proc reads them: P's fx, fy, cx, cy; K when P is zero."""
-    p = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
-    k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-    matrix, name = (p, 'P') if np.any(p) else (k, 'K')
-    if not np.any(matrix):
-        raise InputError('CameraInfo K and P are all zero (uncalibrated camera): cannot compute '
-                         'depth/points')
-    try:
-        return Intrinsics.from_matrix(matrix, info.width, info.height)
-    except ValueError as exc:
-        raise InputError(f'CameraInfo {name} is not a usable pinhole matrix: {exc}') from None
-
-
-def scaled_camera_info(info: CameraInfo, width: int, height: int, header) -> CameraInfo:
-    """CameraInfo of the same camera resampled to width×height: K and P scaled per axis with the
-    pixel-centre convention of Intrinsics.scaled (x' = (x + 0.5)·s − 0.5); D and R unchanged."""
-    sx, sy = width / info.width, height / info.height
-    resample = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
-    k = resample @ np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-    p = resample @ np.asarray(info.p, dtype=np.float64).reshape(3, 4)
-    out = CameraInfo(header=header, width=int(width), height=int(height),
-                     distortion_model=info.distortion_model, d=list(info.d), r=info.r,
-                     k=k.ravel().tolist(), p=p.ravel().tolist())
-    roi = info.roi
-    if roi.width or roi.height or roi.x_offset or roi.y_offset:
-        out.roi.x_offset, out.roi.width = int(round(roi.x_offset * sx)), int(round(roi.width * sx))
-        out.roi.y_offset, out.roi.height = int(round(roi.y_offset * sy)), int(round(roi.height * sy))
-        out.roi.do_rectify = roi.do_rectify
-    return out
-
-
 # ---------------------------------------------------------------------------------- the node
 
 @dataclass
 class _Pair:
     image: Image | CompressedImage
     info: CameraInfo
+
+
+class _Rectification:
+    """input.rectify applied to each frame: rectify distorted raw images (maps once per
+    calibration), or pass them on, with a warning once per calibration where that is wrong."""
+
+    def __init__(self, node, mode: str, input_rectified: bool):
+        self._node = node
+        self.mode = mode
+        self.input_rectified = input_rectified
+        self.rectifier = Rectifier()
+        self.state = 'no frame yet'
+        self._warned: set = set()
+
+    def apply(self, rgb: np.ndarray, info: CameraInfo):
+        """(image, its CameraInfo, valid mask or None) for the model and the outputs."""
+        calibration = calibration_of(info)
+        if not calibration.distorted:
+            self.state = 'not needed (D is zero)'
+            return rgb, info, None
+        if self.mode == 'off' or (self.mode == 'auto' and self.input_rectified):
+            self.state = 'off' if self.mode == 'off' else 'input topic is rectified (image_rect)'
+            if not self.input_rectified:
+                self._warn_once(calibration, f'CameraInfo has {calibration.distortion_model} distortion '
+                                'but input.rectify is off: depth and points assume a rectified image and '
+                                'are bent towards the edges (feed image_rect, or set input.rectify auto)')
+            return rgb, info, None
+        try:
+            rectified = self.rectifier.rectify(rgb, calibration)
+        except ValueError as exc:
+            self.state = f'failed: {exc}'
+            self._warn_once(calibration, f'{exc}; images are used unrectified, so depth and points are '
+                            'bent towards the edges')
+            return rgb, info, None
+        self.state = f'rectified ({calibration.distortion_model}, maps built {self.rectifier.maps_built}x)'
+        valid = self.rectifier.valid(calibration)
+        return rectified, rectified_camera_info(info), None if valid.all() else valid
+
+    def _warn_once(self, calibration, text: str) -> None:
+        if calibration not in self._warned:
+            if len(self._warned) >= 64:  # a driver whose calibration never repeats: stay bounded
+                self._warned.clear()
+            self._warned.add(calibration)
+            self._node.get_logger().warning(text)
 
 
 class _TemporalState:
@@ -275,7 +287,9 @@ class DepthNode(Node):
     def _start(self, estimator) -> None:
         self.params = NodeParameters(self, DEPTH_NODE_PARAMETERS, self._check_parameters)
         for name in self.params.unknown_overrides():
-            self.get_logger().warning(f"unknown parameter '{name}' ignored (typo?)")
+            if name not in DEPRECATED_PARAMETERS:
+                self.get_logger().warning(f"unknown parameter '{name}' ignored (typo?)")
+        self.image_transport = self._image_transport()
         self.estimator = estimator if estimator is not None else build_estimator(**model_options(self.params))
         reason = self._check_parameters(dict(self.params))  # again, now that the estimator is known
         if reason:
@@ -284,7 +298,6 @@ class DepthNode(Node):
         self._describe = dict(self.estimator.describe())
         self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
         self._temporal = _TemporalState(self.params['temporal.align_smoothing'])
-        self._rays: tuple[Intrinsics, tuple] | None = None
         self._configure_metric()
         self.params.on_change(self._on_parameters_changed)
 
@@ -302,7 +315,7 @@ class DepthNode(Node):
         self._last_dropped = 0
         self._last_errors = 0
 
-        publisher_qos = qos_profile(self.params['qos.publisher'], self.params['qos.publisher_depth'])
+        publisher_qos = configured_qos(self.params, 'publisher')
         self._outputs = {
             'relative': self.create_publisher(Image, 'depth/relative', publisher_qos),
             'image': self.create_publisher(Image, 'depth/image', publisher_qos),
@@ -314,18 +327,21 @@ class DepthNode(Node):
 
         self.worker = LatestFrameWorker(self._process, self.params['worker.queue_size'],
                                         on_error=self._on_frame_error).start()
-        compressed = self.params['input.compressed']
-        image_input = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
-        subscription_qos = qos_profile(self.params['qos.subscription'], self.params['qos.subscription_depth'])
+        image_topic, info_topic, base_topic = camera_topics(self, 'image', 'camera_info', self.image_transport)
+        self.input_topics = (image_topic, info_topic)
+        self._rectification = _Rectification(self, self.params['input.rectify'], looks_rectified(base_topic))
+        image_type = CompressedImage if self.image_transport == 'compressed' else Image
         self._subscriptions_handle = None  # the paired input (with its monitor), unless image only
         if self.params['camera.intrinsics'] == 'model':  # no calibration: the image alone
+            self.input_topics = (image_topic,)
             self._image_subscription = self.create_subscription(
-                image_input[0], image_input[1], lambda msg: self._on_pair(msg, None), subscription_qos,
-                callback_group=MutuallyExclusiveCallbackGroup())
+                image_type, image_topic, lambda msg: self._on_pair(msg, None),
+                configured_qos(self.params, 'subscription'), callback_group=MutuallyExclusiveCallbackGroup())
             self.pairing = 'image only (MoGe-2 intrinsics)'
         else:
             self._subscriptions_handle, self.pairing = subscribe_pair(
-                self, image_input, (CameraInfo, 'camera_info'), subscription_qos,
+                self, (image_type, image_topic), (CameraInfo, info_topic),
+                configured_qos(self.params, 'subscription'),
                 self._on_pair, queue_size=self.params['input.sync_queue_size'],
                 slop=self.params['input.sync_slop'],
                 latest_secondary=self.params['input.latest_camera_info'],
@@ -336,7 +352,20 @@ class DepthNode(Node):
         self.get_logger().info(
             f"depth_node ready: model {self._describe.get('model', '?')} on {self._describe.get('device', '?')} "
             f"({self._describe.get('precision', '?')}, {self.estimator.steps} steps); input "
-            f"{image_input[1]} + camera_info paired {self.pairing}")
+            f"{image_topic} ({self.image_transport}) + {info_topic} paired {self.pairing}; "
+            f"metric scale {'MoGe-2' if self._scale_from_model else 'assumed'}; "
+            f"rectify {self.params['input.rectify']}")
+
+    def _image_transport(self) -> str:
+        """image_transport, or the deprecated input.compressed when only that one is given."""
+        legacy = self.params.override('input.compressed')
+        if legacy is None:
+            return self.params['image_transport']
+        self.get_logger().warning("parameter 'input.compressed' is deprecated: "
+                                  + DEPRECATED_PARAMETERS['input.compressed'])
+        if self.params.override('image_transport') is not None or not isinstance(legacy, bool):
+            return self.params['image_transport']
+        return 'compressed' if legacy else 'raw'
 
     # ------------------------------------------------------------------ parameters
 
@@ -372,6 +401,7 @@ class DepthNode(Node):
             self._model_scale.config = config
             self._model_scale.tracker.config = config.tracker
 
+
     def _on_parameters_changed(self, changed: dict) -> None:
         if 'model.steps' in changed:
             self.estimator.steps = changed['model.steps']
@@ -390,6 +420,8 @@ class DepthNode(Node):
         self.worker.submit(_Pair(image_msg, info_msg))
 
     def _on_frame_error(self, exc: Exception, _item) -> None:
+        if not self.worker.running:  # the frame in flight when the node stopped: not an error
+            return
         self._count_error(exc)
         if isinstance(exc, ValueError):  # ImageDecodeError, InputError: the input's fault
             self.get_logger().error(f'frame dropped: {exc}', throttle_duration_sec=2.0)
@@ -420,6 +452,9 @@ class DepthNode(Node):
             raise InputError(f'CameraInfo is {info.width}x{info.height} but the image is {width}x{height} '
                              '(binning and ROI are not supported)')
         header = pair.image.header
+        valid = None
+        if info is not None:  # with MoGe-2's intrinsics (no CameraInfo) there is nothing to rectify with
+            rgb, info, valid = self._rectification.apply(rgb, info)
 
         started = time.perf_counter()
         relative = self._estimate(rgb, stamp_ns(pair.image))
@@ -436,6 +471,8 @@ class DepthNode(Node):
             relative = upsample_depth(relative, width, height, method,
                                       guide=rgb if method == 'guided' else None,
                                       absolute_threshold=self.params['output.upsample_edge_threshold'])
+        if valid is not None:  # rectified pixels that see no raw pixel have no depth
+            relative = np.where(resize_valid(valid, *relative.shape), relative, np.float32(np.nan))
         out_height, out_width = relative.shape
         info_out = scaled_camera_info(info, out_width, out_height, header)
         self._publish(wanted, header, relative, rgb, info_out, scale)
@@ -520,21 +557,16 @@ class DepthNode(Node):
         if 'points' in wanted:
             try:
                 intrinsics = camera_intrinsics(info_out)
-            except InputError as exc:  # the depth images are still useful; only the cloud is not
+            except CameraInfoError as exc:  # the depth images are still useful; only the cloud is not
                 self._count_error(exc)
                 self.get_logger().error(f'depth/points skipped: {exc}', throttle_duration_sec=2.0)
                 return
-            points = depth_to_points(metric, intrinsics, self._rays_for(intrinsics))
+            points = depth_to_points(metric, intrinsics)
             colour = None
             if self.params['output.points_rgb']:
                 colour = rgb if rgb.shape[:2] == metric.shape else cv2.resize(
                     rgb, (metric.shape[1], metric.shape[0]), interpolation=cv2.INTER_AREA)
             publishers['points'].publish(points_to_cloud_msg(points, header, colour))
-
-    def _rays_for(self, intrinsics: Intrinsics):
-        if self._rays is None or self._rays[0] != intrinsics:
-            self._rays = (intrinsics, pixel_rays(intrinsics))
-        return self._rays[1]
 
     def _colorize(self, metric: np.ndarray) -> np.ndarray:
         if self.params['colorize.mode'] == 'fixed':
@@ -584,6 +616,7 @@ class DepthNode(Node):
             'scale': f'a={self.last_scale.a:.4g} b={self.last_scale.b:.4g}' if self.last_scale else '',
             'scale message': self.last_scale.message if self.last_scale else '',
             'metric passes': self._model_scale.passes if self._model_scale else 0,
+            'input topics': ' + '.join(self.input_topics), 'rectification': self._rectification.state,
             'last error': last_error,
             **(monitor.values() if monitor is not None else {}),
         }

@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
+from .qos import QOS_CHOICES
+
 
 class ParameterError(ValueError):
     """A parameter has a bad value; the text names the parameter, the value and what is allowed."""
@@ -122,6 +124,11 @@ class NodeParameters(Mapping):
         """listener({name: new value}) after a change was accepted (runs in the setter's thread)."""
         self._listeners.append(listener)
 
+    def override(self, name: str):
+        """The value given at start (YAML, command line) for `name`, declared or not; None if none."""
+        overrides = getattr(self._node, '_parameter_overrides', {}) or {}
+        return overrides[name].value if name in overrides else None
+
     def unknown_overrides(self) -> list[str]:
         """Names given at start (YAML, command line) that this node does not declare — typos."""
         overrides = getattr(self._node, '_parameter_overrides', {}) or {}
@@ -159,3 +166,35 @@ def _type_name(default) -> str:
         return f'an array of {_TYPE_NAMES[type(default[0])]}s'
     name = _TYPE_NAMES[type(default)]
     return ('an ' if name[0] in 'aeiou' else 'a ') + name
+
+
+# ---------------------------------------------------------------------------- shared by the nodes
+
+def pairing_specs(image: str, camera_info: str, slop: float) -> tuple[ParamSpec, ...]:
+    """input.* of a node that pairs `image` with its `camera_info` (message_filters' meaning)."""
+    return (
+        ParamSpec('input.latest_camera_info', False,
+                  f'Pair each {image} with the latest {camera_info} instead of matching stamps '
+                  '(drivers that stamp CameraInfo differently)'),
+        ParamSpec('input.sync_queue_size', 10, f'Messages kept per topic while matching {image} and '
+                  f'{camera_info} stamps (message_filters queue_size)', low=1, high=1000),
+        ParamSpec('input.sync_slop', slop, f'Largest stamp difference in seconds for {image} and '
+                  f'{camera_info} to be paired (message_filters slop)', low=1e-6, high=10.0),
+    )
+
+
+def qos_specs(subscriptions: bool = True) -> tuple[ParamSpec, ...]:
+    """qos.*: QoS (qos.QOS_CHOICES) and history depth of the publishers (and subscriptions)."""
+    specs = (
+        ParamSpec('qos.subscription', 'sensor_data', 'QoS of the subscriptions', choices=QOS_CHOICES),
+        ParamSpec('qos.subscription_depth', 5, 'History depth of the subscriptions', low=1, high=1000),
+    ) if subscriptions else ()
+    return specs + (
+        ParamSpec('qos.publisher', 'reliable', 'QoS of the publishers', choices=QOS_CHOICES),
+        ParamSpec('qos.publisher_depth', 2, 'History depth of the publishers', low=1, high=1000),
+    )
+
+
+DIAGNOSTICS_SPECS = (
+    ParamSpec('diagnostics.period', 1.0, 'Seconds between /diagnostics messages', low=0.05, high=60.0),
+)

@@ -38,6 +38,11 @@ def qos_profile(kind: str, depth: int) -> QoSProfile:
                       durability=base.durability)
 
 
+def configured_qos(params, kind: str) -> QoSProfile:
+    """The profile the parameters qos.<kind> and qos.<kind>_depth ask for (subscription, publisher)."""
+    return qos_profile(params[f'qos.{kind}'], params[f'qos.{kind}_depth'])
+
+
 def package_config_dir() -> Path | None:
     """config/ of the installed package (colcon share/ppd_ros/config) or of the source tree."""
     try:

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import rclpy
+import rclpy.duration
 import rclpy.executors
 import rclpy.logging
 import rclpy.time
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range
 
-from ppd_ros.geometry.backproject import depth_to_points, pixel_rays
-from ppd_ros.geometry.camera import Intrinsics
+from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.depth_scale import relative_to_metric
 from ppd_ros.geometry.model_scale import SOURCE_MODEL, SOURCE_SENSOR
 from ppd_ros.geometry.projection import transform_from_translation_quaternion
@@ -41,18 +41,23 @@ from ppd_ros.geometry.source_samples import (SampleError, range_to_depth, sample
                                              samples_from_points, samples_from_range)
 from ppd_ros.msg import DepthScale
 from ppd_ros.nodes import image_codec
+from ppd_ros.nodes.camera_info import camera_intrinsics, camera_topics, copy_camera_info
 from ppd_ros.nodes.cloud import CloudDecodeError, cloud_msg_to_xyz, points_to_cloud_msg
 from ppd_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter
 from ppd_ros.nodes.image_codec import ImageDecodeError, depth_to_image_msg, image_msg_to_depth
 from ppd_ros.nodes.pairing import stamp_ns, subscribe_pair
-from ppd_ros.nodes.params import NodeParameters, ParamSpec
-from ppd_ros.nodes.qos import QOS_CHOICES, qos_profile
+from ppd_ros.nodes.params import DIAGNOSTICS_SPECS, NodeParameters, ParamSpec, pairing_specs, qos_specs
+from ppd_ros.nodes.qos import configured_qos
 from ppd_ros.nodes.runner import run_node
 
-try:  # tf2 is not installable from PyPI; the extrinsic parameters are the fallback
-    import tf2_ros
-except ImportError:  # pragma: no cover - depends on the ROS install
-    tf2_ros = None
+
+def import_tf2():
+    """tf2_ros when this ROS install has it (not installable from PyPI), else None."""
+    try:
+        import tf2_ros
+    except ImportError:
+        return None
+    return tf2_ros
 
 SOURCES = ('depth_image', 'pointcloud', 'range')
 SOURCE_TOPICS = {'depth_image': ('metric_source/depth', Image),
@@ -74,9 +79,12 @@ PARAMS = (
               'frame is stale (the fit is held)', dynamic=True, low=0.0, high=3600.0),
     ParamSpec('source_queue', 100, 'source messages kept for pairing by stamp', low=1, high=10000),
     ParamSpec('source_frame', '', 'frame_id the extrinsic parameters describe; point clouds in another '
-              'frame are refused (empty: not checked). Ignored with use_tf', dynamic=True),
-    ParamSpec('use_tf', False, 'look up T_cam_source with tf2 (when tf2_ros is importable) instead of '
-              'the extrinsic parameters'),
+              'frame are refused (empty: not checked). Ignored when tf2 is used', dynamic=True),
+    ParamSpec('use_tf', True, 'pointcloud: look up T_cam_source with tf2 (camera frame ← cloud frame at the '
+              'cloud\'s stamp) when tf2_ros is importable; false, or tf2_ros missing: the extrinsic.* '
+              'parameters'),
+    ParamSpec('tf_timeout', 0.05, 'seconds a tf2 lookup may wait for the transform to arrive',
+              dynamic=True, low=0.0, high=10.0),
     ParamSpec('extrinsic.translation', [0.0, 0.0, 0.0], 'T_cam_source translation [x, y, z] m: source '
               'frame origin in the camera optical frame', dynamic=True, length=3),
     ParamSpec('extrinsic.rotation', [0.0, 0.0, 0.0, 1.0], 'T_cam_source rotation quaternion '
@@ -130,17 +138,9 @@ PARAMS = (
     ParamSpec('model_fallback', True, 'when the sensor fit is unusable, use depth_node\'s MoGe-2 scale '
               '(depth/scale, source model) for the same stamp instead of publishing no metric depth',
               dynamic=True),
-    ParamSpec('input.latest_camera_info', False, 'pair depth/relative with the latest '
-              'depth/camera_info instead of matching stamps'),
-    ParamSpec('input.sync_queue_size', 10, 'messages kept per topic while matching depth/relative and '
-              'depth/camera_info stamps', low=1, high=1000),
-    ParamSpec('input.sync_slop', 0.01, 'largest stamp difference in s for depth/relative and '
-              'depth/camera_info to be paired', low=1e-6, high=10.0),
-    ParamSpec('qos.subscription', 'sensor_data', 'QoS of the subscriptions', choices=QOS_CHOICES),
-    ParamSpec('qos.subscription_depth', 5, 'history depth of the subscriptions', low=1, high=1000),
-    ParamSpec('qos.publisher', 'reliable', 'QoS of the publishers', choices=QOS_CHOICES),
-    ParamSpec('qos.publisher_depth', 2, 'history depth of the publishers', low=1, high=1000),
-    ParamSpec('diagnostics.period', 1.0, 'seconds between /diagnostics messages', low=0.05, high=60.0),
+    *pairing_specs('depth/relative', 'depth/camera_info', slop=0.01),
+    *qos_specs(),
+    *DIAGNOSTICS_SPECS,
 )
 
 
@@ -154,6 +154,10 @@ def _cross_check(values: dict) -> str | None:
 
 def stamp_seconds(msg) -> float:
     return stamp_ns(msg) * 1e-9
+
+
+class TransformUnavailable(SampleError):
+    """tf2 has no transform from the cloud's frame to the camera's at the cloud's stamp (yet)."""
 
 
 @dataclass
@@ -186,9 +190,7 @@ class ScaleFusionNode(Node):
         self.params.on_change(lambda changed: self._configure())
 
         self._sources: deque = deque(maxlen=self.params['source_queue'])
-        self._rays_key = None
         self._window_stamp: float | None = None
-        self._rays = None
         self.last_scale: DepthScale | None = None
         self.last_problem: FrameProblem | None = None
         self.frames = 0
@@ -199,18 +201,19 @@ class ScaleFusionNode(Node):
         self.depth_rate = RateMeter()
         self.source_rate = RateMeter()
 
-        self._tf_buffer = None
-        if self.params['use_tf']:
+        self._tf2 = self._tf_buffer = self._tf_listener = None
+        if self.source == 'pointcloud' and self.params['use_tf']:
+            self._tf2 = tf2_ros = import_tf2()
             if tf2_ros is None:
-                self.get_logger().warning('use_tf is true but tf2_ros is not importable: '
-                                          'using the extrinsic.* parameters')
-            else:  # pragma: no cover - tf2 is not installable in CI
+                self.get_logger().info('tf2_ros is not importable here: the point cloud extrinsic comes '
+                                       'from the extrinsic.* parameters')
+            else:
                 self._tf_buffer = tf2_ros.Buffer()
                 self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
 
         p = self.params
-        qos_in = qos_profile(p['qos.subscription'], p['qos.subscription_depth'])
-        qos_out = qos_profile(p['qos.publisher'], p['qos.publisher_depth'])
+        qos_in = configured_qos(p, 'subscription')
+        qos_out = configured_qos(p, 'publisher')
         self.pub_depth = self.create_publisher(Image, 'metric/depth/image', qos_out)
         self.pub_info = self.create_publisher(CameraInfo, 'metric/depth/camera_info', qos_out)
         self.pub_points = self.create_publisher(PointCloud2, 'metric/points', qos_out)
@@ -218,14 +221,17 @@ class ScaleFusionNode(Node):
         topic, msg_type = SOURCE_TOPICS[self.source]
         self.source_topic = self.resolve_topic_name(topic)
         self._source_sub = self.create_subscription(msg_type, topic, self._on_source, qos_in)
-        self._model_scale_sub = self.create_subscription(DepthScale, 'depth/scale', self._on_model_scale, qos_in)
+        relative_topic, info_topic, _ = camera_topics(self, 'depth/relative', 'depth/camera_info')
+        self._model_scale_sub = self.create_subscription(  # beside depth/relative: depth_node's depth/scale
+            DepthScale, relative_topic.rsplit('/', 1)[0] + '/scale', self._on_model_scale, qos_in)
+        self.input_topics = (relative_topic, info_topic)
         self._pair_handle, self.pairing = subscribe_pair(
-            self, (Image, 'depth/relative'), (CameraInfo, 'depth/camera_info'), qos_in, self._on_depth,
+            self, (Image, relative_topic), (CameraInfo, info_topic), qos_in, self._on_depth,
             queue_size=p['input.sync_queue_size'], slop=p['input.sync_slop'],
             latest_secondary=p['input.latest_camera_info'])
         self.diagnostics = DiagnosticsPublisher(self, self._collect_diagnostics, hardware_id=self.source,
                                                 period=p['diagnostics.period'])
-        self.get_logger().info(f"fusing depth/relative with {self.source} on '{self.source_topic}' "
+        self.get_logger().info(f"fusing {relative_topic} with {self.source} on '{self.source_topic}' "
                                f"(extrinsic from {self.extrinsic_origin})")
 
     # ------------------------------------------------------------------ configuration
@@ -337,7 +343,7 @@ class ScaleFusionNode(Node):
             return hold(ERROR, f'mismatched sizes: depth/relative is {w}x{h} but depth/camera_info says '
                                f'{info_msg.width}x{info_msg.height}')
         try:
-            intr = self._intrinsics(info_msg)
+            intr = camera_intrinsics(info_msg)
         except ValueError as exc:
             return hold(ERROR, f'bad depth/camera_info: {exc}')
         if not np.isfinite(relative).any():
@@ -349,6 +355,8 @@ class ScaleFusionNode(Node):
             return hold(WARN, why, relative, intr)
         try:
             samples = self._samples(relative, intr, source_msg, relative_msg.header.frame_id)
+        except TransformUnavailable as exc:
+            return hold(WARN, str(exc), relative, intr)
         except (SampleError, ImageDecodeError, CloudDecodeError, ValueError) as exc:
             return hold(ERROR, str(exc), relative, intr)
         if samples.count == 0:
@@ -366,12 +374,6 @@ class ScaleFusionNode(Node):
         else:
             self.fresh_fits += 1
         return state, relative, intr, problem
-
-    def _intrinsics(self, info: CameraInfo) -> Intrinsics:
-        """From P when set (rectified images, as depth_image_proc), else K."""
-        p = np.asarray(info.p, dtype=float)
-        matrix = p if p.size == 12 and p[0] > 0 and p[5] > 0 else np.asarray(info.k, dtype=float)
-        return Intrinsics.from_matrix(matrix, info.width, info.height)
 
     def _pick_source(self, stamp: float):
         """The source message closest to `stamp` within source_tolerance, or (None, why)."""
@@ -412,18 +414,26 @@ class ScaleFusionNode(Node):
         expected = self.params['source_frame']
         if expected and frame_id != expected and self._tf_buffer is None:
             raise SampleError(f"point cloud frame_id '{frame_id}' is not source_frame '{expected}' that the "
-                              'extrinsic parameters describe (set source_frame, or use_tf)')
+                              'extrinsic parameters describe (set source_frame, or publish the transform '
+                              'and use tf2)')
 
     def _transform(self, msg, camera_frame: str) -> np.ndarray:
+        """T_cam_source: tf2 at the cloud's stamp (waiting up to tf_timeout), else the parameters."""
         if self._tf_buffer is None:
             self._check_frame(msg.header.frame_id)
             return self.T_cam_source
-        try:  # pragma: no cover - tf2 is not installable in CI
-            t = self._tf_buffer.lookup_transform(camera_frame, msg.header.frame_id,
-                                                 rclpy.time.Time.from_msg(msg.header.stamp))
-        except Exception as exc:  # pragma: no cover - tf2 lookup/extrapolation errors
-            raise SampleError(f"no transform '{msg.header.frame_id}' → '{camera_frame}': {exc}") from None
-        tr, rot = t.transform.translation, t.transform.rotation  # pragma: no cover
+        source_frame = msg.header.frame_id
+        try:
+            t = self._tf_buffer.lookup_transform(
+                camera_frame, source_frame, rclpy.time.Time.from_msg(msg.header.stamp),
+                timeout=rclpy.duration.Duration(seconds=self.params['tf_timeout']))
+        except self._tf2.TransformException as exc:  # Lookup-, Connectivity-, ExtrapolationException
+            stamp = f'{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}'
+            raise TransformUnavailable(
+                f"no tf2 transform '{source_frame}' → '{camera_frame}' at the cloud's stamp {stamp} "
+                f'({type(exc).__name__}: {exc}); is the transform published (robot_state_publisher, '
+                'static_transform_publisher)? Or set use_tf: false and the extrinsic.* parameters') from None
+        tr, rot = t.transform.translation, t.transform.rotation
         return transform_from_translation_quaternion([tr.x, tr.y, tr.z], [rot.x, rot.y, rot.z, rot.w])
 
     def _fit(self, samples, size) -> ScaleFit | FitFailure:
@@ -451,21 +461,16 @@ class ScaleFusionNode(Node):
         depth = relative_to_metric(relative, a, b)
         if want_depth:
             self.pub_depth.publish(depth_to_image_msg(depth, header))
-            info = CameraInfo()
-            for field in info.get_fields_and_field_types():
-                setattr(info, field, getattr(info_msg, field))
-            info.header = header
-            self.pub_info.publish(info)
+            self.pub_info.publish(copy_camera_info(info_msg, header))
         if want_points:
-            if self._rays_key != intr:
-                self._rays_key, self._rays = intr, pixel_rays(intr)
-            self.pub_points.publish(points_to_cloud_msg(depth_to_points(depth, intr, self._rays), header))
+            self.pub_points.publish(points_to_cloud_msg(depth_to_points(depth, intr), header))
 
     # ------------------------------------------------------------------ diagnostics
 
     def _collect_diagnostics(self):
         scale, problem = self.last_scale, self.last_problem
         values = {'source': self.source, 'source_topic': self.source_topic, 'extrinsic': self.extrinsic_origin,
+                  'input_topics': ' + '.join(self.input_topics),
                   'pairing': self.pairing, 'frames': self.frames, 'fresh_fits': self.fresh_fits,
                   'frames_without_source': self.frames_without_source,
                   'scale source': self.last_scale.source if self.last_scale else '',

@@ -25,8 +25,8 @@ from ppd_ros import synthetic
 from .cloud import points_to_cloud_msg
 from .runner import run_node
 from .image_codec import depth_to_image_msg, rgb_to_image_msg
-from .params import NodeParameters, ParamSpec
-from .qos import QOS_CHOICES, qos_profile
+from .params import NodeParameters, ParamSpec, qos_specs
+from .qos import configured_qos
 
 SYNTHETIC_CAMERA_PARAMETERS = (
     ParamSpec('rate', 10.0, 'Frames per second', low=0.1, high=1000.0),
@@ -40,8 +40,7 @@ SYNTHETIC_CAMERA_PARAMETERS = (
     ParamSpec('lidar_lines', 16, 'LiDAR scan lines; 0 disables lidar/points', low=0, high=256),
     ParamSpec('frame_id', 'camera_optical_frame', 'frame_id of the camera topics'),
     ParamSpec('lidar_frame_id', 'lidar_link', 'frame_id of lidar/points'),
-    ParamSpec('qos.publisher', 'reliable', 'QoS of all publishers', choices=QOS_CHOICES),
-    ParamSpec('qos.publisher_depth', 2, 'History depth of the publishers', low=1, high=1000),
+    *qos_specs(subscriptions=False),
 )
 
 
@@ -66,7 +65,7 @@ class SyntheticCameraNode(Node):
                                                kind=p['kind'], motion=p['motion'])
         self.frames = list(frames)
         self.T_cam_lidar = None
-        qos = qos_profile(p['qos.publisher'], p['qos.publisher_depth'])
+        qos = configured_qos(p, 'publisher')
         self._image_pub = self.create_publisher(Image, 'image_raw', qos)
         self._info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)
         self._gt_pub = self.create_publisher(Image, 'ground_truth/depth', qos)

@@ -58,6 +58,12 @@ class LatestFrameWorker:
         return not dropped_any
 
     @property
+    def running(self) -> bool:
+        """False once stop() was called: a frame failing after that failed because of shutdown."""
+        with self._cond:
+            return self._running
+
+    @property
     def pending(self) -> int:
         with self._cond:
             return len(self._queue)
