@@ -35,6 +35,7 @@ setup(
             'ros-rosidl-core-generators==0.3.1',
             'ros-ament-cmake-ros-core==0.14.5',
             'catkin_pkg==1.1.1',
+            'ros-ament-cmake-pytest==2.7.3',  # colcon test (scripts/colcon_check.sh)
         ],
         'test': ['pytest', 'pytest-timeout', 'pyyaml'],
     },

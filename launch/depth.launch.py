@@ -1,86 +1,86 @@
 """Pixel-Perfect Depth on a camera: depth_node, optionally scale_fusion_node, rviz2, or a demo.
 
-  ros2 launch ppd_ros depth.launch.py image_topic:=/camera/color/image_raw \
-      camera_info_topic:=/camera/color/camera_info
+  ros2 launch ppd_ros depth.launch.py image_topic:=/camera/color/image_raw
   ros2 launch ppd_ros depth.launch.py demo:=true use_metric_fusion:=true rviz:=true
 
-Arguments: namespace, image_topic, camera_info_topic, config_file (parameters of both nodes,
-config/ppd.yaml by default), use_metric_fusion (adds scale_fusion_node; its metric source topic
-is metric_source_topic, in demo mode the synthetic LiDAR with its known extrinsic), rviz (starts
-rviz2 with config/ppd.rviz), demo (synthetic_camera_node instead of a real camera).
-FASTDDS_DEFAULT_PROFILES_FILE is set to config/fastdds_shm.xml (large images over shared
-memory) unless it is already set.
+Arguments: namespace, image_topic, camera_info_topic (default: camera_info beside image_topic,
+as image_transport derives it), config_file (parameters of both nodes, config/ppd.yaml by
+default), use_metric_fusion (adds scale_fusion_node; its metric source topic
+is metric_source_topic, in demo mode the synthetic LiDAR with the extrinsic of
+config/demo_lidar.yaml), rviz (starts rviz2 with config/ppd.rviz; a warning and no rviz2 where
+it is not installed), demo (synthetic_camera_node instead of a real camera), use_sim_time and
+log_level (passed to every node). FASTDDS_DEFAULT_PROFILES_FILE is set to config/fastdds_shm.xml
+(large images over shared memory) unless it is already set.
+
+Nothing of the package's own Python code is imported here: launching stays cheap and works
+without torch or numpy on the machine that runs `ros2 launch`.
 """
 import os
-from pathlib import Path
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import LaunchConfiguration
+from launch.logging import get_logger
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'ppd_ros'
+TRUE = ('true', '1', 'yes', 'on')
 
 
-def _config_dir() -> Path:
-    """share/ppd_ros/config when installed with colcon, else the source tree's config/."""
+def config(name: str) -> PathJoinSubstitution:
+    """share/ppd_ros/config/NAME of the installed package."""
+    return PathJoinSubstitution([FindPackageShare(PACKAGE), 'config', name])
+
+
+def rviz2_installed() -> bool:
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
     try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory(PACKAGE)) / 'config'
-    except Exception:  # not installed (pip/venv use): next to this file
-        return Path(__file__).resolve().parents[1] / 'config'
-
-
-CONFIG = _config_dir()
-
-
-def _true(value: str) -> bool:
-    return value.strip().lower() in ('true', '1', 'yes', 'on')
-
-
-def _synthetic_lidar_extrinsic() -> dict:
-    """scale_fusion_node extrinsic parameters for the demo LiDAR (T_cam_lidar of the simulator)."""
-    from ppd_ros.geometry.projection import matrix_to_quaternion
-    from ppd_ros.synthetic.sensors import default_T_cam_lidar
-    transform = default_T_cam_lidar()
-    return {'source': 'pointcloud', 'use_tf': False,  # the simulator publishes no TF tree
-            'extrinsic.translation': [float(v) for v in transform[:3, 3]],
-            'extrinsic.rotation': [float(v) for v in matrix_to_quaternion(transform[:3, :3])]}
+        get_package_prefix('rviz2')
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def _nodes(context):
     def arg(name):
         return LaunchConfiguration(name).perform(context)
 
-    namespace, config_file = arg('namespace'), arg('config_file')
-    demo, fusion = _true(arg('demo')), _true(arg('use_metric_fusion'))
-    image_topic = 'image_raw' if demo else arg('image_topic')
-    camera_info_topic = 'camera_info' if demo else arg('camera_info_topic')
+    def node(package, executable, name, parameters=(), **kwargs):
+        """Every node gets the namespace, use_sim_time and log_level."""
+        return Node(package=package, executable=executable, name=name, namespace=arg('namespace'),
+                    output='screen', ros_arguments=['--log-level', arg('log_level')],
+                    parameters=[*parameters, {'use_sim_time': arg('use_sim_time').strip().lower() in TRUE}],
+                    **kwargs)
+
+    config_file = LaunchConfiguration('config_file')
+    demo, fusion = arg('demo').strip().lower() in TRUE, arg('use_metric_fusion').strip().lower() in TRUE
+    # depth_node derives camera_info and <image>/compressed from its image topic (image_transport's
+    # rule); camera_info is remapped only when given.
+    remappings = [('image', 'image_raw' if demo else arg('image_topic'))]
+    if not demo and arg('camera_info_topic'):
+        remappings.append(('camera_info', arg('camera_info_topic')))
     actions = []
     if demo:
-        actions.append(Node(
-            package=PACKAGE, executable='synthetic_camera_node', name='synthetic_camera',
-            namespace=namespace, output='screen',
-            parameters=[{'lidar_lines': 16 if fusion else 0}]))
-    actions.append(Node(
-        package=PACKAGE, executable='depth_node', name='depth_node', namespace=namespace,
-        output='screen', parameters=[config_file],
-        remappings=[('image', image_topic), ('image/compressed', image_topic + '/compressed'),
-                    ('camera_info', camera_info_topic)]))
+        actions.append(node(PACKAGE, 'synthetic_camera_node', 'synthetic_camera',
+                            parameters=[{'lidar_lines': 16 if fusion else 0}]))
+    actions.append(node(PACKAGE, 'depth_node', 'depth_node', parameters=[config_file], remappings=remappings))
     if fusion:
         parameters, remappings = [config_file], []
         source_topic = 'lidar/points' if demo else arg('metric_source_topic')
         if demo:
-            parameters.append(_synthetic_lidar_extrinsic())
+            parameters.append(config('demo_lidar.yaml'))
         if source_topic:
             remappings.append(('metric_source/points', source_topic))
-        actions.append(Node(
-            package=PACKAGE, executable='scale_fusion_node', name='scale_fusion_node',
-            namespace=namespace, output='screen', parameters=parameters, remappings=remappings))
-    if _true(arg('rviz')):
-        actions.append(Node(
-            package='rviz2', executable='rviz2', name='rviz2', namespace=namespace,
-            arguments=['-d', str(CONFIG / 'ppd.rviz')]))
+        actions.append(node(PACKAGE, 'scale_fusion_node', 'scale_fusion_node', parameters=parameters,
+                            remappings=remappings))
+    if arg('rviz').strip().lower() in TRUE:
+        if rviz2_installed():
+            actions.append(node('rviz2', 'rviz2', 'rviz2', arguments=['-d', config('ppd.rviz')]))
+        else:
+            get_logger('launch.user').warning(
+                'rviz:=true, but rviz2 is not installed (apt install ros-$ROS_DISTRO-rviz2): '
+                'starting the other nodes without it')
     return actions
 
 
@@ -90,10 +90,10 @@ def generate_launch_description():
         DeclareLaunchArgument('image_topic', default_value='image_raw',
                               description='Camera image (sensor_msgs/Image) for depth_node; with '
                                           'image_transport compressed its <image_topic>/compressed is read'),
-        DeclareLaunchArgument('camera_info_topic', default_value='camera_info',
-                              description='CameraInfo of that image; the default follows image_topic '
-                                          '(camera_info beside it, as image_transport does)'),
-        DeclareLaunchArgument('config_file', default_value=str(CONFIG / 'ppd.yaml'),
+        DeclareLaunchArgument('camera_info_topic', default_value='',
+                              description='CameraInfo of that image; empty (default): camera_info beside '
+                                          'image_topic, as image_transport derives it'),
+        DeclareLaunchArgument('config_file', default_value=config('ppd.yaml'),
                               description='Parameter file of depth_node and scale_fusion_node'),
         DeclareLaunchArgument('use_metric_fusion', default_value='false',
                               description='Add scale_fusion_node (metric depth from a metric sensor)'),
@@ -101,12 +101,16 @@ def generate_launch_description():
                               description='Topic remapped to scale_fusion_node metric_source/points '
                                           '(empty: no remapping; set source in config_file)'),
         DeclareLaunchArgument('rviz', default_value='false',
-                              description='Start rviz2 with config/ppd.rviz'),
+                              description='Start rviz2 with config/ppd.rviz (a warning where rviz2 is '
+                                          'not installed)'),
         DeclareLaunchArgument('demo', default_value='false',
                               description='Start synthetic_camera_node instead of a real camera'),
+        DeclareLaunchArgument('use_sim_time', default_value='false',
+                              description='Every node uses /clock (bag replay, simulation)'),
+        DeclareLaunchArgument('log_level', default_value='info',
+                              description='Log level of every node: debug, info, warn, error or fatal'),
     ])
     if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
-        description.add_action(SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                                                      str(CONFIG / 'fastdds_shm.xml')))
+        description.add_action(SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', config('fastdds_shm.xml')))
     description.add_action(OpaqueFunction(function=_nodes))
     return description

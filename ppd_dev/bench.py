@@ -29,10 +29,9 @@ import cv2
 import numpy as np
 import torch
 
-from ppd_ros.model.config import DiTConfig, EncoderConfig
-from ppd_ros.model.estimator import PPDEstimator, resolve_device, resolve_precision
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments
-from ppd_ros.model.factory import build_estimator as build_from_checkpoints
+from ppd_ros.model.config import SIZES, DiTConfig, EncoderConfig
+from ppd_ros.model.estimator import PPDEstimator
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
 from ppd_ros.model.preprocess import model_size, resize_for_model
 from ppd_ros.model.sampler import sample, sampling_timesteps
 
@@ -40,24 +39,6 @@ PROG = 'ppd-bench'
 EXIT_OK, EXIT_USAGE = 0, 2
 DEFAULT_AREA = (1024, 768)
 _AUTOCAST = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-# ----------------------------------------------------------------------------------- model sizes
-
-def preset_configs(name: str) -> tuple[DiTConfig, EncoderConfig]:
-    """(DiT, encoder) sizes. 'large' is the released ppd.pth + Depth-Anything-v2 ViT-L;
-    'small'/'base' pair a DiT of the ViT-S/B width with that encoder (not released models, for
-    speed exploration only); 'tiny' is the test-size model of PPDEstimator.from_config."""
-    if name == 'large':
-        return DiTConfig(), EncoderConfig.preset('vitl')
-    if name == 'base':
-        return DiTConfig(hidden_size=768, depth=12, num_heads=12, semantic_dim=768), EncoderConfig.preset('vitb')
-    if name == 'small':
-        return DiTConfig(hidden_size=384, depth=12, num_heads=6, semantic_dim=384), EncoderConfig.preset('vits')
-    if name == 'tiny':
-        encoder = EncoderConfig.tiny()
-        return DiTConfig.tiny(semantic_dim=encoder.embed_dim), encoder
-    raise ValueError(f'unknown model size {name!r}; choose tiny, small, base or large')
 
 
 # ----------------------------------------------------------------------------------- FLOPs
@@ -407,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0],
                                 epilog='Exit status: 0 done, 2 usage error / checkpoint not found / '
                                        'released code not importable.')
-    p.add_argument('--size', choices=('tiny', 'small', 'base', 'large'), default='large',
+    p.add_argument('--size', choices=SIZES, default='large',
                    help='model size with random weights (default large = released ppd.pth + ViT-L '
                         'architecture; small/base are scaled-down variants, tiny the test model)')
     add_model_arguments(p)
@@ -457,15 +438,6 @@ def resolve_resolution(parser, args) -> tuple[tuple[int, int], tuple[int, int], 
     return area, frame, size
 
 
-def build_estimator(args, area) -> PPDEstimator:
-    """--dit/--encoder through the shared factory (EstimatorBuildError), else random weights of --size."""
-    common = dict(device=args.device, precision=args.precision, steps=args.steps, seed=args.seed,
-                  target_area=area)
-    if args.dit is not None:
-        return build_from_checkpoints(dit=args.dit, encoder=args.encoder, **common)
-    return PPDEstimator.from_config(*preset_configs(args.size), **common)
-
-
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -477,8 +449,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        resolve_precision(args.precision, resolve_device(args.device))
-        estimator = build_estimator(args, area)
+        estimator = build_estimator(f'random-{args.size}', args.dit, args.encoder, args.device, args.precision,
+                                    args.steps, args.seed, area)
     except EstimatorBuildError as err:
         print(err.line(PROG), file=sys.stderr)
         return EXIT_USAGE

@@ -27,52 +27,25 @@ import time
 import numpy as np
 
 from ppd_ros.geometry.backproject import depth_to_points, pixel_rays
-from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
+from ppd_ros.model.preprocess import model_size, resize_for_model
 from ppd_ros.nodes.cloud import PointCloud2, PointField, points_to_cloud_msg
 from ppd_ros.nodes.image_codec import (
     bgr_to_image_msg, compressed_to_rgb, depth_to_image_msg, image_to_rgb, retain_freed_memory,
     rgb_to_compressed_msg, rgb_to_image_msg)
+from ppd_ros.synthetic import render_frame
 
 EDGE_THRESHOLD = 0.02  # the depth node's output.upsample_edge_threshold default (relative units)
 
 
-def model_resolution(height: int, width: int, target_area) -> tuple[int, int]:
-    try:
-        from ppd_ros.model.preprocess import model_size
-        return model_size(height, width, target_area)
-    except ImportError:  # same rule: keep aspect, scale to the area, multiples of 16
-        scale = (target_area[0] * target_area[1] / (height * width)) ** 0.5
-        return (max(16, int(round(height * scale / 16)) * 16), max(16, int(round(width * scale / 16)) * 16))
-
-
-def resize_for_model(rgb: np.ndarray, target_area):
-    try:
-        from ppd_ros.model.preprocess import resize_for_model as resize
-        return resize(rgb, target_area).image
-    except ImportError:
-        import cv2
-        h, w = model_resolution(rgb.shape[0], rgb.shape[1], target_area)
-        return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-
-
 def synthetic_input(width: int, height: int, seed: int):
-    """RGB, metric depth (NaN invalid) and intrinsics of a synthetic scene, or a simple fallback."""
-    try:
-        from ppd_ros.synthetic import render_frame
-        frame = render_frame(seed, width, height, 'indoor')
-        depth = np.where(frame.valid, frame.depth, np.nan).astype(np.float32)
-        return frame.rgb, depth, frame.intrinsics
-    except ImportError:
-        rng = np.random.default_rng(seed)
-        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        depth = 2.0 + 3.0 * yy / height
-        depth[height // 4: height // 2, width // 3: width // 2] = 1.0
-        return rgb, depth, Intrinsics.from_fov(60.0, width, height)
+    """RGB, metric depth (NaN invalid) and intrinsics of a synthetic indoor scene."""
+    frame = render_frame(seed, width, height, 'indoor')
+    depth = np.where(frame.valid, frame.depth, np.nan).astype(np.float32)
+    return frame.rgb, depth, frame.intrinsics
 
 
 def to_relative(depth: np.ndarray, near: float, far: float) -> np.ndarray:
@@ -157,7 +130,7 @@ def bench_config(rgb, depth, intr, target_area, mode: str, repeats: int, near=0.
     bgr_msg = rgb_to_image_msg(rgb, header, 'bgr8')
     rgb_msg = rgb_to_image_msg(rgb, header, 'rgb8')
     jpeg_msg = rgb_to_compressed_msg(rgb, header, 'jpeg')
-    h, w = model_resolution(height, width, target_area)
+    h, w = model_size(height, width, target_area)
     import cv2
     model_out = to_relative(cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST_EXACT), near, far)
     out_intr = intr if mode == 'camera' else intr.resized_to(w, h)
@@ -170,7 +143,7 @@ def bench_config(rgb, depth, intr, target_area, mode: str, repeats: int, near=0.
         frame = timer.run('decode', image_to_rgb, bgr_msg)
         timer.run('decode_rgb8', image_to_rgb, rgb_msg)
         timer.run('decode_jpeg', compressed_to_rgb, jpeg_msg)
-        small = timer.run('resize', resize_for_model, frame, target_area)
+        small = timer.run('resize', resize_for_model, frame, target_area).image
         relative = model_out  # the model would run here
         timer.run('align', aligner.update, relative * np.float32(1.0 + 0.01 * (i % 5)))
         if mode == 'camera':
@@ -251,7 +224,6 @@ def resample_quality(num_frames: int, width: int, height: int, near=0.5, far=10.
     """
     import cv2
     from ppd_ros.eval.metrics import abs_rel, edge_region, flying_pixel_rate
-    from ppd_ros.synthetic import render_frame
     a, b = near_far_scale(near, far)
     results = {label: {'up': [], 'down': []} for label, _, _ in QUALITY_METHODS}
     for i in range(num_frames):
@@ -259,9 +231,9 @@ def resample_quality(num_frames: int, width: int, height: int, near=0.5, far=10.
         truth = render_frame(i, width, height, kind)
         gt = np.where(truth.valid, truth.depth, np.nan).astype(np.float32)
         sources = {}
-        h, w = model_resolution(height, width, (512, 384))
+        h, w = model_size(height, width, (512, 384))
         sources['up'] = cv2.resize(gt, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
-        h, w = model_resolution(height, width, (1024, 768))
+        h, w = model_size(height, width, (1024, 768))
         big = render_frame(i, w, h, kind)
         sources['down'] = np.where(big.valid, big.depth, np.nan).astype(np.float32)
         band = edge_region(gt, truth.valid)
@@ -326,7 +298,7 @@ def main(argv=None) -> None:
     configs = {}
     for area in args.target_areas.split(','):
         target = tuple(int(v) for v in area.lower().split('x'))
-        h, w = model_resolution(args.height, args.width, target)
+        h, w = model_size(args.height, args.width, target)
         for mode in ('camera', 'inference'):
             configs[f'{w}x{h} {mode}'] = bench_config(rgb, depth, intr, target, mode, args.repeats)
     print_table(configs)

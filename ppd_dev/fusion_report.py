@@ -28,10 +28,12 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
 
+from ppd_ros.eval import metrics
 from ppd_ros.geometry.depth_scale import metric_to_relative, near_far_scale, relative_to_metric
 from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
 from ppd_ros.geometry.scale_fit import (RANGE_MODES, FitConfig, fit_scale, fit_single_range, fit_with_prior,
@@ -66,17 +68,9 @@ def model_like_relative(gt: np.ndarray, valid: np.ndarray, seed: int, lowfreq: f
     return r.astype(np.float32), a0, b0
 
 
-def abs_rel(pred, gt, mask) -> float:
-    p, g = pred[mask], gt[mask]
-    ok = np.isfinite(p)
-    return float(np.mean(np.abs(np.where(ok, p, 0.0) - g) / g))  # a NaN prediction counts as 100 % off
-
-
-def delta1(pred, gt, mask) -> float:
-    p, g = pred[mask], gt[mask]
-    with np.errstate(divide='ignore', invalid='ignore'):
-        ratio = np.maximum(p / g, g / p)
-    return float(np.mean(np.isfinite(ratio) & (ratio < 1.25)))
+# A failed fit (NaN prediction) is scored as entirely wrong instead of raising.
+abs_rel = partial(metrics.abs_rel, invalid='miss')
+delta1 = partial(metrics.delta1, invalid='miss')
 
 
 @dataclass

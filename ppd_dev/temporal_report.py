@@ -169,16 +169,12 @@ def _print_table(title: str, results: list[ModeResult]) -> None:
 
 
 def _model_estimator(kind: str, steps: int, target_area, device: str):
-    """demo weights or random-tiny (the shared factory; a clear one-line exit when that fails); or
-    random-released: the released ViT-L + DiT-L sizes with random weights (accuracy meaningless,
-    but its timing is what the real model costs)."""
-    if kind == 'random-released':
-        from ppd_ros.model.config import DiTConfig, EncoderConfig
-        from ppd_ros.model.estimator import PPDEstimator
-        return PPDEstimator.from_config(DiTConfig(), EncoderConfig(), steps=steps, device=device,
-                                        **({'target_area': tuple(target_area)} if target_area else {}))
+    """demo weights, random-tiny, or random-released: the released ViT-L + DiT-L sizes with random
+    weights (accuracy meaningless, but its timing is what the real model costs); through the shared
+    factory, with a clear one-line exit when that fails."""
+    model = 'random-large' if kind == 'random-released' else kind
     try:
-        return build_estimator(kind, steps=steps, device=device, target_area=target_area)
+        return build_estimator(model, steps=steps, device=device, target_area=target_area)
     except EstimatorBuildError as err:
         raise SystemExit(f'temporal_report: error: {err}') from err
 

@@ -13,8 +13,13 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(REPO / 'config' / 'fastdds_shm.xml'))
 os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '1')
 
+# The source tree comes first, except under `colcon test` (CMakeLists.txt sets PPD_ROS_TEST_INSTALLED):
+# there the installed ppd_ros is tested, and the source tree only provides ppd_dev and test helpers.
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+    if os.environ.get('PPD_ROS_TEST_INSTALLED'):
+        sys.path.append(str(REPO))
+    else:
+        sys.path.insert(0, str(REPO))
 
 import pytest  # noqa: E402
 

@@ -9,7 +9,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from ppd_ros.model.config import DiTConfig, EncoderConfig
+from ppd_ros.model.config import DiTConfig, EncoderConfig, model_configs
 from ppd_ros.model.dit import SPDiT
 from ppd_ros.model.sampler import sampling_timesteps
 from ppd_ros.model.vit import SemanticEncoder
@@ -28,7 +28,7 @@ def test_tiny_run_prints_every_stage_flops_and_rate(capsys):
         assert match, f'stage {stage!r} missing in:\n{out}'
         assert float(match.group(2)) >= float(match.group(1)) >= 0  # p90 ≥ median
     assert 'model 96x64, steps 3' in out
-    flops = bench.pipeline_flops(*bench.preset_configs('tiny'), 64, 96, 3)
+    flops = bench.pipeline_flops(*model_configs('tiny'), 64, 96, 3)
     assert f'total {flops.total / 1e9:.4f} GFLOP' in out
     number = r'([0-9.]+(?:e[-+][0-9]+)?)'
     rates = re.search(rf'TFLOP/s: encoder {number}, DiT step {number}, end to end {number}$', out, re.M)
@@ -60,7 +60,7 @@ def test_encoder_flops_match_a_hand_count():
 def test_flop_formulas_match_torch_flop_counter(height, width):
     """Independent check: count the matmuls the real modules execute (math attention, so the
     attention products show up as counted bmm ops)."""
-    dit_cfg, enc_cfg = bench.preset_configs('tiny')
+    dit_cfg, enc_cfg = model_configs('tiny')
     dit, encoder = SPDiT(dit_cfg).eval(), SemanticEncoder(enc_cfg).eval()
     x = torch.randn(1, 4, height, width)
     semantics = torch.randn(1, (height // 16) * (width // 16), dit_cfg.semantic_dim)
@@ -74,7 +74,7 @@ def test_flop_formulas_match_torch_flop_counter(height, width):
 
 
 def test_large_preset_is_the_released_architecture():
-    dit_cfg, enc_cfg = bench.preset_configs('large')
+    dit_cfg, enc_cfg = model_configs('large')
     assert (dit_cfg.hidden_size, dit_cfg.depth, dit_cfg.num_heads, dit_cfg.patch_size, dit_cfg.semantic_dim) == \
         (1024, 24, 16, 8, 1024)
     assert (enc_cfg.embed_dim, enc_cfg.depth, enc_cfg.num_heads, enc_cfg.patch_size) == (1024, 24, 16, 14)

@@ -30,6 +30,13 @@ def test_from_projection_matrix_and_fov():
         Intrinsics.from_matrix(np.zeros(9), 640, 480)
 
 
+def test_from_focal_fills_square_pixels_and_the_image_centre():
+    assert Intrinsics.from_focal(500, 640, 480) == Intrinsics(500.0, 500.0, 319.5, 239.5, 640, 480)
+    assert Intrinsics.from_focal(500, 640, 480, fy=510, cx=300, cy=200) == Intrinsics(500, 510, 300, 200, 640, 480)
+    fov = Intrinsics.from_fov(90, 640, 480)
+    assert (fov.fx, fov.fy, fov.cx, fov.cy) == pytest.approx((320.0, 320.0, 319.5, 239.5))
+
+
 def test_backprojection_of_a_plane_and_invalid_pixels():
     intr = Intrinsics(100.0, 100.0, 15.5, 11.5, 32, 24)
     depth = np.full((24, 32), 2.0, np.float32)

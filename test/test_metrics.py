@@ -52,6 +52,17 @@ def test_abs_rel_and_delta1_values():
     assert delta1(pred, gt, mask) == 1.0
 
 
+def test_missing_predictions_raise_or_count_as_misses():
+    gt = np.array([[1.0, 2.0, 4.0, 8.0]])
+    pred = np.array([[1.0, np.nan, -4.0, 8.0]])  # exact, missing, negative, exact
+    with pytest.raises(ValueError, match='non-finite'):
+        abs_rel(pred, gt)
+    assert abs_rel(pred, gt, invalid='miss') == pytest.approx((0 + 1 + 2 + 0) / 4)
+    assert delta1(pred, gt, invalid='miss') == 0.5  # the negative one is not "within 1.25"
+    with pytest.raises(ValueError, match='invalid'):
+        delta1(pred, gt, invalid='skip')
+
+
 def test_alignment_is_affine_invariant(frame):
     gt, valid = frame.depth, frame.valid
     rel = np.log1p(np.where(valid, gt, 1.0).astype(np.float64))

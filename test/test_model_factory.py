@@ -14,6 +14,16 @@ def test_random_tiny_takes_the_options():
     assert default.steps == 4 and default.seed is None  # None keeps the model's defaults
 
 
+def test_random_models_of_every_size_share_one_table():
+    from ppd_ros.model.config import SIZES, model_configs
+    from ppd_ros.model.factory import MODELS
+    assert MODELS == ('demo',) + tuple(f'random-{size}' for size in SIZES)
+    small = build_estimator('random-small', device='cpu')
+    assert (small.dit.config, small.encoder.config) == model_configs('small')
+    with pytest.raises(EstimatorBuildError, match='random-large'):
+        build_estimator('random-huge', device='cpu')
+
+
 def test_missing_checkpoint_names_the_file_before_loading_anything(tmp_path):
     dit = tmp_path / 'ppd.pth'
     dit.write_bytes(b'not read: the encoder is checked first')

@@ -179,6 +179,7 @@ def run_rectify(context, frames, remaps=(), topics=('depth/relative', 'depth/cam
         for i in range(frames):
             driver.send(i, raw, info())
             assert wait_for(lambda: collector.has_frame(i)), f'frame {i}'
+        node.diagnostic_values = node._diagnostics_status()[2]
     return node, collector, truth, raw
 
 
@@ -189,6 +190,8 @@ def test_distorted_raw_images_are_rectified_and_the_geometry_is_ps(ros_context):
     assert error < 3.0 and error < 0.2 * np.abs(raw.astype(np.float32) - truth)[8:-8, 8:-8].mean()
     assert node._rectification.rectifier.maps_built == 1  # three frames, one calibration
     assert node._rectification.state.startswith('rectified (plumb_bob')
+    assert node.diagnostic_values['rectification'] == node._rectification.state
+    assert node.diagnostic_values['input topics'] == '/cam/image_raw + /cam/camera_info'
 
     info = collector.by_stamp('depth/camera_info', 2)  # the rectified image's CameraInfo, at 80x60
     small = P_INTR.resized_to(80, 60)

@@ -10,11 +10,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ppd_ros.model.config import EncoderConfig
+from ppd_ros.model.estimator import WEIGHTS_DIR
 from ppd_ros.model.preprocess import model_size, resize_for_model
 from ppd_dev.training.stage1 import DepthRegressor
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / 'weights'
-DEMO_HEAD_FILE = WEIGHTS_DIR / 'baseline_head.safetensors'
+DEMO_HEAD_FILE = WEIGHTS_DIR / 'baseline_head.safetensors'  # beside the demo model it shares its encoder with
 
 
 class BaselineEstimator:

@@ -12,6 +12,7 @@ import torch
 
 from ppd_ros.model.checkpoint import load_model_file, save_model_file
 from ppd_ros.model.dit import SPDiT
+from ppd_ros.model.estimator import WEIGHTS_DIR  # where PPDEstimator.demo() looks: the export writes there
 from ppd_dev.training.baseline import BaselineEstimator, save_head
 from ppd_dev.training.checkpoint import load_checkpoint
 from ppd_dev.training.data import TRAIN_SEED_BASE
@@ -20,7 +21,6 @@ from ppd_dev.training.recipe import DemoRecipe
 from ppd_dev.training.stage1 import DepthRegressor
 from ppd_dev.training.stage2 import FlowMatchingObjective
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / 'weights'
 MODEL_FILE = 'demo_ppd.safetensors'  # PPDEstimator.demo() loads weights/demo_*.safetensors
 HEAD_FILE = 'baseline_head.safetensors'
 CARD_FILE = 'demo_ppd.json'

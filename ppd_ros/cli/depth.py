@@ -110,12 +110,9 @@ class CameraOptions:
     def for_image(self, width: int, height: int) -> Intrinsics | None:
         if self.hfov is not None:
             return Intrinsics.from_fov(self.hfov, width, height)
-        if self.fx is None and self.hfov is None:
+        if self.fx is None:
             return None  # --metric without a camera: the model's intrinsics are used
-        fy = self.fy if self.fy is not None else self.fx
-        cx = self.cx if self.cx is not None else (width - 1) / 2.0
-        cy = self.cy if self.cy is not None else (height - 1) / 2.0
-        return Intrinsics(self.fx, fy, cx, cy, width, height)
+        return Intrinsics.from_focal(self.fx, width, height, self.fy, self.cx, self.cy)
 
 
 @dataclass(frozen=True)

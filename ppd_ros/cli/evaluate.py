@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator as build_model
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
 
 PROG = 'ppd-eval'
 EXIT_USAGE = 2
@@ -102,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------ estimators
 
-def build_estimator(args):
-    """The estimator the flags ask for; raises SetupError with a one-line reason."""
+def choose_estimator(args):
+    """A ground-truth baseline, or the model through the shared factory, as the flags ask;
+    raises SetupError with a one-line reason."""
     chosen = [name for name, on in (('--model', args.model), ('--dit', args.dit), ('--baseline', args.baseline)) if on]
     if len(chosen) != 1:
         raise SetupError('choose exactly one estimator: --model demo, --dit PATH [--encoder PATH] or --baseline '
@@ -120,8 +121,8 @@ def build_estimator(args):
         except ValueError as err:
             raise SetupError(str(err)) from err
     try:
-        return build_model('demo', args.dit, args.encoder, args.device, args.precision, args.steps,
-                           args.noise_seed, args.area)
+        return build_estimator('demo', args.dit, args.encoder, args.device, args.precision, args.steps,
+                               args.noise_seed, args.area)
     except EstimatorBuildError as err:
         raise SetupError(str(err)) from err
 
@@ -177,10 +178,7 @@ def read_depth(path: Path) -> np.ndarray:
 def folder_intrinsics(args, folder: Path, width: int, height: int):
     from ppd_ros.geometry.camera import Intrinsics
     if args.fx is not None:
-        fy = args.fy if args.fy is not None else args.fx
-        cx = args.cx if args.cx is not None else (width - 1) / 2.0
-        cy = args.cy if args.cy is not None else (height - 1) / 2.0
-        return Intrinsics(args.fx, fy, cx, cy, width, height)
+        return Intrinsics.from_focal(args.fx, width, height, args.fy, args.cx, args.cy)
     file = folder / 'intrinsics.json'
     if file.is_file():
         try:
@@ -268,7 +266,7 @@ def main(argv=None, estimator=None) -> int:
         parser.error('--upsample only applies with --at camera')
     try:
         if estimator is None:
-            estimator = build_estimator(args)
+            estimator = choose_estimator(args)
         elif args.steps is not None:
             estimator.steps = args.steps
         if args.folder is not None:

@@ -4,7 +4,9 @@ Chamfer distance, a flying-pixel rate, and temporal flicker. Numpy + OpenCV only
 Conventions: depths are metres; a pixel takes part when `mask` is true (if given) and the ground
 truth there is finite and > 0. Predictions must be finite and > 0 on those pixels — a metric
 raises ValueError rather than quietly skipping or clamping bad predictions (`align_to_gt`
-output is always finite and positive).
+output is always finite and positive). Where a missing prediction is an expected outcome (a
+failed scale fit in the fusion report), `invalid='miss'` scores such a pixel as entirely wrong
+instead: AbsRel 1 for a non-finite value, never inside the δ1 threshold.
 """
 from __future__ import annotations
 
@@ -97,17 +99,41 @@ def align_sequence(preds, gts, masks=None, clip: bool = True):
     return out, a, b
 
 
-def abs_rel(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Mean |pred − gt| / gt over valid pixels."""
-    pred, gt, valid = _checked(pred, gt, mask)
-    return float(np.mean(np.abs(pred[valid] - gt[valid]) / gt[valid]))
+INVALID_PREDICTIONS = ('raise', 'miss')
 
 
-def delta1(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, threshold: float = 1.25) -> float:
-    """Fraction of valid pixels with max(pred/gt, gt/pred) < 1.25."""
-    pred, gt, valid = _checked(pred, gt, mask)
-    ratio = np.maximum(pred[valid] / gt[valid], gt[valid] / pred[valid])
-    return float(np.mean(ratio < threshold))
+def _scored(pred, gt, mask, invalid: str):
+    """(prediction, ground truth) on the valid pixels, checked as `invalid` says."""
+    if invalid not in INVALID_PREDICTIONS:
+        raise ValueError(f'invalid must be one of {INVALID_PREDICTIONS}, got {invalid!r}')
+    if invalid == 'raise':
+        pred, gt, valid = _checked(pred, gt, mask)
+    else:
+        pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+        if pred.shape != gt.shape:
+            raise ValueError(f'prediction is {pred.shape} but the ground truth is {gt.shape}; resize one of them first')
+        valid = valid_gt(gt, mask)
+        if not valid.any():
+            raise ValueError('no valid ground-truth pixels to evaluate')
+    return pred[valid], gt[valid]
+
+
+def abs_rel(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, invalid: str = 'raise') -> float:
+    """Mean |pred − gt| / gt over valid pixels (`invalid='miss'`: a non-finite prediction counts as 0)."""
+    p, g = _scored(pred, gt, mask, invalid)
+    p = np.where(np.isfinite(p), p, 0.0)
+    return float(np.mean(np.abs(p - g) / g))
+
+
+def delta1(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, threshold: float = 1.25,
+           invalid: str = 'raise') -> float:
+    """Fraction of valid pixels with max(pred/gt, gt/pred) < 1.25 (`invalid='miss'`: a non-finite
+    or non-positive prediction is outside)."""
+    p, g = _scored(pred, gt, mask, invalid)
+    good = np.isfinite(p) & (p > 0)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        ratio = np.maximum(p / g, g / p)
+    return float(np.mean(good & (ratio < threshold)))
 
 
 # --------------------------------------------------------------------------- edges & point clouds

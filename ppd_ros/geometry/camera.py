@@ -78,5 +78,12 @@ class Intrinsics:
         """Square pixels, principal point at the image centre."""
         if not 0.0 < horizontal_fov_deg < 180.0:
             raise ValueError(f'horizontal field of view must be in (0, 180) degrees, got {horizontal_fov_deg}')
-        f = 0.5 * width / np.tan(np.radians(horizontal_fov_deg) / 2.0)
-        return Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height))
+        return Intrinsics.from_focal(0.5 * width / np.tan(np.radians(horizontal_fov_deg) / 2.0), width, height)
+
+    @staticmethod
+    def from_focal(fx: float, width: int, height: int, fy: float | None = None, cx: float | None = None,
+                   cy: float | None = None) -> 'Intrinsics':
+        """What is not given follows the usual assumptions: square pixels (fy = fx) and the
+        principal point at the image centre ((width − 1) / 2, (height − 1) / 2)."""
+        return Intrinsics(float(fx), float(fx if fy is None else fy), (width - 1) / 2.0 if cx is None else float(cx),
+                          (height - 1) / 2.0 if cy is None else float(cy), int(width), int(height))

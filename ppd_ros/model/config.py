@@ -115,3 +115,22 @@ class EncoderConfig:
     @classmethod
     def tiny(cls) -> 'EncoderConfig':
         return cls(embed_dim=64, depth=2, num_heads=2)
+
+
+SIZES = ('tiny', 'small', 'base', 'large')
+
+
+def model_configs(size: str) -> tuple[DiTConfig, EncoderConfig]:
+    """(DiT, encoder) of a named size. 'large' is the released ppd.pth + Depth-Anything-v2 ViT-L;
+    'small'/'base' pair a DiT of the ViT-S/B width with that encoder (not released models, for
+    speed exploration only); 'tiny' is the test-size model of ``PPDEstimator.from_config``."""
+    if size == 'large':
+        return DiTConfig(), EncoderConfig.preset('vitl')
+    if size == 'base':
+        return DiTConfig(hidden_size=768, depth=12, num_heads=12, semantic_dim=768), EncoderConfig.preset('vitb')
+    if size == 'small':
+        return DiTConfig(hidden_size=384, depth=12, num_heads=6, semantic_dim=384), EncoderConfig.preset('vits')
+    if size == 'tiny':
+        encoder = EncoderConfig.tiny()
+        return DiTConfig.tiny(semantic_dim=encoder.embed_dim), encoder
+    raise ValueError(f'unknown model size {size!r}; choose one of {", ".join(SIZES)}')

@@ -1,7 +1,8 @@
 """One way to build a ``PPDEstimator`` from user options, shared by the command lines and nodes.
 
 ``build_estimator`` picks released checkpoints (``dit``/``encoder``), the bundled demo weights
-(``model='demo'``) or a tiny random model (``model='random-tiny'``), and turns every reason it
+(``model='demo'``) or a model with random weights of a size of ``config.SIZES``
+(``model='random-tiny'`` … ``'random-large'``, the released size), and turns every reason it
 cannot do so into one ``EstimatorBuildError`` whose text is a single line naming the file or
 option at fault. ``add_model_arguments`` adds the argparse options whose names all the command
 lines share. Importing this module does not import torch (the estimator is imported on use).
@@ -11,7 +12,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-MODELS = ('demo', 'random-tiny')
+from .config import SIZES, model_configs
+
+MODELS = ('demo',) + tuple(f'random-{size}' for size in SIZES)
 NO_DEMO_WEIGHTS = ('no bundled demo weights (demo_*.safetensors) found; give the released weights with '
                    '--dit ppd.pth --encoder depth_anything_v2_vitl.pth, or depth_node\'s '
                    'model.dit_path and model.encoder_path')
@@ -41,7 +44,7 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
     if dit is None and encoder is not None:
         raise EstimatorBuildError('an encoder checkpoint needs a DiT checkpoint (dit) as well')
     if dit is None and model not in MODELS:
-        raise EstimatorBuildError(f'unknown model {model!r}: choose demo or random-tiny, or give checkpoints')
+        raise EstimatorBuildError(f'unknown model {model!r}: choose {", ".join(MODELS)}, or give checkpoints')
     for role, path in (('DiT', dit), ('encoder', encoder)):
         if path is not None and not Path(path).is_file():  # checked before loading the other (large) file
             raise EstimatorBuildError(f'checkpoint not found ({role}: file not found)', path)
@@ -58,8 +61,8 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
         _check_device_and_precision(estimator, device, precision)  # before loading any weights
         if dit is not None:
             return estimator.PPDEstimator.from_checkpoints(dit, encoder, **options)
-        if model == 'random-tiny':
-            return estimator.PPDEstimator.from_config(**options)
+        if model.startswith('random-'):
+            return estimator.PPDEstimator.from_config(*model_configs(model[len('random-'):]), **options)
         return estimator.PPDEstimator.demo(**options)
     except FileNotFoundError as exc:
         if dit is None:  # demo() found no weights file

@@ -43,8 +43,7 @@ class Frame:
 
 def default_intrinsics(width: int = 640, height: int = 480) -> Intrinsics:
     """fx = fy = 525 at 640 px wide (Kinect-like, ~63° horizontal FOV), principal point centred."""
-    f = 525.0 * width / 640.0
-    return Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height))
+    return Intrinsics.from_focal(525.0 * width / 640.0, width, height)
 
 
 def camera_pose(position, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Render-speed benchmark of the synthetic world (prints numbers; no assertions).
 
-  OMP_NUM_THREADS=1 python -m ppd_ros.synthetic.benchmark [--frames 10] [--width 640 --height 480]
+  OMP_NUM_THREADS=1 python -m ppd_dev.bench_synthetic [--frames 10] [--width 640 --height 480]
 
 Reports per kind the median / mean wall time and process CPU time of `render_frame`, and the
 time of the simulated sensors on one frame. On a shared machine, CPU time is the steadier number.
@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import render_frame, simulate_lidar, simulate_rgbd
+from ppd_ros.synthetic import render_frame, simulate_lidar, simulate_rgbd
 
 
 def _timed(fn):
@@ -23,7 +23,7 @@ def _timed(fn):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='python -m ppd_ros.synthetic.benchmark', description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(prog='python -m ppd_dev.bench_synthetic', description=__doc__.split('\n')[0])
     p.add_argument('--frames', type=int, default=10, help='frames per kind (default 10)')
     p.add_argument('--width', type=int, default=640)
     p.add_argument('--height', type=int, default=480)
