@@ -37,14 +37,17 @@ setup(
             'catkin_pkg==1.1.1',
             'ros-ament-cmake-pytest==2.7.3',  # colcon test (scripts/colcon_check.sh)
         ],
-        'test': ['pytest', 'pytest-timeout', 'pyyaml'],
+        'bag': ['rosbags==0.11.9'],  # ppd-bag: read/write rosbag2 (mcap, sqlite3) without a ROS install
+        'test': ['pytest', 'pytest-timeout', 'pyyaml', 'rosbags==0.11.9'],
     },
     entry_points={
         'console_scripts': [
             'depth_node = ppd_ros.nodes.depth_node:main',
+            'depth_lifecycle_node = ppd_ros.nodes.depth_lifecycle_node:main',
             'scale_fusion_node = ppd_ros.nodes.scale_fusion_node:main',
             'synthetic_camera_node = ppd_ros.nodes.synthetic_camera_node:main',
             'ppd-demo = ppd_ros.nodes.demo:main',
+            'ppd-bag = ppd_ros.nodes.bag:main',
             'ppd-depth = ppd_ros.cli.depth:main',
             'ppd-bench = ppd_dev.bench:main',
             'ppd-eval = ppd_ros.cli.evaluate:main',

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -317,13 +316,11 @@ class OfficialRunner:
         self.times = StageTimes()
 
     def _resize(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """Their resize_keep_aspect targets 1024×768 pixels; other areas use the same rule's size
-        (model_size) with their interpolation choice."""
+        """Their resize_keep_aspect targets 1024×768 pixels; for other areas, our resize_for_model,
+        which is the same rule (the parity README's preprocessing facts) at any area."""
         if tuple(self.target_area) == DEFAULT_AREA:
             return self.transform.resize_keep_aspect(frame_bgr)
-        h, w = model_size(*frame_bgr.shape[:2], self.target_area)
-        shrink = h * w < frame_bgr.shape[0] * frame_bgr.shape[1]
-        return cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        return resize_for_model(frame_bgr, self.target_area).image
 
     def run(self, frame_rgb: np.ndarray) -> np.ndarray:
         clock = self.clock

@@ -337,7 +337,7 @@ def test_executable_exits_with_one_clear_line_on_a_bad_parameter():
     result = subprocess.run([sys.executable, '-m', 'ppd_ros.nodes.depth_node', '--ros-args',
                              '-p', 'temporal.mode:=sometimes'], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert "depth_node: error: parameter 'temporal.mode' must be one of off, align, warm_start" in result.stderr
+    assert "depth_node: error: parameter 'temporal.mode' must be one of off, align, warm_start, video" in result.stderr
 
 
 def test_diagnostics_report_rates_latency_and_model(ros_context):

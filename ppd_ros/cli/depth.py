@@ -20,8 +20,8 @@ from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.model_scale import ModelScale
 from ppd_ros.geometry.upsample import DEFAULT_METHOD, METHODS, upsample_depth
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
-from ppd_ros.cli import io
+from ppd_ros.model.factory import MODELS, EstimatorBuildError, add_model_arguments, build_estimator
+from ppd_ros.cli import depth_video, io
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 FORMATS = ('color', 'png16', 'npy')
@@ -70,9 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                         'unless --fx/--hfov are given (default formats with --metric: color npy png16, and '
                         'the PLY); pixels MoGe-2 marks invalid (sky) are NaN / 0')
     model = p.add_argument_group('model')
-    model.add_argument('--model', choices=('demo', 'random-tiny'), default='demo',
-                       help='demo: the bundled demo weights (default); random-tiny: a tiny randomly '
-                            'initialised model (plumbing tests only, output is meaningless)')
+    model.add_argument('--model', choices=MODELS, default='demo',
+                       help='demo: the bundled demo weights (default); random-tiny / random-ppvd: a tiny '
+                            'randomly initialised image / video model (plumbing tests only, output is '
+                            'meaningless). With --dit ppvd.pth --encoder pi3.safetensors (the video model, '
+                            'PPVD), every video and every folder of frames is one temporally consistent '
+                            'clip, with an mp4 preview <clip>_depth.mp4')
     add_model_arguments(model)
     model.add_argument('--steps', type=int, help='Euler sampling steps (default: the model\'s, 4)')
     model.add_argument('--seed', type=int, help='noise seed, for reproducible output')
@@ -358,10 +361,19 @@ def main(argv=None, estimator=None) -> int:
     bar = _progress_bar(items, args.quiet)
     reporter = Reporter(bar)
     try:
-        for item in items:
-            if bar is not None:
-                bar.set_postfix_str(item.path.name, refresh=False)
-            run_item(estimator, item, opts, reporter, bar)
+        if depth_video.is_video_model(estimator):
+            for item in items:
+                if item.kind == 'unsupported':
+                    reporter.error(str(item.path), item.problem)
+            for name, members in depth_video.clips(items):
+                if bar is not None:
+                    bar.set_postfix_str(name, refresh=False)
+                depth_video.run_clip(estimator, name, members, opts, reporter, bar, write_outputs, colorize)
+        else:
+            for item in items:
+                if bar is not None:
+                    bar.set_postfix_str(item.path.name, refresh=False)
+                run_item(estimator, item, opts, reporter, bar)
     finally:
         if bar is not None:
             bar.close()

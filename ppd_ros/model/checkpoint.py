@@ -393,6 +393,26 @@ def checkpoint_kind(tensors: Mapping[str, torch.Tensor]) -> str:
     return 'image'
 
 
+def peek_kind(path) -> str:
+    """``checkpoint_kind`` of a file from its key names only (safetensors header, or a memory-mapped
+    torch load), so choosing the model does not read a large file twice. Unreadable → 'image'
+    (the image loaders then give their full error)."""
+    path = Path(path)
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors import safe_open
+            with safe_open(str(path), framework='pt', device='cpu') as f:
+                keys = {k: None for k in f.keys()}
+        else:
+            obj = torch.load(str(path), map_location='cpu', weights_only=True, mmap=True)
+            keys = _flatten_state(obj, path)
+    except Exception:  # noqa: BLE001 — the real loader reports the problem
+        return 'image'
+    if keys and all(k.startswith('module.') for k in keys):
+        keys = {k[len('module.'):]: None for k in keys}
+    return checkpoint_kind(keys)
+
+
 def select_video_dit_state(tensors: Mapping[str, torch.Tensor], path) -> tuple[dict, list[str]]:
     """(video-DiT tensors without ``dit_video.``, keys that belong to nothing known)."""
     if any(k.startswith('dit_video.') for k in tensors):

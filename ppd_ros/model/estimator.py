@@ -16,6 +16,7 @@ runs only those (``sampler.warm_start_index``); strength 1 is a cold start.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import warnings
 from pathlib import Path
@@ -56,6 +57,14 @@ def resolve_device(device='auto') -> torch.device:
     if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
         raise ValueError(f'device {device!r} requested but MPS is not available')
     return dev
+
+
+def release_device_memory() -> None:
+    """Hand the memory of models no longer referenced back: collect Python's cycles, then empty
+    the CUDA allocator's cache (which otherwise keeps freed blocks for this process)."""
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .config import SIZES, model_configs
 
-MODELS = ('demo',) + tuple(f'random-{size}' for size in SIZES)
+#: random-ppvd: a tiny untrained video model (PPVD), for plumbing tests
+MODELS = ('demo',) + tuple(f'random-{size}' for size in SIZES) + ('random-ppvd',)
 NO_DEMO_WEIGHTS = ('no bundled demo weights (demo_*.safetensors) found; give the released weights with '
                    '--dit ppd.pth --encoder depth_anything_v2_vitl.pth, or depth_node\'s '
                    'model.dit_path and model.encoder_path')
@@ -59,11 +60,17 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
         options['target_area'] = tuple(target_area)
     try:
         _check_device_and_precision(estimator, device, precision)  # before loading any weights
+        if dit is not None and _is_video(dit, encoder):
+            return _video_estimator(dit, encoder, device, precision, steps, seed)
+        if dit is None and model == 'random-ppvd':
+            return _video_estimator(None, None, device, precision, steps, seed)
         if dit is not None:
             return estimator.PPDEstimator.from_checkpoints(dit, encoder, **options)
         if model.startswith('random-'):
             return estimator.PPDEstimator.from_config(*model_configs(model[len('random-'):]), **options)
         return estimator.PPDEstimator.demo(**options)
+    except EstimatorBuildError:
+        raise
     except FileNotFoundError as exc:
         if dit is None:  # demo() found no weights file
             raise EstimatorBuildError(NO_DEMO_WEIGHTS, estimator.WEIGHTS_DIR) from exc
@@ -72,14 +79,39 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
         raise _one_line_error(exc, dit, encoder) from exc
 
 
+def _is_video(dit, encoder) -> bool:
+    """The released video model (ppvd.pth, keys dit_video.*) is recognised from its keys."""
+    from .checkpoint import peek_kind
+    dit_kind = peek_kind(dit)
+    if dit_kind != 'video' and encoder is not None and peek_kind(encoder) == 'video':
+        raise EstimatorBuildError('the video model goes --dit ppvd.pth --encoder pi3.safetensors '
+                                  '(the two files seem swapped)', dit)
+    if dit_kind == 'video' and encoder is None:
+        raise EstimatorBuildError('the video model ppvd.pth needs its semantics encoder: '
+                                  '--encoder pi3.safetensors', dit)
+    return dit_kind == 'video'
+
+
+def _video_estimator(dit, encoder, device, precision, steps, seed):
+    from .video import VideoDepthEstimator
+    options = dict(device=device, precision=precision)
+    if steps is not None:
+        options['steps'] = steps
+    if seed is not None:
+        options['seed'] = seed
+    if dit is None:
+        return VideoDepthEstimator.from_config(**options)
+    return VideoDepthEstimator.from_checkpoints(dit, encoder, **options)
+
+
 def add_model_arguments(parser) -> None:
     """--dit, --encoder, --device, --precision (the model options every command line shares) on an
     argparse parser or argument group; pass them on to ``build_estimator``."""
     parser.add_argument('--dit', type=Path, metavar='PATH',
-                        help='released PPD DiT checkpoint (ppd.pth, or ppd_moge.pth with moge2.pt)')
+                        help='released DiT checkpoint: ppd.pth or ppd_moge.pth (image model), ppvd.pth (video model)')
     parser.add_argument('--encoder', type=Path, metavar='PATH',
-                        help='released semantics checkpoint (with --dit): depth_anything_v2_vitl.pth, or moge2.pt '
-                             '(PPD with MoGe-2 semantics; told apart by the file\'s content)')
+                        help='released semantics encoder (with --dit): depth_anything_v2_vitl.pth for ppd.pth, '
+                             'moge2.pt for ppd_moge.pth, pi3.safetensors for ppvd.pth (told apart by content)')
     parser.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:1, …')
     parser.add_argument('--precision', default='fp32', help='fp32 (default), fp16 or bf16')
 

@@ -17,9 +17,9 @@ frames per window (``new_frames`` < 13) the stream trades more compute per frame
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable
 
 import numpy as np
 import torch
@@ -141,9 +141,8 @@ class WindowRecord:
     """What one window did (for diagnostics and parity)."""
     index: int
     keys: list
-    scale: float | None = None
-    shift: float | None = None
-    extras: dict = field(default_factory=dict)
+    scale: torch.Tensor | None = None   # the alignment fit (None for the first window)
+    shift: torch.Tensor | None = None
 
 
 class VideoDepthStream:
@@ -194,6 +193,11 @@ class VideoDepthStream:
         if len(self._slots) == self.plan.length:
             return self._run_window()
         return []
+
+    def push_rgb(self, rgb: np.ndarray, key: Hashable = None) -> list[tuple[Any, np.ndarray]]:
+        """``push`` for an H×W×3 uint8 RGB array; depths come back as float32 numpy arrays."""
+        frame = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1).float() / 255.0
+        return [(k, d.cpu().numpy()) for k, d in self.push(frame, key)]
 
     def flush(self) -> list[tuple[Any, torch.Tensor]]:
         """Finish the stream: run the last, padded window if any new frame is waiting."""
@@ -254,6 +258,7 @@ class VideoDepthEstimator:
     ``torch.randn`` after ``torch.manual_seed(seed)`` on the CPU (the released recipe), so results
     are reproducible on any device; with ``seed=None`` it comes from the global RNG.
     """
+    is_video = True  # callers pick the clip-wise path on this
 
     def __init__(self, model: PPVD, device='auto', precision: str = 'fp32', steps: int = 4,
                  seed: int | None = 666, name: str = 'ppvd'):
@@ -339,12 +344,3 @@ class VideoDepthEstimator:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-
-def frames_from_sequence(frames: Sequence[np.ndarray]) -> np.ndarray:
-    """Stack H×W×3 uint8 frames of one size into (T, H, W, 3), with a clear error otherwise."""
-    if not frames:
-        raise ValueError('no frames')
-    sizes = {f.shape for f in frames}
-    if len(sizes) != 1:
-        raise ValueError(f'frames differ in size: {sorted(sizes)}')
-    return np.stack(frames)

@@ -52,6 +52,7 @@ from ppd_ros.geometry.scale_fit import FitStatus, TrackerConfig
 from ppd_ros.geometry.rectify import Rectifier, resize_valid
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
+from ppd_ros.model.estimator import release_device_memory
 from ppd_ros.model.factory import EstimatorBuildError, build_estimator
 
 from .cloud import points_to_cloud_msg
@@ -66,7 +67,8 @@ from .runner import run_node
 from .worker import LatestFrameWorker
 
 DEPTH_OUTPUTS = ('relative', 'image', 'points', 'colorized')
-TEMPORAL_MODES = ('off', 'align', 'warm_start')
+TEMPORAL_MODES = ('off', 'align', 'warm_start', 'video')
+VIDEO_NEW_FRAMES_DEFAULT = 5  # 30 Hz: ~170 ms of buffering per window; see README 'Streaming video depth'
 RESOLUTIONS = ('inference', 'camera')
 UPSAMPLE_METHODS = ('edge_aware', 'guided', 'nearest')  # never bilinear across depth edges
 COLORIZE_MODES = ('percentile', 'fixed')
@@ -100,11 +102,11 @@ DEPTH_NODE_PARAMETERS = (
     *pairing_specs('image', 'CameraInfo', slop=0.05),
     *qos_specs(),
     # model
-    ParamSpec('model.dit_path', '', 'Released PPD DiT checkpoint (ppd.pth or ppd_moge.pth); empty: '
+    ParamSpec('model.dit_path', '', 'Released DiT checkpoint: ppd.pth, ppd_moge.pth (with moge2.pt: metric '
+              'depth from the camera alone), or ppvd.pth (the video model, with temporal.mode video); empty: '
               'bundled demo model'),
-    ParamSpec('model.encoder_path', '', 'Released semantics checkpoint, Depth-Anything-v2 '
-              '(depth_anything_v2_vitl.pth) or MoGe-2 (moge2.pt: metric depth from the camera alone); '
-              'give it together with model.dit_path'),
+    ParamSpec('model.encoder_path', '', 'Released encoder checkpoint (Depth-Anything-v2 for ppd.pth, moge2.pt for '
+              'ppd_moge.pth, pi3.safetensors for ppvd.pth); give it together with model.dit_path'),
     ParamSpec('model.device', 'auto', 'auto, cpu, cuda, cuda:N, ...'),
     ParamSpec('model.precision', 'fp32', 'Inference precision', choices=('fp32', 'fp16', 'bf16')),
     ParamSpec('model.steps', 4, 'Euler sampling steps (fewer: faster, coarser)', dynamic=True,
@@ -153,8 +155,13 @@ DEPTH_NODE_PARAMETERS = (
               'mode fixed', dynamic=True, length=2, low=0.0, check=_positive_pair),
     # temporal
     ParamSpec('temporal.mode', 'off', 'Temporal smoothing: off; align (fit each frame to the '
-              'previous one); warm_start (start sampling from the previous depth, fewer steps)',
+              'previous one); warm_start (start sampling from the previous depth, fewer steps); video '
+              '(the video model PPVD, causal windows: needs model.dit_path ppvd.pth and '
+              'model.encoder_path pi3.safetensors; frames are published when their window is done)',
               dynamic=True, choices=TEMPORAL_MODES),
+    ParamSpec('temporal.video_new_frames', VIDEO_NEW_FRAMES_DEFAULT, 'video: new frames per window (1..13); '
+              'each window re-runs the 3 keyframes it inherits, so fewer new frames = lower latency, more '
+              'compute per frame (13 = the offline windows of 16)', dynamic=True, low=1, high=13),
     ParamSpec('temporal.warm_start_strength', 0.5, 'warm_start: fraction of the sampling steps run '
               'again from the noised previous depth (1 = all steps, a cold start)', dynamic=True,
               low=0.05, high=1.0),
@@ -197,6 +204,10 @@ def model_options(params) -> dict:
                 target_area=tuple(params['model.target_area']) if any(params['model.target_area']) else None)
 
 
+def is_video_estimator(estimator) -> bool:
+    return getattr(estimator, 'is_video', False) and callable(getattr(estimator, 'stream', None))
+
+
 def supports_warm_start(estimator) -> bool:
     try:
         parameters = inspect.signature(estimator.predict).parameters
@@ -206,6 +217,16 @@ def supports_warm_start(estimator) -> bool:
 
 
 # ---------------------------------------------------------------------------------- the node
+
+@dataclass
+class _Frame:
+    """One frame as it goes to the model (rectified if needed) and comes back to be published."""
+    header: object
+    rgb: np.ndarray
+    info: CameraInfo
+    valid: np.ndarray | None  # rectified pixels that see a raw pixel (None: not rectified)
+    scale: object = None      # TrackedScale from MoGe-2 for depth/image, or None: the assumed range
+
 
 @dataclass
 class _Pair:
@@ -269,6 +290,8 @@ class _TemporalState:
         self.aligner = TemporalAligner(smoothing=smoothing)
         self.last_stamp = -1
         self.reset_requested = False
+        self.stream = None            # temporal.mode video: the causal window stream
+        self.waiting: dict = {}       # its frames waiting for their window: stamp → _Frame
 
 
 class DepthNode(Node):
@@ -278,18 +301,34 @@ class DepthNode(Node):
         super().__init__(node_name, **node_kwargs)
         self.worker = None
         self.estimator = None
+        self.diagnostics = None
+        self._subscriptions_handle = None
+        self._outputs = {}
         try:
             self._start(estimator)
         except BaseException:
             self.destroy_node()  # a node that cannot start must not linger in the context
             raise
 
+    # The node's life in the phases of a managed node (depth_lifecycle_node runs them one by one
+    # on its transitions; this node runs them all at once): declare → configure (model, outputs)
+    # → activate (worker, inputs, diagnostics); deactivate and cleanup undo them.
+
     def _start(self, estimator) -> None:
+        self._declare()
+        self._configure(estimator)
+        self._activate()
+
+    def _declare(self) -> None:
         self.params = NodeParameters(self, DEPTH_NODE_PARAMETERS, self._check_parameters)
         for name in self.params.unknown_overrides():
             if name not in DEPRECATED_PARAMETERS:
                 self.get_logger().warning(f"unknown parameter '{name}' ignored (typo?)")
         self.image_transport = self._image_transport()
+        self.params.on_change(self._on_parameters_changed)
+
+    def _configure(self, estimator) -> None:
+        """Load the model (or take `estimator`) and create the outputs."""
         self.estimator = estimator if estimator is not None else build_estimator(**model_options(self.params))
         reason = self._check_parameters(dict(self.params))  # again, now that the estimator is known
         if reason:
@@ -299,7 +338,6 @@ class DepthNode(Node):
         self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
         self._temporal = _TemporalState(self.params['temporal.align_smoothing'])
         self._configure_metric()
-        self.params.on_change(self._on_parameters_changed)
 
         # statistics (read by /diagnostics and by tests)
         self.input_rate = RateMeter()
@@ -317,21 +355,25 @@ class DepthNode(Node):
 
         publisher_qos = configured_qos(self.params, 'publisher')
         self._outputs = {
-            'relative': self.create_publisher(Image, 'depth/relative', publisher_qos),
-            'image': self.create_publisher(Image, 'depth/image', publisher_qos),
-            'camera_info': self.create_publisher(CameraInfo, 'depth/camera_info', publisher_qos),
-            'points': self.create_publisher(PointCloud2, 'depth/points', publisher_qos),
-            'colorized': self.create_publisher(Image, 'depth/colorized', publisher_qos),
-            'scale': self.create_publisher(DepthScale, 'depth/scale', publisher_qos),
+            'relative': self._create_output(Image, 'depth/relative', publisher_qos),
+            'image': self._create_output(Image, 'depth/image', publisher_qos),
+            'camera_info': self._create_output(CameraInfo, 'depth/camera_info', publisher_qos),
+            'points': self._create_output(PointCloud2, 'depth/points', publisher_qos),
+            'colorized': self._create_output(Image, 'depth/colorized', publisher_qos),
+            'scale': self._create_output(DepthScale, 'depth/scale', publisher_qos),
         }
 
+    def _create_output(self, msg_type, topic: str, qos):
+        return self.create_publisher(msg_type, topic, qos)
+
+    def _activate(self) -> None:
+        """Start the inference worker, the input subscriptions and /diagnostics."""
         self.worker = LatestFrameWorker(self._process, self.params['worker.queue_size'],
                                         on_error=self._on_frame_error).start()
         image_topic, info_topic, base_topic = camera_topics(self, 'image', 'camera_info', self.image_transport)
         self.input_topics = (image_topic, info_topic)
         self._rectification = _Rectification(self, self.params['input.rectify'], looks_rectified(base_topic))
         image_type = CompressedImage if self.image_transport == 'compressed' else Image
-        self._subscriptions_handle = None  # the paired input (with its monitor), unless image only
         if self.params['camera.intrinsics'] == 'model':  # no calibration: the image alone
             self.input_topics = (image_topic,)
             self._image_subscription = self.create_subscription(
@@ -353,7 +395,6 @@ class DepthNode(Node):
             f"depth_node ready: model {self._describe.get('model', '?')} on {self._describe.get('device', '?')} "
             f"({self._describe.get('precision', '?')}, {self.estimator.steps} steps); input "
             f"{image_topic} ({self.image_transport}) + {info_topic} paired {self.pairing}; "
-            f"metric scale {'MoGe-2' if self._scale_from_model else 'assumed'}; "
             f"rectify {self.params['input.rectify']}")
 
     def _image_transport(self) -> str:
@@ -367,10 +408,41 @@ class DepthNode(Node):
             return self.params['image_transport']
         return 'compressed' if legacy else 'raw'
 
+    def _deactivate(self) -> None:
+        """Stop taking input (the frame in progress finishes) and stop /diagnostics."""
+        if self.worker is not None:
+            self.worker.stop()
+        if self._subscriptions_handle is not None:
+            self._subscriptions_handle.close(self)
+            self._subscriptions_handle = None
+        if getattr(self, '_image_subscription', None) is not None:
+            self.destroy_subscription(self._image_subscription)
+            self._image_subscription = None
+        if self.diagnostics is not None:
+            self.diagnostics.close()
+            self.diagnostics = None
+
+    def _cleanup(self) -> None:
+        """Destroy the outputs and drop the model, giving its (GPU) memory back."""
+        for publisher in self._outputs.values():
+            self.destroy_publisher(publisher)
+        self._outputs = {}
+        self.estimator = None
+        self._temporal = None
+        release_device_memory()
+
     # ------------------------------------------------------------------ parameters
 
     def _check_parameters(self, values: dict) -> str | None:
         reason = check_depth_node_parameters(values)
+        video_model = self.estimator is not None and is_video_estimator(self.estimator)
+        if reason is None and values['temporal.mode'] == 'video' and self.estimator is not None \
+                and not video_model:
+            reason = ("temporal.mode 'video' needs the video model: model.dit_path ppvd.pth and "
+                      'model.encoder_path pi3.safetensors')
+        if reason is None and video_model and values['temporal.mode'] != 'video':
+            reason = ("the video model (PPVD) runs only with temporal.mode 'video' (it predicts windows of "
+                      'frames, not single frames)')
         if reason is None and values['temporal.mode'] == 'warm_start' \
                 and self.estimator is not None and not supports_warm_start(self.estimator):
             reason = ("temporal.mode 'warm_start' needs an estimator whose predict accepts "
@@ -402,14 +474,15 @@ class DepthNode(Node):
             self._model_scale.tracker.config = config.tracker
 
 
+
     def _on_parameters_changed(self, changed: dict) -> None:
-        if 'model.steps' in changed:
+        if 'model.steps' in changed and self.estimator is not None:
             self.estimator.steps = changed['model.steps']
         if 'output.near' in changed or 'output.far' in changed:
             self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
-        if any(name.startswith('temporal.') for name in changed):
+        if any(name.startswith('temporal.') for name in changed) and getattr(self, '_temporal', None):
             self._temporal.reset_requested = True
-        if any(name.startswith('metric.') for name in changed):
+        if any(name.startswith('metric.') for name in changed) and self.estimator is not None:
             self._configure_metric()
         self.get_logger().info(f'parameters changed: {changed}')
 
@@ -451,21 +524,31 @@ class DepthNode(Node):
         if info is not None and (info.width, info.height) != (width, height):
             raise InputError(f'CameraInfo is {info.width}x{info.height} but the image is {width}x{height} '
                              '(binning and ROI are not supported)')
-        header = pair.image.header
         valid = None
         if info is not None:  # with MoGe-2's intrinsics (no CameraInfo) there is nothing to rectify with
             rgb, info, valid = self._rectification.apply(rgb, info)
+        frame = _Frame(pair.image.header, rgb, info, valid)
 
         started = time.perf_counter()
-        relative = self._estimate(rgb, stamp_ns(pair.image))
-        scale = self._metric_scale(rgb, relative, stamp_ns(pair.image) * 1e-9, wanted, info is None)
+        if self.params['temporal.mode'] == 'video':
+            done = self._estimate_video(frame)
+        else:
+            relative = self._estimate(rgb, stamp_ns(pair.image))
+            frame.scale = self._metric_scale(rgb, relative, stamp_ns(pair.image) * 1e-9, wanted, info is None)
+            if info is None:  # camera.intrinsics model: MoGe-2's intrinsics, published as depth/camera_info
+                intrinsics = self._model_scale.geometry.intrinsics
+                if intrinsics is None:
+                    raise InputError('MoGe-2 gave no usable intrinsics for this frame (focal length not positive)')
+                frame.info = camera_info_from_intrinsics(intrinsics.resized_to(width, height), frame.header)
+            done = [(frame, relative)]
         self.inference_time.add(time.perf_counter() - started)
-        if info is None:  # camera.intrinsics model: MoGe-2's intrinsics, published as depth/camera_info
-            intrinsics = self._model_scale.geometry.intrinsics
-            if intrinsics is None:
-                raise InputError('MoGe-2 gave no usable intrinsics for this frame (focal length not positive)')
-            info = camera_info_from_intrinsics(intrinsics.resized_to(width, height), header)
+        for finished, relative in done:
+            self._finish(wanted, finished, relative)
 
+    def _finish(self, wanted: set, frame: '_Frame', relative: np.ndarray) -> None:
+        """Resize (output.resolution camera), mask, describe and publish one frame's depth."""
+        header, rgb, valid = frame.header, frame.rgb, frame.valid
+        height, width = rgb.shape[:2]
         if self.params['output.resolution'] == 'camera' and relative.shape != (height, width):
             method = self.params['output.upsample']
             relative = upsample_depth(relative, width, height, method,
@@ -474,14 +557,36 @@ class DepthNode(Node):
         if valid is not None:  # rectified pixels that see no raw pixel have no depth
             relative = np.where(resize_valid(valid, *relative.shape), relative, np.float32(np.nan))
         out_height, out_width = relative.shape
-        info_out = scaled_camera_info(info, out_width, out_height, header)
-        self._publish(wanted, header, relative, rgb, info_out, scale)
+        info_out = scaled_camera_info(frame.info, out_width, out_height, header)
+        self._publish(wanted, header, relative, rgb, info_out, frame.scale)
 
         now = self.get_clock().now()
         self.latency.add((now - Time.from_msg(header.stamp, clock_type=now.clock_type)).nanoseconds * 1e-9)
         self.output_rate.tick()
         with self._stats_lock:
             self.published_frames += 1
+
+    def _estimate_video(self, frame: '_Frame') -> list:
+        """Push the frame into the causal window stream; returns (frame, relative) of every frame
+        whose window just ran (none while the window fills). Relative depth at the camera size."""
+        state = self._temporal
+        rgb = frame.rgb
+        stamp = frame.header.stamp.sec * 1_000_000_000 + frame.header.stamp.nanosec
+        if state.reset_requested or state.size != rgb.shape[:2] or stamp < state.last_stamp:
+            if state.waiting:
+                self.get_logger().warning(f'video stream restarted (size, time or parameter change): '
+                                          f'{len(state.waiting)} frame(s) waiting for their window dropped')
+            state.reset(rgb.shape[:2], self.params['temporal.align_smoothing'])
+        state.last_stamp = stamp
+        if state.stream is None:
+            state.stream = self.estimator.stream(new_frames=self.params['temporal.video_new_frames'])
+        state.waiting[stamp] = frame
+        try:
+            results = state.stream.push_rgb(rgb, stamp)
+        except ValueError:
+            state.waiting.pop(stamp, None)
+            raise
+        return [(state.waiting.pop(key), np.asarray(depth, dtype=np.float32)) for key, depth in results]
 
     def _estimate(self, rgb: np.ndarray, stamp: int) -> np.ndarray:
         """Relative depth at model resolution, with the temporal smoothing the parameters ask for."""
@@ -576,6 +681,15 @@ class DepthNode(Node):
 
     # ------------------------------------------------------------------ diagnostics
 
+    def _video_diagnostics(self) -> dict:
+        if self.params['temporal.mode'] != 'video':
+            return {}
+        new = self.params['temporal.video_new_frames']
+        stream = self._temporal.stream
+        return {'video window': f'{new + 3} frames: 3 keyframes + {new} new',
+                'video frames waiting for their window': stream.pending if stream is not None else 0,
+                'video windows run': stream.windows_run if stream is not None else 0}
+
     def _diagnostics_status(self):
         stats = self.worker.stats()
         with self._stats_lock:
@@ -617,6 +731,7 @@ class DepthNode(Node):
             'scale message': self.last_scale.message if self.last_scale else '',
             'metric passes': self._model_scale.passes if self._model_scale else 0,
             'input topics': ' + '.join(self.input_topics), 'rectification': self._rectification.state,
+            **self._video_diagnostics(),
             'last error': last_error,
             **(monitor.values() if monitor is not None else {}),
         }
@@ -624,7 +739,7 @@ class DepthNode(Node):
 
     def destroy_node(self):
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.stop()  # before the publishers and the context go
         return super().destroy_node()
 
 

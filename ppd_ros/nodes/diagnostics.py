@@ -91,6 +91,11 @@ class DiagnosticsPublisher:
         self._publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._timer = node.create_timer(period, self.publish, callback_group=callback_group)
 
+    def close(self) -> None:
+        """Stop publishing: destroy the timer and the publisher."""
+        self._node.destroy_timer(self._timer)
+        self._node.destroy_publisher(self._publisher)
+
     def publish(self) -> DiagnosticArray:
         try:
             level, message, values = self._collect()

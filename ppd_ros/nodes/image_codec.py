@@ -81,6 +81,19 @@ def message_bytes(data) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).reshape(-1)
 
 
+def message_rows(data, height: int, step: int, used: int, error: type, step_name: str,
+                 used_text: str) -> np.ndarray:
+    """(height, used) uint8 view of a message buffer of `height` rows of `step` bytes, of which
+    the first `used` carry values (Image step, PointCloud2 row_step). `error` names the field at
+    fault: step smaller than what a row needs (`used_text`), or data not step × height bytes."""
+    if step < used:
+        raise error(f'{step_name} {step} is smaller than {used_text} = {used}')
+    data = message_bytes(data)
+    if data.size != step * height:
+        raise error(f'data has {data.size} bytes but {step_name} {step} × height {height} = {step * height}')
+    return data.reshape(height, step)[:, :used]
+
+
 def _raw_pixels(msg: Image, layouts: dict, what: str) -> np.ndarray:
     """(H, W, C) view of the pixel values, honouring step (row padding) and is_bigendian."""
     encoding = msg.encoding
@@ -95,14 +108,8 @@ def _raw_pixels(msg: Image, layouts: dict, what: str) -> np.ndarray:
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f'image has zero size: width={width} height={height}')
     row_bytes = width * channels * depth_bytes
-    if step < row_bytes:
-        raise ImageDecodeError(f"step {step} is smaller than width {width} × {channels * depth_bytes} "
-                               f"bytes per pixel = {row_bytes} for '{encoding}'")
-    data = message_bytes(msg.data)
-    if data.size != step * height:
-        raise ImageDecodeError(f'data has {data.size} bytes but step {step} × height {height} = '
-                               f'{step * height}')
-    rows = data.reshape(height, step)[:, :row_bytes]
+    rows = message_rows(msg.data, height, step, row_bytes, ImageDecodeError, 'step',
+                        f"width {width} × {channels * depth_bytes} bytes per pixel of '{encoding}'")
     if depth_bytes == 1:
         return rows.reshape(height, width, channels)
     kind = 'f' if encoding.startswith('32F') else 'u'

@@ -193,8 +193,8 @@ class PairingMonitor:
         offset = self.offset()
         with self._lock:
             jump_back = self._jump_back_ns * 1e-9
-        if self.slop is None:
-            return 'no CameraInfo has been received yet'
+        if self.slop is None:  # latest CameraInfo: only images before the first one stay unpaired
+            return f"the first CameraInfo on '{self.secondary_topic}' arrived only now"
         latest_hint = 'set input.latest_camera_info: true to pair each image with the latest CameraInfo'
         if offset is not None and abs(offset) >= self.slop:
             return (f'image and CameraInfo stamps are {offset:+.3f} s apart, more than input.sync_slop '
@@ -224,6 +224,13 @@ class PairedInput:
     def __init__(self, mode: str, pairer, subscriptions: tuple, monitor: PairingMonitor, timer):
         self.mode, self.pairer, self.subscriptions = mode, pairer, subscriptions
         self.monitor, self.timer = monitor, timer
+
+    def close(self, node) -> None:
+        """Destroy the subscriptions and the monitor's timer (a managed node deactivating)."""
+        for subscription in self.subscriptions:
+            node.destroy_subscription(getattr(subscription, 'sub', subscription))  # message_filters: .sub
+        node.destroy_timer(self.timer)
+        self.subscriptions = ()
 
     def pending(self) -> list[int]:
         """Messages waiting in each input's pairing queue."""
