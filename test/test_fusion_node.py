@@ -104,10 +104,9 @@ class Harness:
             self.executor.spin_once(timeout_sec=0.05)
 
     def source(self, msg):
-        before = len(self.node._sources)
+        before = self.node.source_rate.total
         self.pub_source.publish(msg)
-        self.spin_until(lambda: len(self.node._sources) > before or len(self.node._sources) == self.node._sources.maxlen
-                        and self.node._sources[-1][1].header.stamp == msg.header.stamp)
+        self.spin_until(lambda: self.node.source_rate.total > before)
 
     def frame(self, t, rel=REL, info=None, expect_metric=True):
         """Publish one relative frame; → (DepthScale, depth image or None)."""
@@ -270,6 +269,53 @@ def test_source_closest_in_time_is_used(harness):
     harness.source(cloud_msg(2.0 + 0.02))                      # closest: good
     harness.source(cloud_msg(2.0 + 0.09, np.full((4, 3), np.nan)))
     assert harness.frame(2.0)[0].status == DepthScale.STATUS_OK
+
+
+def _big_cloud(t, points, point_step=48):
+    """A LiDAR-sized cloud (x y z + padding to point_step), built without DDS."""
+    from sensor_msgs.msg import PointField
+
+    from ppd_ros.nodes.image_codec import fill_data
+    fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate('xyz')]
+    msg = PointCloud2(header=header(t, 'lidar_link'), height=1, width=points, fields=fields, point_step=point_step,
+                      row_step=point_step * points, is_dense=True)
+    fill_data(msg, np.zeros(points * point_step, np.uint8))
+    return msg
+
+
+def test_source_memory_is_bounded_by_bytes_not_count(harness):
+    """Issue 13: 6.3 MB clouds of a 128-line LiDAR at 10 Hz grew the node by +690 MB in 12 s (100 kept)."""
+    node = harness.node
+    for i in range(40):
+        node._on_source(_big_cloud(10.0 + 0.1 * i, 131072))
+        assert node.held_source_bytes <= 64 * 2**20
+    assert len(node._sources) == 10  # the byte budget (64 MB): the last second, not 40 clouds (252 MB)
+    values = {v.key: v.value for v in harness.diagnostics().values}
+    assert values['source messages kept'] == '10' and values['source dropped (budget)'] == '30'
+
+
+@pytest.mark.parametrize('harness', [{'source_window': 0.5}], indirect=True)
+def test_source_window_and_pairing_release_what_can_no_longer_be_used(harness):
+    for i in range(20):
+        harness.source(cloud_msg(5.0 + 0.1 * i))
+    assert [round(s, 2) for s, _ in harness.node._sources][0] == 6.4  # 0.5 s back from the newest (6.9)
+    late, _ = harness.frame(5.5, expect_metric=False)  # its cloud (5.5) fell out of the window
+    assert 'the message it needed was no longer kept (source_window 0.5 s' in late.message
+    assert harness.frame(6.65)[0].status == DepthScale.STATUS_OK
+    # depth frames come in stamp order: what is older than 6.65 - source_tolerance is released
+    assert [round(s, 2) for s, _ in harness.node._sources] == [6.6, 6.7, 6.8, 6.9]
+
+
+@pytest.mark.parametrize('harness', [{'source_budget_mb': 1.0}], indirect=True)
+def test_a_cloud_larger_than_the_budget_is_refused_with_a_reason(harness):
+    harness.node._on_source(_big_cloud(4.0, 100_000, point_step=16))  # 1.5 MB > 1 MB
+    assert harness.node.held_source_bytes == 0
+    scale, _ = harness.frame(4.0, expect_metric=False)
+    assert 'not kept for pairing: 1.5 MB is more than the whole buffer budget of 1.0 MB' in scale.message
+    values = {v.key: v.value for v in harness.diagnostics().values}
+    assert values['source refused (larger than budget)'] == '1'
+    harness.source(cloud_msg(4.05))  # a normal cloud still works
+    assert harness.frame(4.05)[0].status == DepthScale.STATUS_OK
 
 
 def test_nothing_is_computed_without_subscribers(harness, monkeypatch):

@@ -30,6 +30,9 @@ _EXPORTS = {
     'SemanticEncoder': 'vit',
     'resize_for_model': 'preprocess',
     'model_size': 'preprocess',
+    'check_image_size': 'preprocess',
+    'ImageSizeError': 'preprocess',
+    'encoded_image_size': 'image_header',
     'Resized': 'preprocess',
 }
 

@@ -54,15 +54,16 @@ from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
 from ppd_ros.model.estimator import release_device_memory
 from ppd_ros.model.factory import EstimatorBuildError, build_estimator
+from ppd_ros.model.preprocess import DEFAULT_MAX_PIXELS
 
 from .cloud import points_to_cloud_msg
 from .camera_info import (CameraInfoError, calibration_of, camera_intrinsics, camera_topics,
                           looks_rectified, rectified_camera_info, scaled_camera_info)
-from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter, StatWindow
+from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LostMessages, RateMeter, StatWindow
 from .image_codec import MONO16_MODES, bgr_to_image_msg, depth_to_image_msg, rgb_from_any
 from .pairing import stamp_ns, subscribe_pair
 from .params import DIAGNOSTICS_SPECS, NodeParameters, ParameterError, ParamSpec, pairing_specs, qos_specs
-from .qos import configured_qos
+from .qos import all_publishers_reliable, configured_qos, qos_profile
 from .runner import run_node
 from .worker import LatestFrameWorker
 
@@ -100,7 +101,10 @@ DEPTH_NODE_PARAMETERS = (
     ParamSpec('input.mono16', 'shift', 'How mono16 images become 8 bit: shift (value >> 8) or '
               'percentile (per-frame 1–99 % stretch, for 10/12-bit sensors)', choices=MONO16_MODES),
     *pairing_specs('image', 'CameraInfo', slop=0.05),
-    *qos_specs(),
+    ParamSpec('input.max_pixels', DEFAULT_MAX_PIXELS, 'Largest frame (width x height) accepted, raw or '
+              'compressed; larger ones are refused with a message before they are decoded (PNG/JPEG '
+              'size from the header). Default 7680x4320 (8K UHD)', low=256, high=2**30),
+    *qos_specs(auto_subscription=True),
     # model
     ParamSpec('model.dit_path', '', 'Released DiT checkpoint: ppd.pth, ppd_moge.pth (with moge2.pt: metric '
               'depth from the camera alone), or ppvd.pth (the video model, with temporal.mode video); empty: '
@@ -303,6 +307,7 @@ class DepthNode(Node):
         self.estimator = None
         self.diagnostics = None
         self._subscriptions_handle = None
+        self._auto_qos_timer = None
         self._outputs = {}
         try:
             self._start(estimator)
@@ -352,6 +357,7 @@ class DepthNode(Node):
         self._stats_lock = threading.Lock()
         self._last_dropped = 0
         self._last_errors = 0
+        self.lost_messages = LostMessages()  # reported by the middleware: never reached a callback
 
         publisher_qos = configured_qos(self.params, 'publisher')
         self._outputs = {
@@ -373,21 +379,13 @@ class DepthNode(Node):
         image_topic, info_topic, base_topic = camera_topics(self, 'image', 'camera_info', self.image_transport)
         self.input_topics = (image_topic, info_topic)
         self._rectification = _Rectification(self, self.params['input.rectify'], looks_rectified(base_topic))
-        image_type = CompressedImage if self.image_transport == 'compressed' else Image
-        if self.params['camera.intrinsics'] == 'model':  # no calibration: the image alone
-            self.input_topics = (image_topic,)
-            self._image_subscription = self.create_subscription(
-                image_type, image_topic, lambda msg: self._on_pair(msg, None),
-                configured_qos(self.params, 'subscription'), callback_group=MutuallyExclusiveCallbackGroup())
-            self.pairing = 'image only (MoGe-2 intrinsics)'
-        else:
-            self._subscriptions_handle, self.pairing = subscribe_pair(
-                self, (image_type, image_topic), (CameraInfo, info_topic),
-                configured_qos(self.params, 'subscription'),
-                self._on_pair, queue_size=self.params['input.sync_queue_size'],
-                slop=self.params['input.sync_slop'],
-                latest_secondary=self.params['input.latest_camera_info'],
-                callback_group=MutuallyExclusiveCallbackGroup())
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self.input_reliability = {'reliable': 'reliable', 'auto': 'auto: best effort'}.get(
+            self.params['qos.subscription'], self.params['qos.subscription'])
+        self._subscribe_inputs(configured_qos(self.params, 'subscription'))
+        self._auto_qos_timer = None
+        if self.params['qos.subscription'] == 'auto':
+            self._auto_qos_timer = self.create_timer(1.0, self._auto_reliable, callback_group=self._input_group)
         self.diagnostics = DiagnosticsPublisher(
             self, self._diagnostics_status, hardware_id=str(self._describe.get('device', '')),
             period=self.params['diagnostics.period'], callback_group=MutuallyExclusiveCallbackGroup())
@@ -396,6 +394,49 @@ class DepthNode(Node):
             f"({self._describe.get('precision', '?')}, {self.estimator.steps} steps); input "
             f"{image_topic} ({self.image_transport}) + {info_topic} paired {self.pairing}; "
             f"rectify {self.params['input.rectify']}")
+
+    def _subscribe_inputs(self, qos) -> None:
+        image_type = CompressedImage if self.image_transport == 'compressed' else Image
+        if self.params['camera.intrinsics'] == 'model':  # no calibration: the image alone
+            self.input_topics = self.input_topics[:1]
+            self._image_subscription = self.create_subscription(
+                image_type, self.input_topics[0], lambda msg: self._on_pair(msg, None), qos,
+                callback_group=self._input_group)
+            self.pairing = 'image only (MoGe-2 intrinsics)'
+            return
+        self._subscriptions_handle, self.pairing = subscribe_pair(
+            self, (image_type, self.input_topics[0]), (CameraInfo, self.input_topics[1]), qos,
+            self._on_pair, queue_size=self.params['input.sync_queue_size'],
+            slop=self.params['input.sync_slop'],
+            latest_secondary=self.params['input.latest_camera_info'],
+            callback_group=self._input_group, lost_messages=self.lost_messages)
+
+    def _auto_reliable(self) -> None:
+        """qos.subscription auto: once the middleware reports lost input messages (frames too large
+        to arrive whole over best effort), subscribe again reliable — if every publisher offers it
+        (a reliable subscription cannot receive from a best-effort one)."""
+        lost = self.lost_messages.total()
+        if lost == 0 or self._subscriptions_handle is None:
+            return
+        ok, why = all_publishers_reliable(self, self.input_topics)
+        if not ok:
+            self.input_reliability = f'auto: best effort ({lost} lost; stays: {why})'
+            self.get_logger().warning(f'{lost} input message(s) lost in transport over best effort, and the '
+                                      f'subscription cannot become reliable: {why}. See the README, '
+                                      "'Large messages over Fast DDS'", throttle_duration_sec=30.0)
+            return
+        self._subscriptions_handle.close(self)
+        self._subscribe_inputs(qos_profile('reliable', self.params['qos.subscription_depth']))
+        self._stop_auto_qos()
+        self.input_reliability = f'auto: reliable (after {lost} lost over best effort)'
+        self.get_logger().info(f'{lost} input message(s) lost in transport over best effort (frames too '
+                               f'large for it): {" and ".join(self.input_topics)} are now subscribed '
+                               'reliable (every publisher offers it)')
+
+    def _stop_auto_qos(self) -> None:
+        if self._auto_qos_timer is not None:
+            self.destroy_timer(self._auto_qos_timer)
+            self._auto_qos_timer = None
 
     def _image_transport(self) -> str:
         """image_transport, or the deprecated input.compressed when only that one is given."""
@@ -412,6 +453,7 @@ class DepthNode(Node):
         """Stop taking input (the frame in progress finishes) and stop /diagnostics."""
         if self.worker is not None:
             self.worker.stop()
+        self._stop_auto_qos()
         if self._subscriptions_handle is not None:
             self._subscriptions_handle.close(self)
             self._subscriptions_handle = None
@@ -518,7 +560,8 @@ class DepthNode(Node):
             with self._stats_lock:
                 self.idle_frames += 1
             return
-        rgb = rgb_from_any(pair.image, mono16=self.params['input.mono16'])
+        rgb = rgb_from_any(pair.image, mono16=self.params['input.mono16'],
+                           max_pixels=self.params['input.max_pixels'])
         height, width = rgb.shape[:2]
         info = pair.info
         if info is not None and (info.width, info.height) != (width, height):
@@ -714,6 +757,14 @@ class DepthNode(Node):
         unpaired = monitor.problem if monitor is not None else None
         if unpaired and level == OK:  # images arrive, nothing pairs: say why, not "running"
             level, message = WARN, unpaired
+        new_lost = self.lost_messages.new_since_last_call()
+        if new_lost > 0:
+            lost = (f'{new_lost} message(s) lost in transport before reaching the node (frames too large '
+                    'for a best-effort subscription?)')
+            message = lost if level == OK else f'{message}; {lost}'
+            level = ERROR if level == ERROR else WARN
+            self.get_logger().warning(lost + ": set qos.subscription 'reliable', or see the README, "
+                                      "'Large messages over Fast DDS'", throttle_duration_sec=10.0)
         values = {
             'input rate (Hz)': input_rate, 'output rate (Hz)': output_rate,
             'latency stamp to publish mean (s)': latency['mean'], 'latency stamp to publish max (s)': latency['max'],
@@ -721,6 +772,8 @@ class DepthNode(Node):
             'frames received': self.input_rate.total, 'frames published': published,
             'frames dropped (model busy)': stats['dropped'], 'frames failed': errors,
             'frames skipped (no subscribers)': idle, 'queue': stats['pending'],
+            'messages lost in transport': self.lost_messages.total(),
+            'input reliability': self.input_reliability,
             'model': self._describe.get('model', type(self.estimator).__name__),
             'device': self._describe.get('device', ''), 'precision': self._describe.get('precision', ''),
             'steps': self.estimator.steps, 'model resolution': self._describe.get('resolution', ''),

@@ -254,13 +254,19 @@ UNPAIRED_WARNING_PERIOD_S = 10.0
 
 def subscribe_pair(node, primary: tuple, secondary: tuple, qos, callback: Callable, *,
                    queue_size: int, slop: float, latest_secondary: bool = False,
-                   callback_group=None) -> tuple[PairedInput, str]:
+                   callback_group=None, lost_messages=None) -> tuple[PairedInput, str]:
     """Subscribe (type, topic) pairs and call callback(primary_msg, secondary_msg) for each pair.
 
     Returns (handle to keep alive, how pairing is done: 'latest', 'message_filters' or 'builtin').
     Every path is watched by a PairingMonitor (handle.monitor): while primaries stay unpaired a
     throttled warning names the cause, and the node's /diagnostics reads `monitor.problem`.
+    lost_messages (diagnostics.LostMessages) counts what the middleware reports lost on them.
     """
+    def subscribe(create, msg_type, topic, *args, **kwargs):
+        if lost_messages is None:
+            return create(msg_type, topic, *args, **kwargs)
+        return lost_messages.subscribe(create, topic, msg_type, topic, *args, **kwargs)
+
     monitor = PairingMonitor(node.resolve_topic_name(primary[1]), node.resolve_topic_name(secondary[1]),
                              None if latest_secondary else slop)
 
@@ -284,13 +290,14 @@ def subscribe_pair(node, primary: tuple, secondary: tuple, qos, callback: Callab
         def on_secondary(msg):
             monitor.on_secondary(msg)
             pairer.add_secondary(msg)
-        subs = tuple(node.create_subscription(msg_type, topic, handler, qos, callback_group=callback_group)
+        subs = tuple(subscribe(node.create_subscription, msg_type, topic, handler, qos,
+                               callback_group=callback_group)
                      for (msg_type, topic), handler in ((primary, on_primary), (secondary, on_secondary)))
         return PairedInput('latest', pairer, subs, monitor, timer), 'latest'
     message_filters = _message_filters()
     if message_filters is not None:
-        subs = tuple(message_filters.Subscriber(node, msg_type, topic, qos_profile=qos,
-                                                callback_group=callback_group)
+        subs = tuple(subscribe(lambda *a, **k: message_filters.Subscriber(node, *a, **k), msg_type, topic,
+                               qos_profile=qos, callback_group=callback_group)
                      for msg_type, topic in (primary, secondary))
         # registered before the synchronizer: a message is counted before the pair it completes
         subs[0].registerCallback(monitor.on_primary)
@@ -306,6 +313,7 @@ def subscribe_pair(node, primary: tuple, secondary: tuple, qos, callback: Callab
             counters[index](msg)
             pairer.add(index, msg)
         return on_message
-    subs = tuple(node.create_subscription(msg_type, topic, handler(i), qos, callback_group=callback_group)
+    subs = tuple(subscribe(node.create_subscription, msg_type, topic, handler(i), qos,
+                           callback_group=callback_group)
                  for i, (msg_type, topic) in enumerate((primary, secondary)))
     return PairedInput('builtin', pairer, subs, monitor, timer), 'builtin'
