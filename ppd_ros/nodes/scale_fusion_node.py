@@ -18,6 +18,7 @@ assumed range (parameter `model_fallback`).
 from __future__ import annotations
 
 import sys
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
