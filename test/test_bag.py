@@ -172,7 +172,7 @@ def test_default_camera_info_topic(image, expected):
 
 def test_ppd_demo_record_then_ppd_bag_as_a_user_would(tmp_path, capsys):
     """ppd-demo --record writes camera + depth topics; ppd-bag picks the camera image (not the
-    recorded depth outputs) by itself and processes the bag again."""
+    recorded depth outputs) by itself and processes the bag again, with an image and the video model."""
     from ppd_ros.nodes import demo
     recorded = tmp_path / 'run1'
     assert demo.main(['--model', 'random-tiny', '--frames', '3', '--width', '64', '--height', '48', '--rate', '10',
@@ -186,3 +186,7 @@ def test_ppd_demo_record_then_ppd_bag_as_a_user_would(tmp_path, capsys):
     assert len(out['/depth/image']) == len(topics['/image_raw'])
     stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in topics['/image_raw']}
     assert {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in out['/depth/points']} == stamps
+    assert bag.main([str(recorded), str(tmp_path / 'run1_video'), '--model', 'random-ppvd', '--steps', '1',
+                     '-q']) == 0  # the video model: the recorded frames are one (padded) window
+    video = read_bag(tmp_path / 'run1_video')
+    assert {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in video['/depth/image']} == stamps
