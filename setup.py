@@ -15,6 +15,7 @@ setup(
         'opencv-python-headless',
         'torch>=2.1',  # install torch==2.13.0 (CPU) first on machines without a GPU
         'safetensors',
+        'scipy',  # MoGe-2's focal/shift solve (MINPACK Levenberg-Marquardt, as released)
         'tqdm',
     ],
     extras_require={

@@ -147,7 +147,7 @@ def assert_metric_close(depth_msg, rtol=0.02):
 def test_lidar_frame_gives_metric_depth_points_and_scale_with_the_input_header(harness):
     harness.source(cloud_msg(10.0))
     scale, depth = harness.frame(10.0)
-    assert scale.status == DepthScale.STATUS_OK and scale.source == 'pointcloud'
+    assert scale.status == DepthScale.STATUS_OK and scale.source == 'sensor' and scale.message.startswith('pointcloud')
     assert scale.a == pytest.approx(A, rel=1e-3) and scale.b == pytest.approx(B, abs=1e-3)
     assert scale.age == 0.0 and scale.num_points > 50 and scale.inlier_ratio > 0.95
     for msg in (scale, depth, harness.got['info'][-1], harness.got['points'][-1]):
@@ -223,6 +223,38 @@ def test_hold_then_expiry_then_recovery(harness):
     scale, depth = harness.frame(8.0)
     assert scale.status == DepthScale.STATUS_OK
     assert_metric_close(depth)
+
+
+def model_scale_msg(t, a=A, b=B):
+    return DepthScale(header=header(t), a=a, b=b, source='model', status=DepthScale.STATUS_OK,
+                      message='fitted on MoGe-2')
+
+
+def test_the_sensor_wins_and_a_stale_sensor_falls_back_to_the_model_scale(harness):
+    pub_model = harness.io.create_publisher(DepthScale, 'depth/scale', 10)
+    harness.spin_until(lambda: pub_model.get_subscription_count() > 0)
+
+    def model(t, a):
+        before = len(harness.node.model_scales)
+        pub_model.publish(model_scale_msg(t, a=a))
+        harness.spin_until(lambda: len(harness.node.model_scales) > before)
+
+    model(0.9, 2 * A)  # a model scale before any sensor data: used, with source model
+    scale, depth = harness.frame(1.0)
+    assert scale.source == 'model' and scale.a == pytest.approx(2 * A) and 'MoGe-2' in scale.message
+    assert harness.diagnostics().level == DiagnosticStatus.WARN and harness.node.model_fallbacks == 1
+    harness.source(cloud_msg(5.0))
+    model(5.0, 2 * A)
+    scale, depth = harness.frame(5.0)  # a live sensor wins over the model
+    assert scale.source == 'sensor' and scale.a == pytest.approx(A, rel=1e-3)
+    assert_metric_close(depth)
+    model(7.5, 2 * A)
+    scale, depth = harness.frame(7.5)  # the sensor is stale past max_hold_age: the model, not nothing
+    assert scale.source == 'model' and scale.a == pytest.approx(2 * A) and 'stale' in scale.message
+    harness.node.set_parameters([Parameter('model_fallback', value=False)])
+    model(9.9, 2 * A)
+    scale, _ = harness.frame(10.0, expect_metric=False)
+    assert scale.source == 'sensor' and scale.status == DepthScale.STATUS_EXPIRED
 
 
 def test_no_fit_before_any_source(harness):
@@ -341,7 +373,7 @@ def test_range_source_and_bad_readings(harness):
 
     harness.source(reading(1.0, float(GT[cy, cx])))
     scale, depth = harness.frame(1.0)
-    assert scale.status == DepthScale.STATUS_OK and scale.num_points == 1 and scale.source == 'range'
+    assert scale.status == DepthScale.STATUS_OK and scale.num_points == 1 and scale.source == 'sensor' and scale.message.startswith('range')
     assert scale.a == pytest.approx(A) and scale.b == pytest.approx(B, abs=1e-4)
     assert_metric_close(depth, rtol=1e-3)
     for k, (value, text) in enumerate([(-1.0, 'not positive'), (float('inf'), 'no valid measurement'),

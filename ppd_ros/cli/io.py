@@ -231,6 +231,16 @@ def write_png16(path, depth: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
+def write_png16_millimetres(path, depth_m: np.ndarray) -> None:
+    """Metric depth as a 16-bit PNG in millimetres (the RGB-D convention): 0 = invalid, clipped to
+    65535 mm; a tEXt chunk says so."""
+    depth = np.asarray(depth_m, dtype=np.float64)
+    mm = np.where(np.isfinite(depth) & (depth > 0), np.rint(depth * 1000.0), 0)
+    image = np.clip(mm, 0, PNG16_MAX).astype(np.uint16)
+    meta = json.dumps({'unit': 'mm', 'invalid': 0, 'quantity': 'metric depth (z), millimetres'})
+    _write_bytes(Path(path), _insert_text_chunk(_encode_png(image), PNG16_TEXT_KEY, meta))
+
+
 def read_png_text(path) -> dict[str, str]:
     """All tEXt chunks of a PNG as {keyword: text}."""
     data = Path(path).read_bytes()

@@ -13,6 +13,8 @@ _EXPORTS = {
     'EstimatorBuildError': 'factory',
     'add_model_arguments': 'factory',
     'CheckpointError': 'checkpoint',
+    'MoGe2': 'moge',
+    'MoGeSemanticEncoder': 'moge',
     'load_dit': 'checkpoint',
     'load_encoder': 'checkpoint',
     'load_model_file': 'checkpoint',

@@ -110,8 +110,8 @@ class PPDEstimator:
                              else f'onnx_path is for the onnxruntime/tensorrt backends, not {backend}')
         if backend != 'torch' and compile == 'on':
             raise ValueError('compile on is for the torch backend (an ONNX backend compiles itself)')
-        if encoder.config.embed_dim != dit.config.semantic_dim:
-            raise ValueError(f'encoder width {encoder.config.embed_dim} does not match the DiT '
+        if encoder.semantic_dim != dit.config.semantic_dim:
+            raise ValueError(f'encoder width {encoder.semantic_dim} does not match the DiT '
                              f'semantic width {dit.config.semantic_dim}')
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError(f'seed must be an int or None, got {seed!r}')
@@ -201,6 +201,11 @@ class PPDEstimator:
 
     # -------------------------------------------------------------------------- settings
     @property
+    def variant(self) -> str:
+        """'da2' (Depth-Anything-v2 semantics) or 'moge2' (MoGe-2 semantics, metric depth available)."""
+        return self.encoder.variant
+
+    @property
     def precision(self) -> str:
         return self._precision
 
@@ -250,7 +255,8 @@ class PPDEstimator:
         d, e = self.dit.config, self.encoder.config
         return {
             'model': (f'{self.name}: SP-DiT hidden {d.hidden_size} depth {d.depth} heads {d.num_heads} '
-                      f'patch {d.patch_size} + DINOv2 width {e.embed_dim} depth {e.depth}'),
+                      f'patch {d.patch_size} + {self.variant} semantics (DINOv2 width {e.embed_dim} '
+                      f'depth {e.depth})'),
             'device': str(self.device),
             'precision': self.precision,
             'steps': self.steps,
@@ -320,6 +326,29 @@ class PPDEstimator:
             depth = sample(self.dit, images, semantics, noise.to(self.device), self.steps,
                            init_depth=init_depth, start_index=start)
         return depth.float()
+
+    # ----------------------------------------------------------------------- metric pass
+    @property
+    def has_metric_model(self) -> bool:
+        """True for PPD with MoGe-2 semantics: MoGe-2 also gives metric depth and intrinsics."""
+        return getattr(self.encoder, 'moge', None) is not None
+
+    def metric_geometry(self, rgb: np.ndarray, resolution_level: int = 9):
+        """MoGe-2's metric view of an H×W×3 uint8 RGB frame at the model resolution (h, w) — the
+        same resized image the DiT sees: ``geometry.model_scale.ModelGeometry`` (metres, valid
+        mask, intrinsics in pixels of the h×w image). Only with MoGe-2 weights. ``resolution_level``
+        0..9 picks MoGe-2's token count in its ``num_tokens_range`` (9, the top, as released)."""
+        from ..geometry.model_scale import ModelGeometry
+        if not self.has_metric_model:
+            raise ValueError('metric depth from the camera alone needs MoGe-2 weights (moge2.pt as the '
+                             f'encoder); this model has {self.variant} semantics')
+        image = resize_for_model(rgb, self.target_area).image
+        tensor = torch.from_numpy(image).to(self.device).permute(2, 0, 1).float() / 255.0
+        with torch.inference_mode(), self._autocast():
+            geometry = self.encoder.moge.infer(tensor, resolution_level=resolution_level)
+        k = geometry.intrinsics[0].float().cpu().numpy()
+        return ModelGeometry.from_normalized(geometry.depth[0].float().cpu().numpy(), geometry.mask[0].cpu().numpy(),
+                                             float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
 
     def _noise(self, batch: int, height: int, width: int) -> torch.Tensor:
         if self.seed is None:

@@ -117,10 +117,10 @@ def add_model_arguments(parser, fast: bool = True) -> None:
     argparse parser or argument group, and with ``fast`` --compile, --backend, --onnx; pass them
     on to ``build_estimator`` (``fast_options(args)`` for the last three)."""
     parser.add_argument('--dit', type=Path, metavar='PATH',
-                        help='released DiT checkpoint: ppd.pth (image model) or ppvd.pth (video model)')
+                        help='released DiT checkpoint: ppd.pth or ppd_moge.pth (image model), ppvd.pth (video model)')
     parser.add_argument('--encoder', type=Path, metavar='PATH',
                         help='released semantics encoder (with --dit): depth_anything_v2_vitl.pth for ppd.pth, '
-                             'pi3.safetensors for ppvd.pth')
+                             'moge2.pt for ppd_moge.pth, pi3.safetensors for ppvd.pth (told apart by content)')
     parser.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:1, …')
     parser.add_argument('--precision', default='fp32', help='fp32 (default), fp16 or bf16')
     if not fast:

@@ -8,8 +8,12 @@ rectifies distorted raw images (input.rectify), runs the model and publishes, ea
 input header:
 
   depth/relative     32FC1 normalised log-depth (larger = farther), NaN invalid
-  depth/image        32FC1 metres from the assumed range output.near..output.far (REP 118: NaN
-                     invalid, never 0) until a metric source is fused (scale_fusion_node)
+  depth/image        32FC1 metres (REP 118: NaN invalid, never 0). With MoGe-2 weights
+                     (moge2.pt as the encoder) the scale comes from the camera alone: PPD's
+                     relative depth fitted to MoGe-2's metric depth over its valid mask
+                     (geometry.model_scale; pixels MoGe-2 marks invalid are NaN); otherwise
+                     from the assumed range output.near..output.far
+  depth/scale        ppd_ros/DepthScale: the (a, b) in use and its source (model | assumed)
   depth/camera_info  describes depth/relative and depth/image exactly (size, scaled K and P; after
                      rectification that of the rectified image: D = 0, K = P's, R = I)
   depth/points       organized PointCloud2 H×W (NaN invalid, is_dense false, optional rgb),
@@ -36,9 +40,15 @@ from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from ppd_ros.msg import DepthScale
+
 from ppd_ros.geometry.backproject import depth_to_points
+from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
+from ppd_ros.geometry.model_scale import (SOURCE_ASSUMED, SOURCE_MODEL, ModelScale, ModelScaleConfig,
+                                          resize_mask)
+from ppd_ros.geometry.scale_fit import FitStatus, TrackerConfig
 from ppd_ros.geometry.rectify import Rectifier, resize_valid
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
@@ -63,6 +73,8 @@ VIDEO_NEW_FRAMES_DEFAULT = 5  # 30 Hz: ~170 ms of buffering per window; see READ
 RESOLUTIONS = ('inference', 'camera')
 UPSAMPLE_METHODS = ('edge_aware', 'guided', 'nearest')  # never bilinear across depth edges
 COLORIZE_MODES = ('percentile', 'fixed')
+METRIC_SOURCES = ('auto', 'model', 'assumed')
+INTRINSICS_SOURCES = ('camera_info', 'model')
 IMAGE_TRANSPORTS = ('raw', 'compressed')
 RECTIFY_MODES = ('auto', 'on', 'off')
 
@@ -94,10 +106,11 @@ DEPTH_NODE_PARAMETERS = (
               'size from the header). Default 7680x4320 (8K UHD)', low=256, high=2**30),
     *qos_specs(auto_subscription=True),
     # model
-    ParamSpec('model.dit_path', '', 'Released DiT checkpoint: ppd.pth, or ppvd.pth (the video model, with '
-              'temporal.mode video); empty: bundled demo model'),
-    ParamSpec('model.encoder_path', '', 'Released encoder checkpoint (Depth-Anything-v2 for ppd.pth, '
-              'pi3.safetensors for ppvd.pth); give it together with model.dit_path'),
+    ParamSpec('model.dit_path', '', 'Released DiT checkpoint: ppd.pth, ppd_moge.pth (with moge2.pt: metric '
+              'depth from the camera alone), or ppvd.pth (the video model, with temporal.mode video); empty: '
+              'bundled demo model'),
+    ParamSpec('model.encoder_path', '', 'Released encoder checkpoint (Depth-Anything-v2 for ppd.pth, moge2.pt for '
+              'ppd_moge.pth, pi3.safetensors for ppvd.pth); give it together with model.dit_path'),
     ParamSpec('model.device', 'auto', 'auto, cpu, cuda, cuda:N, ...'),
     ParamSpec('model.precision', 'fp32', 'Inference precision', choices=('fp32', 'fp16', 'bf16')),
     ParamSpec('model.steps', 4, 'Euler sampling steps (fewer: faster, coarser)', dynamic=True,
@@ -128,6 +141,22 @@ DEPTH_NODE_PARAMETERS = (
               dynamic=True, low=1e-3),
     ParamSpec('output.far', 10.0, 'Assumed metres at relative depth 1', dynamic=True, low=1e-3),
     ParamSpec('output.points_rgb', True, 'Add the packed rgb field to depth/points', dynamic=True),
+    # metric scale
+    ParamSpec('metric.source', 'auto', 'Scale of depth/image and depth/points: auto (MoGe-2\'s metric '
+              'depth when the weights include it, else the assumed output.near/far), model (require '
+              'MoGe-2), assumed (always output.near/far)', choices=METRIC_SOURCES),
+    ParamSpec('metric.every_n_frames', 1, 'Run the MoGe-2 metric pass on every N-th frame; the smoothed '
+              'fit, validity mask and intrinsics are held in between', dynamic=True, low=1, high=1000),
+    ParamSpec('metric.resolution_level', 9, 'MoGe-2\'s token count, 0 (fewest, fastest) .. 9 (most, as '
+              'released); the metric pass costs about the same at any image size', dynamic=True, low=0, high=9),
+    ParamSpec('metric.smoothing', 0.5, 'Weight of the previous model-scale fit when a new one arrives '
+              '(0 = each pass as is)', dynamic=True, low=0.0, high=0.99),
+    ParamSpec('metric.max_hold_age', 5.0, 'Seconds a model-scale fit is held when passes fail; after that '
+              'the assumed range is used', dynamic=True, low=0.0, high=3600.0),
+    ParamSpec('camera.intrinsics', 'camera_info', 'Geometry source: camera_info (subscribe camera_info, '
+              'the calibration), or model (MoGe-2\'s intrinsics for cameras without calibration: no '
+              'camera_info subscription; depth/camera_info then carries the intrinsics used)',
+              choices=INTRINSICS_SOURCES),
     # colorized
     ParamSpec('colorize.mode', 'percentile', 'percentile: range from the frame\'s percentiles; '
               'fixed: colorize.range metres', dynamic=True, choices=COLORIZE_MODES),
@@ -168,6 +197,15 @@ def check_depth_node_parameters(values: dict) -> str | None:
     return None
 
 
+def camera_info_from_intrinsics(intrinsics: Intrinsics, header) -> CameraInfo:
+    """A CameraInfo (no distortion, identity R, P = [K | 0]) describing estimated intrinsics."""
+    k = intrinsics.K
+    p = np.hstack((k, np.zeros((3, 1))))
+    return CameraInfo(header=header, width=int(intrinsics.width), height=int(intrinsics.height),
+                      distortion_model='plumb_bob', d=[0.0] * 5, k=k.ravel().tolist(),
+                      r=np.eye(3).ravel().tolist(), p=p.ravel().tolist())
+
+
 class InputError(ValueError):
     """An input message cannot be used; the text says why (logged throttled, frame dropped)."""
 
@@ -206,6 +244,7 @@ class _Frame:
     rgb: np.ndarray
     info: CameraInfo
     valid: np.ndarray | None  # rectified pixels that see a raw pixel (None: not rectified)
+    scale: object = None      # TrackedScale from MoGe-2 for depth/image, or None: the assumed range
 
 
 @dataclass
@@ -319,6 +358,7 @@ class DepthNode(Node):
         self._describe = dict(self.estimator.describe())
         self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
         self._temporal = _TemporalState(self.params['temporal.align_smoothing'])
+        self._configure_metric()
 
         # statistics (read by /diagnostics and by tests)
         self.input_rate = RateMeter()
@@ -327,6 +367,7 @@ class DepthNode(Node):
         self.inference_time = StatWindow()
         self.idle_frames = 0          # frames skipped because no depth output had a subscriber
         self.published_frames = 0
+        self.last_scale: DepthScale | None = None  # what depth/image used last (source, a, b)
         self.errors = 0               # frames (or outputs) dropped because of bad input / failures
         self.last_error = ''
         self._stats_lock = threading.Lock()
@@ -341,6 +382,7 @@ class DepthNode(Node):
             'camera_info': self._create_output(CameraInfo, 'depth/camera_info', publisher_qos),
             'points': self._create_output(PointCloud2, 'depth/points', publisher_qos),
             'colorized': self._create_output(Image, 'depth/colorized', publisher_qos),
+            'scale': self._create_output(DepthScale, 'depth/scale', publisher_qos),
         }
 
     def _create_output(self, msg_type, topic: str, qos):
@@ -372,6 +414,13 @@ class DepthNode(Node):
 
     def _subscribe_inputs(self, qos) -> None:
         image_type = CompressedImage if self.image_transport == 'compressed' else Image
+        if self.params['camera.intrinsics'] == 'model':  # no calibration: the image alone
+            self.input_topics = self.input_topics[:1]
+            self._image_subscription = self.create_subscription(
+                image_type, self.input_topics[0], lambda msg: self._on_pair(msg, None), qos,
+                callback_group=self._input_group)
+            self.pairing = 'image only (MoGe-2 intrinsics)'
+            return
         self._subscriptions_handle, self.pairing = subscribe_pair(
             self, (image_type, self.input_topics[0]), (CameraInfo, self.input_topics[1]), qos,
             self._on_pair, queue_size=self.params['input.sync_queue_size'],
@@ -425,6 +474,9 @@ class DepthNode(Node):
         if self._subscriptions_handle is not None:
             self._subscriptions_handle.close(self)
             self._subscriptions_handle = None
+        if getattr(self, '_image_subscription', None) is not None:
+            self.destroy_subscription(self._image_subscription)
+            self._image_subscription = None
         if self.diagnostics is not None:
             self.diagnostics.close()
             self.diagnostics = None
@@ -454,7 +506,33 @@ class DepthNode(Node):
                 and self.estimator is not None and not supports_warm_start(self.estimator):
             reason = ("temporal.mode 'warm_start' needs an estimator whose predict accepts "
                       'init_depth and init_strength')
+        if reason is None and self.estimator is not None and not self._has_metric_model():
+            if values['metric.source'] == 'model':
+                reason = ("metric.source 'model' needs MoGe-2 weights (model.encoder_path moge2.pt, "
+                          'model.dit_path ppd_moge.pth)')
+            elif values['camera.intrinsics'] == 'model':
+                reason = "camera.intrinsics 'model' needs MoGe-2 weights (model.encoder_path moge2.pt)"
         return reason
+
+    def _has_metric_model(self) -> bool:
+        return bool(getattr(self.estimator, 'has_metric_model', False))
+
+    def _configure_metric(self) -> None:
+        """The model scale (MoGe-2 weights, metric.source auto/model) and/or model intrinsics."""
+        p = self.params
+        self._scale_from_model = self._has_metric_model() and p['metric.source'] != 'assumed'
+        config = ModelScaleConfig(every_n_frames=p['metric.every_n_frames'],
+                                  tracker=TrackerConfig(smoothing=p['metric.smoothing'],
+                                                        max_hold_age=p['metric.max_hold_age']))
+        if not (self._scale_from_model or p['camera.intrinsics'] == 'model'):
+            self._model_scale = None
+        elif getattr(self, '_model_scale', None) is None:
+            self._model_scale = ModelScale(config)
+        else:
+            self._model_scale.config = config
+            self._model_scale.tracker.config = config.tracker
+
+
 
     def _on_parameters_changed(self, changed: dict) -> None:
         if 'model.steps' in changed and self.estimator is not None:
@@ -463,6 +541,8 @@ class DepthNode(Node):
             self._scale = near_far_scale(self.params['output.near'], self.params['output.far'])
         if any(name.startswith('temporal.') for name in changed) and getattr(self, '_temporal', None):
             self._temporal.reset_requested = True
+        if any(name.startswith('metric.') for name in changed) and self.estimator is not None:
+            self._configure_metric()
         self.get_logger().info(f'parameters changed: {changed}')
 
     # ------------------------------------------------------------------ input (never blocks)
@@ -501,17 +581,26 @@ class DepthNode(Node):
                            max_pixels=self.params['input.max_pixels'])
         height, width = rgb.shape[:2]
         info = pair.info
-        if (info.width, info.height) != (width, height):
+        if info is not None and (info.width, info.height) != (width, height):
             raise InputError(f'CameraInfo is {info.width}x{info.height} but the image is {width}x{height} '
                              '(binning and ROI are not supported)')
-        rgb, info, valid = self._rectification.apply(rgb, info)
+        valid = None
+        if info is not None:  # with MoGe-2's intrinsics (no CameraInfo) there is nothing to rectify with
+            rgb, info, valid = self._rectification.apply(rgb, info)
         frame = _Frame(pair.image.header, rgb, info, valid)
 
         started = time.perf_counter()
         if self.params['temporal.mode'] == 'video':
             done = self._estimate_video(frame)
         else:
-            done = [(frame, self._estimate(rgb, stamp_ns(pair.image)))]
+            relative = self._estimate(rgb, stamp_ns(pair.image))
+            frame.scale = self._metric_scale(rgb, relative, stamp_ns(pair.image) * 1e-9, wanted, info is None)
+            if info is None:  # camera.intrinsics model: MoGe-2's intrinsics, published as depth/camera_info
+                intrinsics = self._model_scale.geometry.intrinsics
+                if intrinsics is None:
+                    raise InputError('MoGe-2 gave no usable intrinsics for this frame (focal length not positive)')
+                frame.info = camera_info_from_intrinsics(intrinsics.resized_to(width, height), frame.header)
+            done = [(frame, relative)]
         self.inference_time.add(time.perf_counter() - started)
         for finished, relative in done:
             self._finish(wanted, finished, relative)
@@ -529,7 +618,7 @@ class DepthNode(Node):
             relative = np.where(resize_valid(valid, *relative.shape), relative, np.float32(np.nan))
         out_height, out_width = relative.shape
         info_out = scaled_camera_info(frame.info, out_width, out_height, header)
-        self._publish(wanted, header, relative, rgb, info_out)
+        self._publish(wanted, header, relative, rgb, info_out, frame.scale)
 
         now = self.get_clock().now()
         self.latency.add((now - Time.from_msg(header.stamp, clock_type=now.clock_type)).nanoseconds * 1e-9)
@@ -581,15 +670,51 @@ class DepthNode(Node):
         state.previous = relative if mode == 'warm_start' and np.isfinite(relative).all() else None
         return relative
 
+    def _metric_scale(self, rgb: np.ndarray, relative: np.ndarray, stamp: float, wanted: set,
+                      need_intrinsics: bool):
+        """This frame's TrackedScale from MoGe-2 (running its pass when due), or None for the
+        assumed range. Only computed when a metric output is wanted or the intrinsics are needed."""
+        model_scale = self._model_scale
+        if model_scale is None or not (need_intrinsics or wanted & {'image', 'points', 'colorized'}):
+            return None
+        if stamp < getattr(self, '_metric_stamp', -np.inf):
+            model_scale.reset()  # time went backwards (a bag restarted)
+        self._metric_stamp = stamp
+        if model_scale.due(relative.shape):
+            geometry = self.estimator.metric_geometry(rgb, self.params['metric.resolution_level'])
+            state = model_scale.update(stamp, relative, geometry)
+        else:
+            state = model_scale.current(stamp)
+        return state if self._scale_from_model else None
+
+    def _scale_message(self, header, state) -> DepthScale:
+        if state is not None and state.usable:
+            fit = state.fit
+            return DepthScale(header=header, a=float(state.a), b=float(state.b), age=float(state.age),
+                              inlier_ratio=float(fit.inlier_ratio) if fit else 0.0,
+                              num_points=int(fit.num_points) if fit else 0,
+                              residual=float(fit.residual) if fit else 0.0,
+                              source=SOURCE_MODEL, status=int(state.status), message=state.message)
+        why = 'assumed range output.near..output.far'
+        if state is not None:
+            why = f'MoGe-2 scale unusable ({state.message}): {why}'
+        a, b = self._scale
+        return DepthScale(header=header, a=a, b=b, source=SOURCE_ASSUMED, status=FitStatus.NO_FIT, message=why)
+
     def _publish(self, wanted: set, header, relative: np.ndarray, rgb: np.ndarray,
-                 info_out: CameraInfo) -> None:
+                 info_out: CameraInfo, scale=None) -> None:
         publishers = self._outputs
         publishers['camera_info'].publish(info_out)
         if 'relative' in wanted:
             publishers['relative'].publish(depth_to_image_msg(relative, header))
         if not wanted & {'image', 'points', 'colorized'}:
             return
-        metric = relative_to_metric(relative, *self._scale)
+        scale_msg = self._scale_message(header, scale)
+        self.last_scale = scale_msg
+        publishers['scale'].publish(scale_msg)
+        metric = relative_to_metric(relative, scale_msg.a, scale_msg.b)
+        if scale_msg.source == SOURCE_MODEL and self._model_scale.geometry is not None:
+            metric[~resize_mask(self._model_scale.geometry.valid, metric.shape)] = np.nan
         if 'image' in wanted:
             publishers['image'].publish(depth_to_image_msg(metric, header))
         if 'colorized' in wanted:
@@ -645,7 +770,8 @@ class DepthNode(Node):
         if new_errors > 0:
             level = ERROR if published == 0 else WARN
             message = f'{new_errors} bad frame(s): {last_error}'
-        unpaired = self._subscriptions_handle.monitor.problem
+        monitor = self._subscriptions_handle.monitor if self._subscriptions_handle is not None else None
+        unpaired = monitor.problem if monitor is not None else None
         if unpaired and level == OK:  # images arrive, nothing pairs: say why, not "running"
             level, message = WARN, unpaired
         new_lost = self.lost_messages.new_since_last_call()
@@ -670,10 +796,14 @@ class DepthNode(Node):
             'steps': self.estimator.steps, 'model resolution': self._describe.get('resolution', ''),
             'output resolution': self.params['output.resolution'],
             'temporal mode': self.params['temporal.mode'], 'pairing': self.pairing,
+            'scale source': self.last_scale.source if self.last_scale else '',
+            'scale': f'a={self.last_scale.a:.4g} b={self.last_scale.b:.4g}' if self.last_scale else '',
+            'scale message': self.last_scale.message if self.last_scale else '',
+            'metric passes': self._model_scale.passes if self._model_scale else 0,
             'input topics': ' + '.join(self.input_topics), 'rectification': self._rectification.state,
             **self._video_diagnostics(),
             'last error': last_error,
-            **self._subscriptions_handle.monitor.values(),
+            **(monitor.values() if monitor is not None else {}),
         }
         return level, message, values
 

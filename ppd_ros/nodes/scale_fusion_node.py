@@ -9,10 +9,16 @@ smoothed and held through short source outages by a FitTracker, and the node pub
 `metric/depth/image`, `metric/depth/camera_info`, `metric/points` (only when subscribed),
 `metric/scale` (always) and `/diagnostics`. Bad input never stops the node: the frame is held or
 dropped with the reason in DepthScale.message, the diagnostics and a throttled log.
+
+The sensor wins whenever its fit is usable (DepthScale.source `sensor`). When it is not (no sensor
+data yet, or stale beyond max_hold_age) and depth_node runs with MoGe-2 weights, the node falls back
+to depth_node's model scale from `depth/scale` (source `model`, matched by stamp), not to an
+assumed range (parameter `model_fallback`).
 """
 from __future__ import annotations
 
 import sys
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +32,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range
 
 from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.depth_scale import relative_to_metric
+from ppd_ros.geometry.model_scale import SOURCE_MODEL, SOURCE_SENSOR
 from ppd_ros.geometry.projection import transform_from_translation_quaternion
 from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
 from ppd_ros.geometry.scale_fit import (RANGE_MODES, FitConfig, FitFailure, FitStatus, FitTracker, ScaleFit,
@@ -135,6 +142,9 @@ PARAMS = (
               dynamic=True, low=1),
     ParamSpec('max_hold_age', 2.0, 'seconds the last good fit is held when the source stalls or fits '
               'fail; after that no metric depth is published (status EXPIRED)', dynamic=True, low=0.0),
+    ParamSpec('model_fallback', True, 'when the sensor fit is unusable, use depth_node\'s MoGe-2 scale '
+              '(depth/scale, source model) for the same stamp instead of publishing no metric depth',
+              dynamic=True),
     *pairing_specs('depth/relative', 'depth/camera_info', slop=0.01),
     *qos_specs(),
     *DIAGNOSTICS_SPECS,
@@ -192,6 +202,8 @@ class ScaleFusionNode(Node):
         self.last_source_refusal = ''
         self.frames = 0
         self.frames_without_source = 0  # depth frames with no source message within source_tolerance
+        self.model_scales: deque = deque(maxlen=50)  # (stamp, DepthScale) from depth_node's MoGe-2 pass
+        self.model_fallbacks = 0  # frames published with the model scale because the sensor was unusable
         self.fresh_fits = 0
         self.depth_rate = RateMeter()
         self.source_rate = RateMeter()
@@ -219,6 +231,8 @@ class ScaleFusionNode(Node):
         self._source_sub = self.lost_messages.subscribe(self.create_subscription, topic, msg_type, topic,
                                                         self._on_source, qos_in)
         relative_topic, info_topic, _ = camera_topics(self, 'depth/relative', 'depth/camera_info')
+        self._model_scale_sub = self.create_subscription(  # beside depth/relative: depth_node's depth/scale
+            DepthScale, relative_topic.rsplit('/', 1)[0] + '/scale', self._on_model_scale, qos_in)
         self.input_topics = (relative_topic, info_topic)
         self._pair_handle, self.pairing = subscribe_pair(
             self, (Image, relative_topic), (CameraInfo, info_topic), qos_in, self._on_depth,
@@ -276,6 +290,37 @@ class ScaleFusionNode(Node):
             self.get_logger().warning(f'{self.last_source_refusal} (raise source_budget_mb, or decimate the '
                                       'source)', throttle_duration_sec=LOG_THROTTLE_S)
 
+    def _on_model_scale(self, msg: DepthScale):
+        if msg.source == SOURCE_MODEL and msg.status in (FitStatus.OK, FitStatus.HELD):
+            self.model_scales.append((stamp_seconds(msg), msg))
+
+    def _model_scale_for(self, stamp: float) -> DepthScale | None:
+        """depth_node's model scale for this depth frame (closest stamp within source_tolerance)."""
+        if not self.params['model_fallback'] or not self.model_scales:
+            return None
+        gap, msg = min(((abs(s - stamp), m) for s, m in self.model_scales), key=lambda item: item[0])
+        return msg if gap <= self.params['source_tolerance'] else None
+
+    def _scale_message(self, header, state, stamp: float) -> DepthScale:
+        """The sensor's scale when usable; else depth_node's model scale when there is one."""
+        fit = state.fit
+        msg = DepthScale(header=header, a=float(state.a), b=float(state.b),
+                         inlier_ratio=float(fit.inlier_ratio) if fit else 0.0,
+                         num_points=int(fit.num_points) if fit else 0,
+                         residual=float(fit.residual) if fit else 0.0,
+                         age=float(state.age), source=SOURCE_SENSOR, status=int(state.status),
+                         message=f'{self.source}: {state.message}')
+        if state.usable:
+            return msg
+        model = self._model_scale_for(stamp)
+        if model is None:
+            return msg
+        self.model_fallbacks += 1
+        return DepthScale(header=header, a=model.a, b=model.b, inlier_ratio=model.inlier_ratio,
+                          num_points=model.num_points, residual=model.residual, age=model.age, source=SOURCE_MODEL,
+                          status=model.status, message=f'{self.source} unusable ({state.message}): '
+                                                       'MoGe-2 scale from depth_node')
+
     def _on_depth(self, relative_msg: Image, info_msg: CameraInfo):
         self.depth_rate.tick()
         self.frames += 1
@@ -289,9 +334,11 @@ class ScaleFusionNode(Node):
         if problem is not None:
             self._log_problem(problem.level, f'{FitStatus.NAMES[state.status]}: {state.message}')
         try:
-            self._publish_scale(relative_msg.header, state)
-            if state.usable and relative is not None and intr is not None:
-                self._publish_metric(relative_msg.header, info_msg, relative, intr, state.a, state.b)
+            scale = self._scale_message(relative_msg.header, state, stamp)
+            self.last_scale = scale
+            self.pub_scale.publish(scale)
+            if scale.status in (FitStatus.OK, FitStatus.HELD) and relative is not None and intr is not None:
+                self._publish_metric(relative_msg.header, info_msg, relative, intr, scale.a, scale.b)
         except Exception as exc:  # e.g. a publisher torn down during shutdown
             self.last_problem = FrameProblem(ERROR, f'publishing failed: {type(exc).__name__}: {exc}')
             self._log_problem(ERROR, self.last_problem.text)
@@ -440,17 +487,6 @@ class ScaleFusionNode(Node):
 
     # ------------------------------------------------------------------ outputs
 
-    def _publish_scale(self, header, state):
-        fit = state.fit
-        msg = DepthScale(header=header, a=float(state.a), b=float(state.b),
-                         inlier_ratio=float(fit.inlier_ratio) if fit else 0.0,
-                         num_points=int(fit.num_points) if fit else 0,
-                         residual=float(fit.residual) if fit else 0.0,
-                         age=float(state.age), source=self.source, status=int(state.status),
-                         message=state.message)
-        self.last_scale = msg
-        self.pub_scale.publish(msg)
-
     def _publish_metric(self, header, info_msg, relative, intr, a, b):
         want_depth = self.pub_depth.get_subscription_count() > 0 or self.pub_info.get_subscription_count() > 0
         want_points = self.pub_points.get_subscription_count() > 0
@@ -471,6 +507,8 @@ class ScaleFusionNode(Node):
                   'input_topics': ' + '.join(self.input_topics),
                   'pairing': self.pairing, 'frames': self.frames, 'fresh_fits': self.fresh_fits,
                   'frames_without_source': self.frames_without_source,
+                  'scale source': self.last_scale.source if self.last_scale else '',
+                  'model_fallbacks': self.model_fallbacks,
                   'depth_rate_hz': self.depth_rate.rate(), 'source_rate_hz': self.source_rate.rate()}
         counts = self._sources.counts
         values.update({'source messages kept': len(self._sources),
@@ -500,6 +538,8 @@ class ScaleFusionNode(Node):
         if problem is not None and problem.level == ERROR:
             level = ERROR
         message = f'{FitStatus.NAMES[scale.status]}: {scale.message}'
+        if scale.source == SOURCE_MODEL and level == OK:  # metres, but not from the sensor
+            level = WARN
         if unpaired and level == OK:  # the last fit looks fine, but no new frame pairs: say why
             level, message = WARN, unpaired
         if lost and level == OK:
