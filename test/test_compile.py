@@ -132,3 +132,20 @@ def test_ppvd_window_compiles_as_one_graph_and_matches_eager():
         out, ref = compiled(clip, noise), window(clip, noise)
     assert out.shape == (INFER_LEN, 1, model.size, model.size)
     assert float((out - ref).abs().max()) <= 1e-5 and float(ref.std()) > 1e-3
+
+
+def test_moge2_semantics_frame_compiles_as_one_graph_and_matches_eager():
+    """PPD with MoGe-2 semantics: encoder + steps are one graph too. (MoGe-2's metric pass,
+    ``moge.infer``, solves focal and shift on the host by design and is not part of the frame.)"""
+    from test_moge_metric import _tiny_dit, _tiny_moge
+
+    from ppd_ros.model.moge import MoGeSemanticEncoder
+    encoder = MoGeSemanticEncoder(_tiny_moge()).eval()
+    graph = FrameGraph(_tiny_dit(encoder.semantic_dim), encoder, steps=2)
+    image, noise = _inputs(2, 48, 64)
+    torch._dynamo.reset()
+    compiled = torch.compile(graph, fullgraph=True, dynamic=False, backend='eager')
+    with torch.inference_mode():
+        out, ref = compiled(image, noise), graph(image, noise)
+    assert out.shape == (1, 1, 48, 64)
+    assert float((out - ref).abs().max()) <= 1e-5 and float(ref.std()) > 1e-3
