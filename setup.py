@@ -15,6 +15,7 @@ setup(
         'opencv-python-headless',
         'torch>=2.1',  # install torch==2.13.0 (CPU) first on machines without a GPU
         'safetensors',
+        'scipy',  # MoGe-2's focal/shift solve (MINPACK Levenberg-Marquardt, as released)
         'tqdm',
     ],
     extras_require={
@@ -36,17 +37,23 @@ setup(
             'catkin_pkg==1.1.1',
             'ros-ament-cmake-pytest==2.7.3',  # colcon test (scripts/colcon_check.sh)
         ],
-        'test': ['pytest', 'pytest-timeout', 'pyyaml'],
+        'bag': ['rosbags==0.11.9'],  # ppd-bag: read/write rosbag2 (mcap, sqlite3) without a ROS install
+        'test': ['pytest', 'pytest-timeout', 'pyyaml', 'rosbags==0.11.9'],
+        # ppd-export and the onnxruntime backend (onnxruntime-gpu instead for CUDA/TensorRT).
+        'onnx': ['onnx>=1.16', 'onnxscript>=0.3', 'onnxruntime>=1.18'],
     },
     entry_points={
         'console_scripts': [
             'depth_node = ppd_ros.nodes.depth_node:main',
+            'depth_lifecycle_node = ppd_ros.nodes.depth_lifecycle_node:main',
             'scale_fusion_node = ppd_ros.nodes.scale_fusion_node:main',
             'synthetic_camera_node = ppd_ros.nodes.synthetic_camera_node:main',
             'ppd-demo = ppd_ros.nodes.demo:main',
+            'ppd-bag = ppd_ros.nodes.bag:main',
             'ppd-depth = ppd_ros.cli.depth:main',
             'ppd-bench = ppd_dev.bench:main',
             'ppd-eval = ppd_ros.cli.evaluate:main',
+            'ppd-export = ppd_ros.cli.export:main',
             'ppd-fusion-report = ppd_dev.fusion_report:main',
             'ppd-parity = ppd_dev.parity:main',
             'ppd-temporal-report = ppd_dev.temporal_report:main',

@@ -10,7 +10,8 @@ is metric_source_topic, in demo mode the synthetic LiDAR with the extrinsic of
 config/demo_lidar.yaml), rviz (starts rviz2 with config/ppd.rviz; a warning and no rviz2 where
 it is not installed), demo (synthetic_camera_node instead of a real camera), use_sim_time and
 log_level (passed to every node). FASTDDS_DEFAULT_PROFILES_FILE is set to config/fastdds_shm.xml
-(large images over shared memory) unless it is already set.
+(large images over shared memory) unless it is already set, or FASTDDS_BUILTIN_TRANSPORTS (e.g.
+LARGE_DATA) is.
 
 Nothing of the package's own Python code is imported here: launching stays cheap and works
 without torch or numpy on the machine that runs `ros2 launch`.
@@ -110,7 +111,7 @@ def generate_launch_description():
         DeclareLaunchArgument('log_level', default_value='info',
                               description='Log level of every node: debug, info, warn, error or fatal'),
     ])
-    if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
+    if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') and not os.environ.get('FASTDDS_BUILTIN_TRANSPORTS'):
         description.add_action(SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', config('fastdds_shm.xml')))
     description.add_action(OpaqueFunction(function=_nodes))
     return description

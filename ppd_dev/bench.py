@@ -5,6 +5,13 @@ the device), encoder (DINOv2 semantics), one line per DiT call of the Euler samp
 own work between DiT calls (noise, concatenation, Euler updates), postprocess (depth back to a
 numpy array). The device is synchronised only at those boundaries, never inside a model.
 
+With ``--variants eager,compiled,onnx`` the whole frame (``FrameGraph``: encoder + all steps, the
+unit that is compiled and exported) runs as each variant, interleaved iteration by iteration:
+eager PyTorch, ``torch.compile`` (inductor; + CUDA graphs on CUDA; ``--compile-backend`` to pick
+another), and the ``ppd-export`` ONNX graph in onnxruntime (CPU or CUDA provider by ``--device``,
+``--ort-provider tensorrt`` for TensorRT). Stages are then preprocess / model / postprocess only.
+``--peak TFLOPS`` or ``--gpu NAME`` (``PEAK_TFLOPS``) adds the fraction of the roofline reached.
+
 With ``--official PATH`` the released implementation (a checkout of gangweix/pixel-perfect-depth)
 runs the same stages with the same weights (our state dicts loaded into their modules: the key
 layouts are identical), the same input and the same noise, interleaved with ours iteration by
@@ -25,7 +32,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -33,12 +39,25 @@ from ppd_ros.model.config import SIZES, DiTConfig, EncoderConfig
 from ppd_ros.model.estimator import PPDEstimator
 from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
 from ppd_ros.model.preprocess import model_size, resize_for_model
+from ppd_ros.model.frame_graph import FrameGraph
 from ppd_ros.model.sampler import sample, sampling_timesteps
 
 PROG = 'ppd-bench'
 EXIT_OK, EXIT_USAGE = 0, 2
 DEFAULT_AREA = (1024, 768)
 _AUTOCAST = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+VARIANTS = ('eager', 'compiled', 'onnx')
+#: Dense peak TFLOP/s from the vendors' datasheets (no sparsity): fp32 = plain FP32 (non-tensor
+#: core; TF32 is not enabled by default in PyTorch matmuls), bf16/fp16 = tensor cores, fp32
+#: accumulate. The roofline fraction is achieved matmul FLOPs / peak for the run's precision.
+PEAK_TFLOPS = {
+    'h100-sxm': {'fp32': 66.9, 'bf16': 989.4, 'fp16': 989.4},
+    'h100-pcie': {'fp32': 51.2, 'bf16': 756.0, 'fp16': 756.0},
+    'h200': {'fp32': 66.9, 'bf16': 989.4, 'fp16': 989.4},
+    'a100': {'fp32': 19.5, 'bf16': 312.0, 'fp16': 312.0},
+    'rtx4090': {'fp32': 82.6, 'bf16': 165.2, 'fp16': 165.2},
+    'l4': {'fp32': 30.3, 'bf16': 121.0, 'fp16': 121.0},
+}
 
 
 # ----------------------------------------------------------------------------------- FLOPs
@@ -219,6 +238,71 @@ class OursRunner:
         return out
 
 
+class FrameRunner:
+    """The whole frame as one unit (the compiled / exported graph): preprocess, model, postprocess."""
+
+    def __init__(self, variant: str, estimator: PPDEstimator, target_area, clock: Clock, seed: int,
+                 frame_size: tuple[int, int], compile_backend: str | None = None, onnx_path=None,
+                 ort_provider: str | None = None):
+        self.name = variant
+        self.estimator, self.target_area, self.clock, self.seed = estimator, target_area, clock, seed
+        self.times = StageTimes()
+        self.notes: list[str] = []
+        h, w = model_size(frame_size[1], frame_size[0], target_area)
+        dtype = _AUTOCAST[estimator.precision]
+        graph = FrameGraph(estimator.dit, estimator.encoder, estimator.steps)
+        if variant == 'eager':
+            self.model = lambda image, noise: graph(image, noise)
+            self.autocast = True
+        elif variant == 'compiled':
+            from ppd_ros.model.accelerate import CompiledFrame
+            backend = compile_backend or 'inductor'
+            frame = CompiledFrame(estimator.dit, estimator.encoder, estimator.device, dtype, backend)
+            start = time.perf_counter()
+            frame.warm_up(h, w, estimator.steps)
+            if not frame.active:
+                raise RuntimeError(f'compiled variant: {frame.fallback_reason}')
+            self.notes.append(f'{frame.describe()}: compile + warm-up {time.perf_counter() - start:.1f} s')
+            self.model = lambda image, noise: frame(image, noise, estimator.steps)
+            self.autocast = False  # CompiledFrame applies autocast inside
+        elif variant == 'onnx':
+            from ppd_ros.model.export import OnnxFrame, export_onnx
+            if onnx_path is None:
+                import tempfile
+                onnx_path = Path(tempfile.mkdtemp(prefix='ppd-bench-')) / 'frame.onnx'
+                start = time.perf_counter()
+                export_onnx(estimator.dit, estimator.encoder, estimator.steps, h, w, onnx_path)
+                self.notes.append(f'exported in {time.perf_counter() - start:.1f} s')
+            provider = ort_provider or ('onnxruntime-cuda' if estimator.device.type == 'cuda'
+                                        else 'onnxruntime-cpu')
+            if estimator.precision != 'fp32':
+                self.notes.append('the ONNX graph is fp32 (reduced precision is the engine builder\'s choice)')
+            frame = OnnxFrame(onnx_path, provider, threads=torch.get_num_threads())
+            self.notes.append(f'{provider}, {torch.get_num_threads()} intra-op threads')
+            self.model = frame
+            self.autocast = False
+        else:
+            raise ValueError(f'unknown variant {variant!r}; choose from {", ".join(VARIANTS)}')
+
+    def run(self, frame_rgb: np.ndarray) -> np.ndarray:
+        est, clock = self.estimator, self.clock
+        t0 = clock.now()
+        image = resize_for_model(frame_rgb, self.target_area).image
+        images = torch.from_numpy(image[None]).to(est.device).permute(0, 3, 1, 2).float() / 255.0
+        noise = _noise(self.seed, *images.shape[-2:]).to(est.device)
+        t1 = clock.now()
+        autocast = _autocast(est.device, est.precision) if self.autocast else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            depth = self.model(images, noise)
+        t2 = clock.now()
+        out = depth.float()[0, 0].cpu().numpy()
+        t3 = clock.now()
+        for name, seconds in (('preprocess', t1 - t0), ('model', t2 - t1), ('postprocess', t3 - t2),
+                              ('total', t3 - t0)):
+            self.times.add(name, seconds)
+        return out
+
+
 # ----------------------------------------------------------------------------------- released code
 
 class OfficialImportError(Exception):
@@ -317,13 +401,11 @@ class OfficialRunner:
         self.times = StageTimes()
 
     def _resize(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """Their resize_keep_aspect targets 1024×768 pixels; other areas use the same rule's size
-        (model_size) with their interpolation choice."""
+        """Their resize_keep_aspect targets 1024×768 pixels; for other areas, our resize_for_model,
+        which is the same rule (the parity README's preprocessing facts) at any area."""
         if tuple(self.target_area) == DEFAULT_AREA:
             return self.transform.resize_keep_aspect(frame_bgr)
-        h, w = model_size(*frame_bgr.shape[:2], self.target_area)
-        shrink = h * w < frame_bgr.shape[0] * frame_bgr.shape[1]
-        return cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        return resize_for_model(frame_bgr, self.target_area).image
 
     def run(self, frame_rgb: np.ndarray) -> np.ndarray:
         clock = self.clock
@@ -352,17 +434,46 @@ class _ForwardSemantics:
 
 # ----------------------------------------------------------------------------------- reporting
 
-def format_table(title: str, times: StageTimes, flops: FlopCount) -> str:
+def format_table(title: str, times: StageTimes, flops: FlopCount, peak: float | None = None) -> str:
+    """Per-stage medians, the FLOP count and the achieved TFLOP/s; with ``peak`` (TFLOP/s) the
+    fraction of the roofline (whole frame, and the model alone for whole-frame variants)."""
     lines = [title, f'  {"stage":<28}{"median ms":>12}{"p90 ms":>12}']
     for name in times.stages:
         lines.append(f'  {name:<28}{times.median(name) * 1e3:>12.3f}{times.p90(name) * 1e3:>12.3f}')
-    enc_s = times.median('encoder')
-    dit_s = statistics.median([times.median(n) for n in times.stages if n.startswith('dit step')])
     total_s = times.median('total')
     lines.append(f'  FLOPs: encoder {flops.encoder / 1e9:.4f} GFLOP, DiT {flops.dit_step / 1e9:.4f} GFLOP/step '
                  f'x {flops.steps}, total {flops.total / 1e9:.4f} GFLOP (matmul FLOPs, 2 per MAC)')
-    lines.append(f'  TFLOP/s: encoder {_rate(flops.encoder, enc_s)}, DiT step {_rate(flops.dit_step, dit_s)}, '
-                 f'end to end {_rate(flops.total, total_s)}')
+    if 'encoder' in times.stages:
+        enc_s = times.median('encoder')
+        dit_s = statistics.median([times.median(n) for n in times.stages if n.startswith('dit step')])
+        lines.append(f'  TFLOP/s: encoder {_rate(flops.encoder, enc_s)}, DiT step {_rate(flops.dit_step, dit_s)}, '
+                     f'end to end {_rate(flops.total, total_s)}')
+    else:
+        lines.append(f'  TFLOP/s: model {_rate(flops.total, times.median("model"))}, '
+                     f'end to end {_rate(flops.total, total_s)}')
+    if peak:
+        model_s = times.median('model') if 'model' in times.stages else \
+            times.median('total') - times.median('preprocess') - times.median('postprocess')
+        lines.append(f'  roofline ({peak:g} TFLOP/s peak): model {_fraction(flops.total, model_s, peak)}, '
+                     f'end to end {_fraction(flops.total, total_s, peak)}')
+    return '\n'.join(lines)
+
+
+def _fraction(flop: int, seconds: float, peak: float) -> str:
+    return f'{flop / seconds / 1e12 / peak:.1%}' if seconds > 0 else 'n/a'
+
+
+def format_ratios(runners) -> str:
+    """Median total and model time of each runner against the first (ratio > 1: faster than it)."""
+    base = runners[0]
+    lines = [f'interleaved, ratio = {base.name} / variant (> 1: the variant is faster)',
+             f'  {"variant":<24}{"model ms":>12}{"total ms":>12}{"ratio model":>13}{"ratio total":>13}']
+    for runner in runners:
+        model = runner.times.median('model') if 'model' in runner.times.stages else float('nan')
+        base_model = base.times.median('model') if 'model' in base.times.stages else float('nan')
+        total, base_total = runner.times.median('total'), base.times.median('total')
+        lines.append(f'  {runner.name:<24}{model * 1e3:>12.3f}{total * 1e3:>12.3f}'
+                     f'{base_model / model:>13.2f}{base_total / total:>13.2f}')
     return '\n'.join(lines)
 
 
@@ -388,10 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0],
                                 epilog='Exit status: 0 done, 2 usage error / checkpoint not found / '
                                        'released code not importable.')
-    p.add_argument('--size', choices=SIZES, default='large',
+    p.add_argument('--size', choices=SIZES + ('demo',), default='large',
                    help='model size with random weights (default large = released ppd.pth + ViT-L '
-                        'architecture; small/base are scaled-down variants, tiny the test model)')
-    add_model_arguments(p)
+                        'architecture; small/base are scaled-down variants, tiny the test model); '
+                        'demo: the bundled demo model (its weights)')
+    add_model_arguments(p, fast=False)
     res = p.add_mutually_exclusive_group()
     res.add_argument('--area', metavar='WxH', help='target pixel area as the estimator uses it '
                      '(default 1024x768); the model resolution follows the input frame\'s aspect ratio')
@@ -406,6 +518,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=0, help='noise and input seed (default 0)')
     p.add_argument('--official', type=Path, metavar='PATH',
                    help='checkout of the released gangweix/pixel-perfect-depth to compare against')
+    p.add_argument('--variants', help='comma list of ' + ', '.join(VARIANTS) + ': time the whole frame as '
+                   'each (interleaved) instead of our per-stage table')
+    p.add_argument('--compile-backend', help='torch.compile backend of the compiled variant (default inductor)')
+    p.add_argument('--onnx', type=Path, metavar='PATH', help='ONNX file for the onnx variant (default: '
+                   'exported now)')
+    p.add_argument('--ort-provider', choices=('onnxruntime-cpu', 'onnxruntime-cuda', 'tensorrt'),
+                   help='onnxruntime execution provider of the onnx variant (default by --device)')
+    peak = p.add_mutually_exclusive_group()
+    peak.add_argument('--peak', type=float, metavar='TFLOPS', help='peak TFLOP/s of the device for the roofline')
+    peak.add_argument('--gpu', choices=sorted(PEAK_TFLOPS), help='peak from the datasheet table for --precision')
     return p
 
 
@@ -449,7 +571,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        estimator = build_estimator(f'random-{args.size}', args.dit, args.encoder, args.device, args.precision,
+        model = 'demo' if args.size == 'demo' else f'random-{args.size}'
+        estimator = build_estimator(model, args.dit, args.encoder, args.device, args.precision,
                                     args.steps, args.seed, area)
     except EstimatorBuildError as err:
         print(err.line(PROG), file=sys.stderr)
@@ -459,7 +582,18 @@ def main(argv=None) -> int:
         return EXIT_USAGE
 
     clock = Clock(estimator.device)
-    runners = [OursRunner(estimator, area, clock, args.seed)]
+    variants = [v.strip() for v in args.variants.split(',')] if args.variants else []
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f'unknown --variants {", ".join(unknown)}; choose from {", ".join(VARIANTS)}')
+    peak = args.peak or (PEAK_TFLOPS[args.gpu][estimator.precision] if args.gpu else None)
+    try:
+        runners = [FrameRunner(v, estimator, area, clock, args.seed, frame_size, args.compile_backend,
+                               args.onnx, args.ort_provider) for v in variants] \
+            or [OursRunner(estimator, area, clock, args.seed)]
+    except Exception as err:  # noqa: BLE001 — export/compile/provider failures: one line, exit 2
+        print(f'{PROG}: error: {type(err).__name__}: {str(err).strip().splitlines()[0]}', file=sys.stderr)
+        return EXIT_USAGE
     if args.official is not None:
         try:
             runners.append(OfficialRunner(import_official(args.official), estimator, area, clock, args.seed))
@@ -487,10 +621,17 @@ def main(argv=None) -> int:
 
     for runner in runners:
         print()
-        print(format_table(runner.name, runner.times, flops))
+        print(format_table(runner.name, runner.times, flops, peak))
         for note in getattr(runner, 'notes', []):
             print(f'  note: {note}')
-    if len(runners) == 2:
+    if variants and len(runners) > 1:
+        print()
+        print(format_ratios(runners))
+        ref = outputs[runners[0].name]
+        for runner in runners[1:]:
+            print(f'  outputs: max |{runner.name} - {runners[0].name}| = '
+                  f'{float(np.abs(outputs[runner.name] - ref).max()):.3g}')
+    if not variants and len(runners) == 2:
         print()
         print(format_comparison(runners[0].times, runners[1].times))
         a, b = outputs[runners[0].name], outputs[runners[1].name]

@@ -1,11 +1,13 @@
 """Check this implementation against vectors recorded from the official Pixel-Perfect Depth code.
 
     python -m ppd_dev.parity /work/shared/parity/ppd_official_tiny.pt
+    python -m ppd_dev.parity /work/shared/parity/ppd_official_moge_tiny.pt   (PPD with MoGe-2 semantics)
     python -m ppd_dev.parity /work/shared/parity/ppvd_official_tiny.pt   (video model: parity_video)
     python -m ppd_dev.parity FILE --bench [--official /path/to/official/checkout] [--size 256x384]
 
 Prints the max abs error of each part (dit_forward, sampling, encoder_forward) on its own line;
-exit status 1 if any exceeds the tolerance (1e-5), 2 if the file is missing or invalid.
+exit status 1 if any exceeds the tolerance (1e-5), 2 if the file is missing or invalid. A MoGe
+file (recognised by its ``moge_config``) is checked part by part by ``ppd_dev.parity_moge``.
 ``--bench`` also times one DiT forward, one 4-step sample (given semantics) and one encoder
 forward on the CPU; with ``--official`` the released modules are imported from that checkout
 (read-only; ``timm`` helpers are shimmed if timm is absent) and timed side by side.
@@ -24,6 +26,8 @@ import torch
 from ppd_ros.model.checkpoint import CheckpointError, dit_from_tensors, encoder_from_tensors
 from ppd_ros.model.config import DiTConfig, EncoderConfig
 from ppd_ros.model.sampler import sample, sampling_timesteps
+
+from . import parity_moge
 
 TOLERANCE = 1e-5
 PARTS = ('dit_forward', 'sampling', 'encoder_forward')
@@ -48,6 +52,11 @@ def load_parity_file(path) -> dict:
     except Exception as exc:
         detail = str(exc).split('. ')[0][:160]
         raise ParityFileError(f'{path}: not a readable parity file ({type(exc).__name__}: {detail})') from exc
+    if is_moge_file(data):
+        missing = [k for k in parity_moge.NEEDED if k not in data]
+        if missing:
+            raise ParityFileError(f'{path}: not a MoGe parity file, missing entries: {", ".join(missing)}')
+        return data
     from . import parity_video
     if parity_video.is_video_file(data):
         missing = parity_video.missing_entries(data)
@@ -62,6 +71,11 @@ def load_parity_file(path) -> dict:
     if missing:
         raise ParityFileError(f'{path}: not a parity file, missing entries: {", ".join(missing)}')
     return data
+
+
+def is_moge_file(data) -> bool:
+    """PPD with MoGe-2 semantics (``ppd_official_moge_tiny.pt``) rather than the DA2 file."""
+    return isinstance(data, dict) and 'moge_config' in data
 
 
 def build_models(data, path='<parity file>'):
@@ -83,16 +97,21 @@ def run_parity(data, path='<parity file>') -> dict[str, float]:
         out = dit(f['x'], f['semantics'], f['timestep'])
         errors['dit_forward'] = _max_err(out, f['output'])
 
-        s = data['sampling']
-        if sampling_timesteps(int(s['steps'])) != s['timesteps'].tolist():
-            raise ParityFileError(f'{path}: timesteps {s["timesteps"].tolist()} differ from ours '
-                                  f'{sampling_timesteps(int(s["steps"]))}')
-        depth = sample(dit, s['image'], s['semantics'], s['initial_noise'], int(s['steps']))
-        errors['sampling'] = _max_err(depth, s['depth'])
+        errors['sampling'] = sampling_error(dit, data['sampling'], path)
 
         e = data['encoder_forward']
         errors['encoder_forward'] = _max_err(encoder(e['image']), e['semantics'])
     return errors
+
+
+def sampling_error(dit, s, path='<parity file>') -> float:
+    """Max abs error of the full Euler sampler (semantics given) against a ``sampling`` record."""
+    if sampling_timesteps(int(s['steps'])) != s['timesteps'].tolist():
+        raise ParityFileError(f'{path}: timesteps {s["timesteps"].tolist()} differ from ours '
+                              f'{sampling_timesteps(int(s["steps"]))}')
+    with torch.inference_mode():
+        depth = sample(dit, s['image'], s['semantics'], s['initial_noise'], int(s['steps']))
+    return _max_err(depth, s['depth'])
 
 
 def _max_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
@@ -246,10 +265,20 @@ def main(argv=None) -> int:
 
     try:
         data = load_parity_file(args.file)
-        errors = run_parity(data, args.file)
+        if is_moge_file(data):
+            checks = parity_moge.run_checks(data, args.file, args.tolerance,
+                                            lambda dit, record: sampling_error(dit, record, args.file))
+        else:
+            errors = run_parity(data, args.file)
     except (ParityFileError, CheckpointError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
+    if is_moge_file(data):
+        for check in checks:
+            print(parity_moge.format_check(check))
+        if args.bench:
+            print('--bench times the DA2 file only', file=sys.stderr)
+        return 0 if all(check.ok for check in checks) else 1
     failed = False
     for part in errors:
         ok = errors[part] <= args.tolerance

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from ppd_ros.eval.metrics import abs_rel, align_sequence, align_to_gt, temporal_flicker
+from ppd_ros.eval.protocol import ground_truth_at
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.model.factory import EstimatorBuildError, build_estimator
 from ppd_ros.synthetic import camera_sequence
@@ -107,18 +108,8 @@ def run_mode(estimator, frames, mode: str, strength: float = 0.5):
     return predictions, 1e3 * float(np.mean(steady))
 
 
-def _truth_at(frame, shape):
-    """Ground truth (depth, valid) at the prediction's resolution (nearest: no blended depths)."""
-    if frame.depth.shape == shape:
-        return frame.depth, frame.valid
-    size = (shape[1], shape[0])
-    depth = cv2.resize(frame.depth, size, interpolation=cv2.INTER_NEAREST)
-    valid = cv2.resize(frame.valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-    return depth, valid
-
-
 def evaluate(predictions, frames, mode: str, ms_per_frame: float) -> ModeResult:
-    truths = [_truth_at(f, p.shape) for f, p in zip(frames, predictions)]
+    truths = [ground_truth_at(f, *p.shape)[:2] for f, p in zip(frames, predictions)]
     gts = [np.where(valid, depth, 0.0).astype(np.float32) for depth, valid in truths]
     masks = [valid for _, valid in truths]
     per_frame = [align_to_gt(p, g, m)[0] for p, g, m in zip(predictions, gts, masks)]

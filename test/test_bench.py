@@ -108,3 +108,25 @@ def test_official_missing_packages_are_listed(tmp_path, capsys, monkeypatch):
                                                           'numpy': 'numpy'})
     with pytest.raises(bench.OfficialImportError, match=r'not installed: no-such-pkg \('):
         bench.import_official(tmp_path)
+
+
+def test_variants_run_interleaved_with_ratios_and_roofline(capsys):
+    code = bench.main(['--size', 'tiny', '--height', '32', '--width', '48', '--steps', '2', '--iters', '2',
+                       '--warmup', '1', '--device', 'cpu', '--variants', 'eager,compiled',
+                       '--compile-backend', 'eager', '--peak', '0.5'])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for variant in ('eager', 'compiled'):
+        assert re.search(rf'^{variant}\n  stage', out, re.M), out
+    assert 'note: torch.compile eager: compile + warm-up' in out
+    assert re.search(r'roofline \(0.5 TFLOP/s peak\): model [0-9.]+%, end to end [0-9.]+%', out)
+    assert re.search(r'^  compiled\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+$', out, re.M)
+    match = re.search(r'max \|compiled - eager\| = ([0-9.e+-]+)', out)
+    assert match and float(match.group(1)) <= 1e-5
+
+
+def test_unknown_variant_and_peak_table(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(['--size', 'tiny', '--variants', 'eager,tensorflow', '--device', 'cpu'])
+    assert 'unknown --variants tensorflow' in capsys.readouterr().err
+    assert bench.PEAK_TFLOPS['h100-sxm']['bf16'] > bench.PEAK_TFLOPS['h100-sxm']['fp32']

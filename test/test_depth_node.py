@@ -326,6 +326,12 @@ def test_runtime_parameter_changes_are_validated(ros_context):
     ({'model__target_area': [1024]}, 'needs 2 values'),
     ({'model__steps': 0}, "'model.steps' must be ≥ 1"),
     ({'model__dit_path': '/tmp/ppd.pth'}, 'must be given together'),
+    ({'model__backend': 'onnxruntime'}, 'model.onnx_path is needed by model.backend onnxruntime'),
+    ({'model__onnx_path': '/tmp/m.onnx'}, 'model.onnx_path is needed by model.backend onnxruntime/tensorrt '
+                                          'and only by them'),
+    ({'model__backend': 'tensorrt', 'model__onnx_path': '/tmp/m.onnx', 'model__compile': 'on'},
+     'model.compile on is for model.backend torch'),
+    ({'model__compile': 'yes'}, "parameter 'model.compile' must be one of off, on"),
 ])
 def test_bad_start_parameters_refuse_to_start(ros_context, params, message):
     with pytest.raises(ParameterError) as error:
@@ -337,7 +343,7 @@ def test_executable_exits_with_one_clear_line_on_a_bad_parameter():
     result = subprocess.run([sys.executable, '-m', 'ppd_ros.nodes.depth_node', '--ros-args',
                              '-p', 'temporal.mode:=sometimes'], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert "depth_node: error: parameter 'temporal.mode' must be one of off, align, warm_start" in result.stderr
+    assert "depth_node: error: parameter 'temporal.mode' must be one of off, align, warm_start, video" in result.stderr
 
 
 def test_diagnostics_report_rates_latency_and_model(ros_context):
@@ -433,3 +439,18 @@ def test_unpaired_images_are_reported_with_the_cause(ros_context, case, expected
         assert int(values['pairing: unpaired']) == int(values['pairing: received'])
         if case == 'offset':
             assert 'set input.latest_camera_info: true' in status.message
+
+
+def test_model_compile_and_backend_reach_the_estimator(ros_context):
+    """The node only passes model.compile/backend/onnx_path on; on this CPU compile falls back to
+    eager, and the reason goes to the node's log (once) and its start line."""
+    from ppd_ros.nodes.depth_node import model_options
+    node = DepthNode(context=ros_context, node_name='compiled',
+                     parameter_overrides=overrides(model__compile='on', model__device='cpu'))
+    try:
+        options = model_options(node.params)
+        assert (options['compile'], options['backend'], options['onnx_path']) == ('on', 'torch', None)
+        assert node.estimator.acceleration.startswith('eager (model.compile on needs a CUDA device')
+        assert node._describe['acceleration'] == node.estimator.acceleration
+    finally:
+        node.destroy_node()

@@ -12,6 +12,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from ppd_ros.nodes.depth_node import DepthNode  # noqa: E402
 from ppd_ros.nodes.image_codec import array_to_image_msg, rgb_to_image_msg  # noqa: E402
+from ppd_dev.hardening_bench import bomb_png  # noqa: E402
 from test_depth_node_harness import (Collector, Feeder, RecordingEstimator, RosGraph,  # noqa: E402
                                      camera_info, header, overrides, pattern_image, wait_for)
 from ppd_ros.geometry.camera import Intrinsics  # noqa: E402
@@ -42,6 +43,12 @@ BAD_IMAGES = {
     'data shorter than step × height': (_truncated_rgb8, 'data has 9209 bytes but step 192 × height 48 = 9216'),
     'step smaller than a row': (lambda: Image(header=header(0), height=48, width=64, encoding='rgb8', step=100,
                                               data=bytes(4800)), 'step 100 is smaller than width 64'),
+    # issue 13: bounded work per frame whatever the input
+    'aspect bomb': (lambda: array_to_image_msg(np.zeros((1, 60000), np.uint8), header(0), 'mono8'),
+                    'image 60000x1 has an aspect ratio of 60000.0:1, more than the 8:1 the model accepts'),
+    'above input.max_pixels': (lambda: Image(header=header(0), height=16000, width=16000, encoding='rgb8',
+                                             step=48000, data=bytes(16)),
+                               'image 16000x16000 has 256.0 MP, more than the limit of 33.2 MP'),
 }
 
 
@@ -97,3 +104,26 @@ def test_corrupt_compressed_images_are_dropped_with_a_clear_error(ros_context):
         _expect_error_then_recovery(node, feeder, collector, 1, 'has no data', image=empty, good_encoding='png')
         depth = CompressedImage(header=header(0), format='16UC1; compressedDepth png', data=b'\x00' * 20)
         _expect_error_then_recovery(node, feeder, collector, 2, 'compressedDepth', image=depth, good_encoding='png')
+
+        # issue 13: a decompression bomb is refused from its header, the model never sees it
+        frames_seen = len(node.estimator.inputs)
+        bomb = CompressedImage(header=header(0), format='png', data=bomb_png(6000))
+        _expect_error_then_recovery(node, feeder, collector, 3, 'png image 6000x6000 has 36.0 MP, more than '
+                                    'the limit of 33.2 MP', image=bomb, good_encoding='png')
+        assert len(node.estimator.inputs) == frames_seen + 1  # only the good frame after it
+
+
+def test_input_max_pixels_parameter_refuses_larger_frames(ros_context):
+    with RosGraph(ros_context) as graph:
+        node = graph.add(DepthNode(estimator=RecordingEstimator(), context=ros_context,
+                                   parameter_overrides=overrides(input__max_pixels=64 * 48)))
+        feeder = graph.add(Feeder(ros_context))
+        collector = graph.add(Collector(ros_context, topics=['depth/relative']))
+        assert wait_for(lambda: feeder.connected() and node.wanted_outputs() == {'relative'})
+        big = rgb_to_image_msg(np.zeros((49, 64, 3), np.uint8), header(0))
+        feeder.send(0, pattern_image(), INTR, image=big, info=camera_info(INTR.resized_to(64, 49), header(0)))
+        assert wait_for(lambda: node.errors == 1)
+        assert 'image 64x49 has 3136 pixels, more than the limit of 3072 pixels (input.max_pixels = 3072)' in node.last_error
+        feeder.send(1, pattern_image(), INTR)  # 64x48: exactly the limit
+        assert wait_for(lambda: collector.has_frame(1))
+        assert len(node.estimator.inputs) == 1

@@ -104,10 +104,9 @@ class Harness:
             self.executor.spin_once(timeout_sec=0.05)
 
     def source(self, msg):
-        before = len(self.node._sources)
+        before = self.node.source_rate.total
         self.pub_source.publish(msg)
-        self.spin_until(lambda: len(self.node._sources) > before or len(self.node._sources) == self.node._sources.maxlen
-                        and self.node._sources[-1][1].header.stamp == msg.header.stamp)
+        self.spin_until(lambda: self.node.source_rate.total > before)
 
     def frame(self, t, rel=REL, info=None, expect_metric=True):
         """Publish one relative frame; → (DepthScale, depth image or None)."""
@@ -148,7 +147,7 @@ def assert_metric_close(depth_msg, rtol=0.02):
 def test_lidar_frame_gives_metric_depth_points_and_scale_with_the_input_header(harness):
     harness.source(cloud_msg(10.0))
     scale, depth = harness.frame(10.0)
-    assert scale.status == DepthScale.STATUS_OK and scale.source == 'pointcloud'
+    assert scale.status == DepthScale.STATUS_OK and scale.source == 'sensor' and scale.message.startswith('pointcloud')
     assert scale.a == pytest.approx(A, rel=1e-3) and scale.b == pytest.approx(B, abs=1e-3)
     assert scale.age == 0.0 and scale.num_points > 50 and scale.inlier_ratio > 0.95
     for msg in (scale, depth, harness.got['info'][-1], harness.got['points'][-1]):
@@ -226,6 +225,38 @@ def test_hold_then_expiry_then_recovery(harness):
     assert_metric_close(depth)
 
 
+def model_scale_msg(t, a=A, b=B):
+    return DepthScale(header=header(t), a=a, b=b, source='model', status=DepthScale.STATUS_OK,
+                      message='fitted on MoGe-2')
+
+
+def test_the_sensor_wins_and_a_stale_sensor_falls_back_to_the_model_scale(harness):
+    pub_model = harness.io.create_publisher(DepthScale, 'depth/scale', 10)
+    harness.spin_until(lambda: pub_model.get_subscription_count() > 0)
+
+    def model(t, a):
+        before = len(harness.node.model_scales)
+        pub_model.publish(model_scale_msg(t, a=a))
+        harness.spin_until(lambda: len(harness.node.model_scales) > before)
+
+    model(0.9, 2 * A)  # a model scale before any sensor data: used, with source model
+    scale, depth = harness.frame(1.0)
+    assert scale.source == 'model' and scale.a == pytest.approx(2 * A) and 'MoGe-2' in scale.message
+    assert harness.diagnostics().level == DiagnosticStatus.WARN and harness.node.model_fallbacks == 1
+    harness.source(cloud_msg(5.0))
+    model(5.0, 2 * A)
+    scale, depth = harness.frame(5.0)  # a live sensor wins over the model
+    assert scale.source == 'sensor' and scale.a == pytest.approx(A, rel=1e-3)
+    assert_metric_close(depth)
+    model(7.5, 2 * A)
+    scale, depth = harness.frame(7.5)  # the sensor is stale past max_hold_age: the model, not nothing
+    assert scale.source == 'model' and scale.a == pytest.approx(2 * A) and 'stale' in scale.message
+    harness.node.set_parameters([Parameter('model_fallback', value=False)])
+    model(9.9, 2 * A)
+    scale, _ = harness.frame(10.0, expect_metric=False)
+    assert scale.source == 'sensor' and scale.status == DepthScale.STATUS_EXPIRED
+
+
 def test_no_fit_before_any_source(harness):
     scale, _ = harness.frame(1.0, expect_metric=False)
     assert scale.status == DepthScale.STATUS_NO_FIT and 'no pointcloud message received yet' in scale.message
@@ -238,6 +269,53 @@ def test_source_closest_in_time_is_used(harness):
     harness.source(cloud_msg(2.0 + 0.02))                      # closest: good
     harness.source(cloud_msg(2.0 + 0.09, np.full((4, 3), np.nan)))
     assert harness.frame(2.0)[0].status == DepthScale.STATUS_OK
+
+
+def _big_cloud(t, points, point_step=48):
+    """A LiDAR-sized cloud (x y z + padding to point_step), built without DDS."""
+    from sensor_msgs.msg import PointField
+
+    from ppd_ros.nodes.image_codec import fill_data
+    fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate('xyz')]
+    msg = PointCloud2(header=header(t, 'lidar_link'), height=1, width=points, fields=fields, point_step=point_step,
+                      row_step=point_step * points, is_dense=True)
+    fill_data(msg, np.zeros(points * point_step, np.uint8))
+    return msg
+
+
+def test_source_memory_is_bounded_by_bytes_not_count(harness):
+    """Issue 13: 6.3 MB clouds of a 128-line LiDAR at 10 Hz grew the node by +690 MB in 12 s (100 kept)."""
+    node = harness.node
+    for i in range(40):
+        node._on_source(_big_cloud(10.0 + 0.1 * i, 131072))
+        assert node.held_source_bytes <= 64 * 2**20
+    assert len(node._sources) == 10  # the byte budget (64 MB): the last second, not 40 clouds (252 MB)
+    values = {v.key: v.value for v in harness.diagnostics().values}
+    assert values['source messages kept'] == '10' and values['source dropped (budget)'] == '30'
+
+
+@pytest.mark.parametrize('harness', [{'source_window': 0.5}], indirect=True)
+def test_source_window_and_pairing_release_what_can_no_longer_be_used(harness):
+    for i in range(20):
+        harness.source(cloud_msg(5.0 + 0.1 * i))
+    assert [round(s, 2) for s, _ in harness.node._sources][0] == 6.4  # 0.5 s back from the newest (6.9)
+    late, _ = harness.frame(5.5, expect_metric=False)  # its cloud (5.5) fell out of the window
+    assert 'the message it needed was no longer kept (source_window 0.5 s' in late.message
+    assert harness.frame(6.65)[0].status == DepthScale.STATUS_OK
+    # depth frames come in stamp order: what is older than 6.65 - source_tolerance is released
+    assert [round(s, 2) for s, _ in harness.node._sources] == [6.6, 6.7, 6.8, 6.9]
+
+
+@pytest.mark.parametrize('harness', [{'source_budget_mb': 1.0}], indirect=True)
+def test_a_cloud_larger_than_the_budget_is_refused_with_a_reason(harness):
+    harness.node._on_source(_big_cloud(4.0, 100_000, point_step=16))  # 1.5 MB > 1 MB
+    assert harness.node.held_source_bytes == 0
+    scale, _ = harness.frame(4.0, expect_metric=False)
+    assert 'not kept for pairing: 1.5 MB is more than the whole buffer budget of 1.0 MB' in scale.message
+    values = {v.key: v.value for v in harness.diagnostics().values}
+    assert values['source refused (larger than budget)'] == '1'
+    harness.source(cloud_msg(4.05))  # a normal cloud still works
+    assert harness.frame(4.05)[0].status == DepthScale.STATUS_OK
 
 
 def test_nothing_is_computed_without_subscribers(harness, monkeypatch):
@@ -295,7 +373,7 @@ def test_range_source_and_bad_readings(harness):
 
     harness.source(reading(1.0, float(GT[cy, cx])))
     scale, depth = harness.frame(1.0)
-    assert scale.status == DepthScale.STATUS_OK and scale.num_points == 1 and scale.source == 'range'
+    assert scale.status == DepthScale.STATUS_OK and scale.num_points == 1 and scale.source == 'sensor' and scale.message.startswith('range')
     assert scale.a == pytest.approx(A) and scale.b == pytest.approx(B, abs=1e-4)
     assert_metric_close(depth, rtol=1e-3)
     for k, (value, text) in enumerate([(-1.0, 'not positive'), (float('inf'), 'no valid measurement'),

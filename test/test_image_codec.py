@@ -239,3 +239,50 @@ def test_encoder_rejects_wrong_shapes():
         rgb_to_image_msg(np.zeros((4, 4, 3), np.uint8), Header(), 'yuv422')
     with pytest.raises(ValueError, match='needs 3 channel'):
         array_to_image_msg(np.zeros((4, 4, 4), np.uint8), Header(), 'rgb8')
+
+
+# ------------------------------------------------------------------ bounded work (issue 13)
+
+def test_png_decode_bomb_is_refused_from_its_header_without_decoding():
+    """A 0.03 MB PNG that decodes to 6000×6000 (108 MB RGB): refused in well under a decode's time."""
+    import time
+
+    from ppd_dev.hardening_bench import bomb_png
+    msg = CompressedImage(format='png', data=bomb_png(6000))
+    started = time.perf_counter()
+    with pytest.raises(ImageDecodeError, match=r'png image 6000x6000 has 36.0 MP, more than the limit of '
+                                               r'33.2 MP \(input.max_pixels = 33177600\); frame refused'):
+        compressed_to_rgb(msg)
+    assert time.perf_counter() - started < 0.05
+
+
+def test_jpeg_header_size_is_checked_before_decoding():
+    rgb = np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    msg = rgb_to_compressed_msg(rgb, Header(), 'jpeg')
+    data = bytearray(bytes(msg.data))
+    sof = data.index(b'\xff\xc0')
+    data[sof + 5:sof + 9] = (6000).to_bytes(2, 'big') + (6000).to_bytes(2, 'big')
+    with pytest.raises(ImageDecodeError, match=r'jpeg image 6000x6000 has 36.0 MP'):
+        compressed_to_rgb(CompressedImage(format=msg.format, data=bytes(data)))
+    with pytest.raises(ImageDecodeError, match=r'jpeg image 64x48 has 3072 pixels, more than the limit of 1000 pixels'):
+        compressed_to_rgb(msg, max_pixels=1000)
+    assert compressed_to_rgb(msg, max_pixels=64 * 48).shape == (48, 64, 3)
+
+
+def test_formats_whose_size_cannot_be_read_first_are_refused():
+    ok, bmp = cv2.imencode('.bmp', np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ImageDecodeError, match=r'not a PNG or JPEG \(starts with 424d'):
+        compressed_to_rgb(CompressedImage(format='bmp', data=bmp.tobytes()))
+
+
+def test_raw_frames_above_max_pixels_or_the_aspect_limit_are_refused_before_reading():
+    claimed = Image(height=16000, width=16000, encoding='rgb8', step=48000, data=bytes(10))
+    with pytest.raises(ImageDecodeError, match=r'image 16000x16000 has 256.0 MP, more than the limit of 33.2 MP'):
+        image_to_rgb(claimed)
+    line = array_to_image_msg(np.zeros((1, 60000), np.uint8), Header(), 'mono8')
+    with pytest.raises(ImageDecodeError, match=r'image 60000x1 has an aspect ratio of 60000.0:1, more than the 8:1'):
+        rgb_from_any(line)
+    small = rgb_to_image_msg(np.zeros((30, 40, 3), np.uint8), Header())
+    with pytest.raises(ImageDecodeError, match=r'input.max_pixels = 1000'):
+        rgb_from_any(small, max_pixels=1000)
+    assert rgb_from_any(small, max_pixels=1200).shape == (30, 40, 3)

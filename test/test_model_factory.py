@@ -17,7 +17,7 @@ def test_random_tiny_takes_the_options():
 def test_random_models_of_every_size_share_one_table():
     from ppd_ros.model.config import SIZES, model_configs
     from ppd_ros.model.factory import MODELS
-    assert MODELS == ('demo',) + tuple(f'random-{size}' for size in SIZES)
+    assert MODELS == ('demo',) + tuple(f'random-{size}' for size in SIZES) + ('random-ppvd',)
     small = build_estimator('random-small', device='cpu')
     assert (small.dit.config, small.encoder.config) == model_configs('small')
     with pytest.raises(EstimatorBuildError, match='random-large'):

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ppd_ros.model.preprocess import model_size, resize_for_model
+from ppd_ros.model.preprocess import (MAX_ASPECT_RATIO, ImageSizeError, check_image_size, model_size,
+                                      resize_for_model)
 
 TARGET = 1024 * 768
 
@@ -25,7 +26,7 @@ def test_model_size_released_rounding(height, width, expected):
 
 
 @pytest.mark.parametrize('height, width', [(480, 640), (720, 1280), (1000, 1000), (300, 1800),
-                                           (2000, 150), (37, 53), (4000, 3000)])
+                                           (2000, 250), (37, 53), (4000, 3000), (1, 8), (8, 1)])
 def test_model_size_properties(height, width):
     h, w = model_size(height, width)
     assert h % 16 == 0 and w % 16 == 0 and h >= 16 and w >= 16
@@ -35,13 +36,46 @@ def test_model_size_properties(height, width):
 
 
 def test_model_size_degenerate_and_custom_target():
-    assert model_size(1, 100000) == (16, 280432)  # never below one multiple
+    assert model_size(1, 8) == (320, 2512)  # 8:1, the widest accepted: area kept
     assert model_size(480, 640, target_area=(128, 96)) == (96, 128)
     assert model_size(480, 640, target_area=(128, 96), multiple=32) == (96, 128)
     with pytest.raises(ValueError):
         model_size(0, 640)
     with pytest.raises(ValueError):
         model_size(480, 640, target_area=(0, 768))
+
+
+def test_aspect_bomb_is_refused_with_the_numbers():
+    """Issue 13: a 1×60000 line made the model area 35× the configured one (10 s busy, +300 MB)."""
+    with pytest.raises(ImageSizeError, match=r'image 60000x1 has an aspect ratio of 60000.0:1, more than the 8:1'):
+        model_size(1, 60000, target_area=(128, 96))
+    with pytest.raises(ImageSizeError, match='aspect ratio'):
+        resize_for_model(np.zeros((1, 60000, 3), np.uint8), target_area=(128, 96))
+    assert issubclass(ImageSizeError, ValueError)  # nodes and ppd-depth report ValueErrors as bad input
+    assert MAX_ASPECT_RATIO == 8
+
+
+@pytest.mark.parametrize('target', [(1024, 768), (128, 96), (16, 16), (64, 16), (8192, 16)])
+@pytest.mark.parametrize('height, width', [(1, 8), (8, 1), (100, 800), (3, 7), (480, 640), (1, 1), (5000, 625)])
+def test_model_area_is_bounded_by_the_configured_area_whatever_the_aspect(target, height, width):
+    h, w = model_size(height, width, target_area=target)
+    assert h % 16 == 0 and w % 16 == 0 and min(h, w) >= 16
+    area = target[0] * target[1]
+    # at most the rounding of each side to a multiple of 16 above the configured area
+    assert h * w <= max(area + 8 * (h + w) + 64, 256), (h, w)
+
+
+def test_check_image_size_limits_pixels_and_aspect():
+    check_image_size(4320, 7680)  # 8K UHD is the default limit
+    with pytest.raises(ImageSizeError, match=r'16000x16000 has 256.0 MP, more than the limit of 33.2 MP'):
+        check_image_size(16000, 16000)
+    with pytest.raises(ImageSizeError, match=r'input.max_pixels = 1000'):
+        check_image_size(40, 30, max_pixels=1000)
+    check_image_size(16000, 16000, max_pixels=None)
+    with pytest.raises(ImageSizeError, match='positive'):
+        check_image_size(0, 10)
+    with pytest.raises(ImageSizeError, match='aspect'):
+        check_image_size(10, 81, max_pixels=None)
 
 
 def test_resize_for_model_interpolation_and_scales():

@@ -2,6 +2,7 @@
 loading of the released file layouts, the 512x512 rule, and streaming == offline."""
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -139,3 +140,30 @@ def test_stream_equals_offline_infer_video():
         got[key] = depth
     streamed = torch.stack([got[i] for i in range(20)]).numpy()
     np.testing.assert_allclose(streamed, offline, atol=1e-6, rtol=0)
+
+
+def test_window_alignment_removes_per_window_scale_and_shift():
+    """A stand-in video model whose windows differ only by an affine map (per-window normalisation
+    and jitter, no noise): after the keyframe alignment every frame sits on window 0's map."""
+    from ppd_dev.video_report import StandInVideoModel
+    from ppd_ros.model.video import VideoDepthStream
+    from ppd_ros.synthetic import camera_sequence
+    frames = camera_sequence(3, 12, 32, 24, kind='indoor', motion='smooth')
+    model = StandInVideoModel(frames, 32, seed=1, jitter=0.2, smooth_noise=0.0, pixel_noise=0.0)
+    stream = VideoDepthStream(model, torch.zeros(16, 1, 32, 32), steps=1, new_frames=3)
+    depths = {}
+    for i, frame in enumerate(frames):
+        depths.update(stream.push_rgb(frame.rgb, i))
+    depths.update((k, d.numpy()) for k, d in stream.flush())
+    assert stream.windows_run == 3
+    first = [depths[i] for i in range(6)]   # window 0 as predicted
+    later = [depths[i] for i in range(6, 12)]
+    # one affine map for all frames: fit it on window 0, it must hold on the later windows
+    truth = [np.log1p(cv2.resize(np.where(f.valid, f.depth, np.nan).astype(np.float32), (32, 32),
+                                 interpolation=cv2.INTER_NEAREST)) for f in frames]
+    truth_full = [cv2.resize(t, (32, 24), interpolation=cv2.INTER_LINEAR) for t in truth]
+    ok = [np.isfinite(t) for t in truth_full]
+    a, b = np.polyfit(np.concatenate([t[m] for t, m in zip(truth_full[:6], ok[:6])]),
+                      np.concatenate([d[m] for d, m in zip(first, ok[:6])]), 1)
+    for d, t, m in zip(later, truth_full[6:], ok[6:]):
+        assert np.abs(d[m] - (a * t[m] + b)).max() < 1e-3

@@ -18,9 +18,11 @@ from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
+from ppd_ros.geometry.model_scale import ModelScale
 from ppd_ros.geometry.upsample import DEFAULT_METHOD, METHODS, upsample_depth
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
-from ppd_ros.cli import io
+from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
+                                     fast_options)
+from ppd_ros.cli import depth_video, io
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 FORMATS = ('color', 'png16', 'npy')
@@ -62,10 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help='relative depth range of the colour map (near = red, far = blue); default: the '
                         '2nd..98th percentile of each image. A fixed range keeps video colours stable')
 
+    p.add_argument('--metric', action='store_true',
+                   help='metric depth from the camera alone (needs MoGe-2 weights: --dit ppd_moge.pth '
+                        '--encoder moge2.pt): PPD\'s relative depth fitted to MoGe-2\'s metric depth; npy in '
+                        'metres, png16 in millimetres (0 = invalid), PLY in metres with MoGe-2\'s intrinsics '
+                        'unless --fx/--hfov are given (default formats with --metric: color npy png16, and '
+                        'the PLY); pixels MoGe-2 marks invalid (sky) are NaN / 0')
     model = p.add_argument_group('model')
-    model.add_argument('--model', choices=('demo', 'random-tiny'), default='demo',
-                       help='demo: the bundled demo weights (default); random-tiny: a tiny randomly '
-                            'initialised model (plumbing tests only, output is meaningless)')
+    model.add_argument('--model', choices=MODELS, default='demo',
+                       help='demo: the bundled demo weights (default); random-tiny / random-ppvd: a tiny '
+                            'randomly initialised image / video model (plumbing tests only, output is '
+                            'meaningless). With --dit ppvd.pth --encoder pi3.safetensors (the video model, '
+                            'PPVD), every video and every folder of frames is one temporally consistent '
+                            'clip, with an mp4 preview <clip>_depth.mp4')
     add_model_arguments(model)
     model.add_argument('--steps', type=int, help='Euler sampling steps (default: the model\'s, 4)')
     model.add_argument('--seed', type=int, help='noise seed, for reproducible output')
@@ -100,9 +111,11 @@ class CameraOptions:
     cy: float | None = None
     hfov: float | None = None
 
-    def for_image(self, width: int, height: int) -> Intrinsics:
+    def for_image(self, width: int, height: int) -> Intrinsics | None:
         if self.hfov is not None:
             return Intrinsics.from_fov(self.hfov, width, height)
+        if self.fx is None:
+            return None  # --metric without a camera: the model's intrinsics are used
         return Intrinsics.from_focal(self.fx, width, height, self.fy, self.cx, self.cy)
 
 
@@ -116,6 +129,7 @@ class OutputOptions:
     camera: CameraOptions | None = None  # set ⇔ --ply
     near: float = 0.5
     far: float = 20.0
+    metric: bool = False  # --metric: depth is metres (MoGe-2 scale), not relative
 
 
 def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
@@ -132,11 +146,15 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
         except ValueError:
             parser.error(f'--area must look like 1024x768 (each side >= 16), got {args.area!r}')
     camera = None
+    if args.metric:  # the authors' point-cloud outputs: metres, millimetres, and the metric cloud
+        args.ply = True
+        args.formats = args.formats or ['color', 'npy', 'png16']
     if args.ply:
         if args.hfov is not None and args.fx is not None:
             parser.error('give either --hfov or --fx/--fy, not both')
-        if args.hfov is None and args.fx is None:
-            parser.error('--ply needs the camera: --hfov DEG, or --fx (and optionally --fy --cx --cy)')
+        if args.hfov is None and args.fx is None and not args.metric:
+            parser.error('--ply needs the camera: --hfov DEG, or --fx (and optionally --fy --cx --cy), '
+                         'or --metric (MoGe-2\'s intrinsics)')
         if args.hfov is not None and not 0 < args.hfov < 180:
             parser.error(f'--hfov must be in (0, 180) degrees, got {args.hfov}')
         if args.fx is not None and (args.fx <= 0 or (args.fy is not None and args.fy <= 0)):
@@ -152,7 +170,8 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
     color_range = tuple(args.color_range) if args.color_range else None
     if color_range is not None and not (np.isfinite(color_range).all() and color_range[0] < color_range[1]):
         parser.error(f'--color-range needs finite LO < HI, got {color_range[0]} {color_range[1]}')
-    return OutputOptions(args.out, formats, args.size, args.upsample, color_range, camera, args.near, args.far)
+    return OutputOptions(args.out, formats, args.size, args.upsample, color_range, camera, args.near, args.far,
+                         args.metric)
 
 
 def _one_line(err: BaseException) -> str:
@@ -178,24 +197,29 @@ def resize_depth_to(depth: np.ndarray, rgb: np.ndarray, method: str = DEFAULT_ME
                           absolute_threshold=RELATIVE_EDGE_THRESHOLD)
 
 
-def point_cloud(rgb: np.ndarray, depth: np.ndarray, opts: OutputOptions) -> tuple[np.ndarray, np.ndarray]:
+def point_cloud(rgb: np.ndarray, depth: np.ndarray, opts: OutputOptions,
+                model_intrinsics: Intrinsics | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3) float32 points and (N, 3) uint8 RGB colours for the depth map (any resolution).
 
     The user's intrinsics are in input pixels; they are scaled to the depth resolution
-    (pixel-centre convention) and the relative depth becomes metres through the near/far range.
+    (pixel-centre convention). Without them (--metric) the model's intrinsics of this depth map
+    are used. Relative depth becomes metres through the near/far range; metric depth is used as is.
     """
     in_h, in_w = rgb.shape[:2]
     h, w = depth.shape
     intr = opts.camera.for_image(in_w, in_h)
-    if (h, w) != (in_h, in_w):
+    if intr is None:
+        intr = model_intrinsics
+    elif (h, w) != (in_h, in_w):
         intr = intr.scaled(w / in_w, h / in_h)
-    a, b = near_far_scale(opts.near, opts.far)
-    points = depth_to_points(relative_to_metric(depth, a, b), intr)
+    metres = depth if opts.metric else relative_to_metric(depth, *near_far_scale(opts.near, opts.far))
+    points = depth_to_points(metres, intr)
     colors = rgb if (h, w) == (in_h, in_w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
     return points.reshape(-1, 3), colors.reshape(-1, 3)
 
 
-def write_outputs(stem: str, rgb: np.ndarray, depth: np.ndarray, opts: OutputOptions) -> list[Path]:
+def write_outputs(stem: str, rgb: np.ndarray, depth: np.ndarray, opts: OutputOptions,
+                  model_intrinsics: Intrinsics | None = None) -> list[Path]:
     """All requested files for one image / frame; returns their paths."""
     base = opts.out_dir / stem
     written = []
@@ -203,6 +227,8 @@ def write_outputs(stem: str, rgb: np.ndarray, depth: np.ndarray, opts: OutputOpt
         path = base.with_name(base.name + SUFFIXES[fmt])
         if fmt == 'color':
             io.write_color_png(path, colorize(depth, opts.color_range))
+        elif fmt == 'png16' and opts.metric:
+            io.write_png16_millimetres(path, depth)
         elif fmt == 'png16':
             io.write_png16(path, depth)
         else:
@@ -210,18 +236,33 @@ def write_outputs(stem: str, rgb: np.ndarray, depth: np.ndarray, opts: OutputOpt
         written.append(path)
     if opts.camera is not None:
         path = base.with_name(base.name + SUFFIXES['ply'])
-        io.write_ply(path, *point_cloud(rgb, depth, opts))
+        io.write_ply(path, *point_cloud(rgb, depth, opts, model_intrinsics))
         written.append(path)
     return written
 
 
-def process_rgb(estimator, rgb: np.ndarray, stem: str, opts: OutputOptions) -> list[Path]:
+def process_rgb(estimator, rgb: np.ndarray, stem: str, opts: OutputOptions,
+                scale: ModelScale | None = None, stamp: float = 0.0) -> list[Path]:
+    """Depth of one image / frame and its files. With --metric, ``scale`` (one per input item, so a
+    video's scale is smoothed over its frames) turns the relative depth into metres."""
     depth = np.asarray(estimator.predict(rgb), dtype=np.float32)
     if depth.ndim != 2:
         raise RuntimeError(f'estimator returned shape {depth.shape}, expected (h, w)')
+    state = None
+    if opts.metric:
+        scale = scale or ModelScale()
+        state = scale.update(stamp, depth, estimator.metric_geometry(rgb))
+        if not state.usable:
+            raise ValueError(f'no metric scale for this image: {state.message}')
     if opts.size == 'input':
         depth = resize_depth_to(depth, rgb, opts.upsample)
-    return write_outputs(stem, rgb, depth, opts)
+    if state is None:
+        return write_outputs(stem, rgb, depth, opts)
+    intrinsics = scale.geometry.intrinsics
+    if intrinsics is None and opts.camera.for_image(*rgb.shape[1::-1]) is None:
+        raise ValueError('MoGe-2 gave no usable intrinsics for this image: give --fx or --hfov for the PLY')
+    intrinsics = intrinsics.resized_to(depth.shape[1], depth.shape[0]) if intrinsics is not None else None
+    return write_outputs(stem, rgb, scale.metric(depth, state), opts, intrinsics)
 
 
 # ------------------------------------------------------------------------------ driver
@@ -267,17 +308,18 @@ def run_item(estimator, item: io.InputItem, opts: OutputOptions, reporter: Repor
         return
     if item.kind == 'image':
         try:
-            process_rgb(estimator, io.read_image_rgb(item.path), item.name, opts)
+            process_rgb(estimator, io.read_image_rgb(item.path), item.name, opts)  # fresh scale per image
         except Exception as err:  # noqa: BLE001 — report and go on with the next file
             reporter.error(str(item.path), _describe_error(err))
         if bar is not None:
             bar.update(1)
         return
     video_stem = Path(item.name).name
+    scale = ModelScale() if opts.metric else None
     try:
         for index, rgb in io.iter_video_frames(item.path):
             try:
-                process_rgb(estimator, rgb, f'{item.name}/{video_stem}_{index:06d}', opts)
+                process_rgb(estimator, rgb, f'{item.name}/{video_stem}_{index:06d}', opts, scale, float(index))
             except Exception as err:  # noqa: BLE001
                 reporter.error(f'{item.path} [frame {index}]', _describe_error(err))
             if bar is not None:
@@ -300,12 +342,16 @@ def main(argv=None, estimator=None) -> int:
     if estimator is None:
         try:
             estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
-                                        args.steps, args.seed, args.area)
+                                        args.steps, args.seed, args.area, **fast_options(args))
         except EstimatorBuildError as err:
             print(err.line(PROG), file=sys.stderr)
             return EXIT_USAGE
     elif args.steps is not None:
         estimator.steps = args.steps
+    if opts.metric and not getattr(estimator, 'has_metric_model', False):
+        print(f'{PROG}: error: --metric needs MoGe-2 weights (--dit ppd_moge.pth --encoder moge2.pt); '
+              'this model has no metric depth', file=sys.stderr)
+        return EXIT_USAGE
 
     try:
         opts.out_dir.mkdir(parents=True, exist_ok=True)
@@ -316,10 +362,19 @@ def main(argv=None, estimator=None) -> int:
     bar = _progress_bar(items, args.quiet)
     reporter = Reporter(bar)
     try:
-        for item in items:
-            if bar is not None:
-                bar.set_postfix_str(item.path.name, refresh=False)
-            run_item(estimator, item, opts, reporter, bar)
+        if depth_video.is_video_model(estimator):
+            for item in items:
+                if item.kind == 'unsupported':
+                    reporter.error(str(item.path), item.problem)
+            for name, members in depth_video.clips(items):
+                if bar is not None:
+                    bar.set_postfix_str(name, refresh=False)
+                depth_video.run_clip(estimator, name, members, opts, reporter, bar, write_outputs, colorize)
+        else:
+            for item in items:
+                if bar is not None:
+                    bar.set_postfix_str(item.path.name, refresh=False)
+                run_item(estimator, item, opts, reporter, bar)
     finally:
         if bar is not None:
             bar.close()

@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
+from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator, fast_options
 
 PROG = 'ppd-eval'
 EXIT_USAGE = 2
@@ -122,7 +122,7 @@ def choose_estimator(args):
             raise SetupError(str(err)) from err
     try:
         return build_estimator('demo', args.dit, args.encoder, args.device, args.precision, args.steps,
-                               args.noise_seed, args.area)
+                               args.noise_seed, args.area, **fast_options(args))
     except EstimatorBuildError as err:
         raise SetupError(str(err)) from err
 

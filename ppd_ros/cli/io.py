@@ -231,6 +231,16 @@ def write_png16(path, depth: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
+def write_png16_millimetres(path, depth_m: np.ndarray) -> None:
+    """Metric depth as a 16-bit PNG in millimetres (the RGB-D convention): 0 = invalid, clipped to
+    65535 mm; a tEXt chunk says so."""
+    depth = np.asarray(depth_m, dtype=np.float64)
+    mm = np.where(np.isfinite(depth) & (depth > 0), np.rint(depth * 1000.0), 0)
+    image = np.clip(mm, 0, PNG16_MAX).astype(np.uint16)
+    meta = json.dumps({'unit': 'mm', 'invalid': 0, 'quantity': 'metric depth (z), millimetres'})
+    _write_bytes(Path(path), _insert_text_chunk(_encode_png(image), PNG16_TEXT_KEY, meta))
+
+
 def read_png_text(path) -> dict[str, str]:
     """All tEXt chunks of a PNG as {keyword: text}."""
     data = Path(path).read_bytes()
@@ -307,3 +317,45 @@ def read_ply(path) -> np.ndarray:
     count = next(int(line.split()[2]) for line in header if line.startswith('element vertex'))
     body = data[end + len(b'end_header\n'):]
     return np.frombuffer(body, dtype=PLY_VERTEX_DTYPE, count=count)
+
+
+# ------------------------------------------------------------------------------ video preview
+
+def video_fps(path, default: float = 30.0) -> float:
+    """Frame rate the container claims, else ``default``."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+    finally:
+        capture.release()
+    return float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else default
+
+
+class PreviewWriter:
+    """An mp4 (MPEG-4 part 2, 'mp4v': available in every OpenCV build) of BGR uint8 frames,
+    opened on the first frame; frames of another size are resized to the first one."""
+
+    def __init__(self, path, fps: float = 30.0):
+        self.path = Path(path)
+        self.fps = fps
+        self._writer = None
+        self._size = None
+        self.frames = 0
+
+    def write(self, bgr: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._size = (bgr.shape[1], bgr.shape[0])
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*'mp4v'), self.fps, self._size)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise OSError(f'{self.path}: cannot open an mp4 writer (OpenCV build without video writing?)')
+        if (bgr.shape[1], bgr.shape[0]) != self._size:
+            bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(np.ascontiguousarray(bgr))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None

@@ -13,6 +13,8 @@ _EXPORTS = {
     'EstimatorBuildError': 'factory',
     'add_model_arguments': 'factory',
     'CheckpointError': 'checkpoint',
+    'MoGe2': 'moge',
+    'MoGeSemanticEncoder': 'moge',
     'load_dit': 'checkpoint',
     'load_encoder': 'checkpoint',
     'load_model_file': 'checkpoint',
@@ -28,6 +30,9 @@ _EXPORTS = {
     'SemanticEncoder': 'vit',
     'resize_for_model': 'preprocess',
     'model_size': 'preprocess',
+    'check_image_size': 'preprocess',
+    'ImageSizeError': 'preprocess',
+    'encoded_image_size': 'image_header',
     'Resized': 'preprocess',
 }
 

@@ -36,6 +36,7 @@ from torch import nn
 
 from .config import DiTConfig, EncoderConfig
 from .dit import SPDiT
+from .moge import MoGe2, MoGeSemanticEncoder, backbone_config
 from .vit import SemanticEncoder
 
 FORMAT_TAG = 'ppd_ros.model/1'
@@ -65,7 +66,7 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if path.suffix == '.safetensors':
         tensors, metadata = _read_safetensors(path)
     else:
-        tensors, metadata = _read_torch(path), {}
+        tensors, metadata = _read_torch(path)
     if tensors and all(k.startswith('module.') for k in tensors):  # saved from DataParallel
         tensors = {k[len('module.'):]: v for k, v in tensors.items()}
     return tensors, metadata
@@ -85,7 +86,9 @@ def _read_safetensors(path: Path):
     return tensors, metadata
 
 
-def _read_torch(path: Path) -> dict[str, torch.Tensor]:
+def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata; a ``moge2.pt``-style {'model_config', 'model'} dict keeps its config
+    as JSON under the ``model_config`` metadata key."""
     try:
         obj = torch.load(str(path), map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -100,7 +103,13 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
         first = str(exc).splitlines()[0] if str(exc) else ''
         raise CheckpointError(f'{path}: cannot read checkpoint (truncated or corrupt?): '
                               f'{type(exc).__name__}: {first}') from exc
-    return _flatten_state(obj, path)
+    metadata = {}
+    if isinstance(obj, Mapping) and 'model_config' in obj:
+        try:
+            metadata['model_config'] = json.dumps(obj['model_config'])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f'{path}: "model_config" is not a plain configuration: {exc}') from exc
+    return _flatten_state(obj, path), metadata
 
 
 def _flatten_state(obj, path) -> dict[str, torch.Tensor]:
@@ -258,6 +267,49 @@ def encoder_from_tensors(tensors, path='<state dict>', config: EncoderConfig | N
     return build_checked(lambda: SemanticEncoder(config), state, path, f'encoder {config}', stray)
 
 
+def moge_from_tensors(model_config: Mapping, tensors, path='<state dict>', backbone: EncoderConfig | None = None,
+                      num_heads: int | None = None) -> MoGe2:
+    """MoGe-2 from ``moge2.pt``'s ``model_config`` and ``model`` tensors: layout from the config,
+    backbone sizes from the weights (``moge.backbone_config``), every key and shape checked."""
+    if not isinstance(model_config, Mapping) or not isinstance(model_config.get('encoder'), Mapping):
+        raise CheckpointError(f'{path}: "model_config" is not a MoGe configuration (no "encoder" section)')
+    state = dict(tensors)
+    if any(k.startswith('sem_encoder.') for k in state):  # a full PixelPerfectDepth state dict
+        state = {k[len('sem_encoder.'):]: v for k, v in state.items() if k.startswith('sem_encoder.')}
+    try:
+        backbone = backbone or backbone_config(state, str(model_config['encoder'].get('backbone')),
+                                               num_heads=num_heads)
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f'{path}: not a usable MoGe-2 checkpoint: {exc}') from exc
+    try:
+        with torch.device('meta'):
+            MoGe2(model_config, backbone)  # configuration errors surface here, before the key check
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f'{path}: unsupported MoGe model_config: {exc}') from exc
+    return build_checked(lambda: MoGe2(model_config, backbone), state, path,
+                         f'MoGe-2 model ({model_config["encoder"].get("backbone")}, width {backbone.embed_dim}, '
+                         f'depth {backbone.depth})')
+
+
+def moge_config_of(metadata: Mapping[str, str], path) -> dict | None:
+    """The MoGe ``model_config`` stored in a checkpoint, or None for other files."""
+    if 'model_config' not in metadata:
+        return None
+    try:
+        return json.loads(metadata['model_config'])
+    except ValueError as exc:
+        raise CheckpointError(f'{path}: invalid "model_config": {exc}') from exc
+
+
+def save_moge_file(path, model: MoGe2) -> Path:
+    """Write a MoGe-2 model in the released ``moge2.pt`` layout ({'model_config', 'model'})."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to('cpu').contiguous() for k, v in model.state_dict().items()}
+    torch.save({'model_config': model.config, 'model': state}, str(path))
+    return path
+
+
 def load_dit(path, config: DiTConfig | None = None) -> SPDiT:
     """SP-DiT from ``ppd.pth`` (or any accepted layout); sizes inferred unless ``config``."""
     tensors, metadata = read_checkpoint(path)
@@ -265,9 +317,14 @@ def load_dit(path, config: DiTConfig | None = None) -> SPDiT:
     return dit_from_tensors(tensors, path, config)
 
 
-def load_encoder(path, config: EncoderConfig | None = None, num_heads: int | None = None) -> SemanticEncoder:
-    """Semantics encoder from ``depth_anything_v2_vit*.pth`` (or any accepted layout)."""
+def load_encoder(path, config: EncoderConfig | None = None, num_heads: int | None = None):
+    """Semantics encoder, its variant told by the file: ``moge2.pt`` (a ``model_config`` + ``model``
+    dict) gives a ``MoGeSemanticEncoder`` (PPD with MoGe-2 semantics), anything else the
+    Depth-Anything-v2 ``SemanticEncoder`` (``depth_anything_v2_vit*.pth`` or any accepted layout)."""
     tensors, metadata = read_checkpoint(path)
+    moge_config = moge_config_of(metadata, path)
+    if moge_config is not None:
+        return MoGeSemanticEncoder(moge_from_tensors(moge_config, tensors, path, config, num_heads))
     config = config or _metadata_configs(metadata, path)[1]
     return encoder_from_tensors(tensors, path, config, num_heads)
 
@@ -334,6 +391,26 @@ def checkpoint_kind(tensors: Mapping[str, torch.Tensor]) -> str:
     if 'register_token' in tensors and any(k.startswith('decoder.') for k in tensors):
         return 'pi3'
     return 'image'
+
+
+def peek_kind(path) -> str:
+    """``checkpoint_kind`` of a file from its key names only (safetensors header, or a memory-mapped
+    torch load), so choosing the model does not read a large file twice. Unreadable → 'image'
+    (the image loaders then give their full error)."""
+    path = Path(path)
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors import safe_open
+            with safe_open(str(path), framework='pt', device='cpu') as f:
+                keys = {k: None for k in f.keys()}
+        else:
+            obj = torch.load(str(path), map_location='cpu', weights_only=True, mmap=True)
+            keys = _flatten_state(obj, path)
+    except Exception:  # noqa: BLE001 — the real loader reports the problem
+        return 'image'
+    if keys and all(k.startswith('module.') for k in keys):
+        keys = {k[len('module.'):]: None for k in keys}
+    return checkpoint_kind(keys)
 
 
 def select_video_dit_state(tensors: Mapping[str, torch.Tensor], path) -> tuple[dict, list[str]]:

@@ -12,11 +12,20 @@ in any batch and on any device (the noise does not depend on the device's RNG).
 Warm start: ``predict(rgb, init_depth, init_strength)`` noises ``init_depth`` (h, w, output
 space) to the timestep where the last ceil(init_strength · steps) steps of the schedule begin and
 runs only those (``sampler.warm_start_index``); strength 1 is a cold start.
+
+Fast paths for cold-start frames (warm starts always run eager PyTorch):
+``compile='on'`` — torch.compile(fullgraph) of the whole frame, CUDA-graph capture on CUDA, warmed
+up at construction for the target area's own resolution, pinned asynchronous uploads
+(``accelerate``); ``backend='onnxruntime' | 'tensorrt'`` with ``onnx_path`` — a file written by
+``ppd-export``, run by onnxruntime (CPU or CUDA provider by ``device``; TensorRT provider).
+Where compile is not available the estimator runs eager and logs why, once.
 """
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +34,8 @@ import numpy as np
 import torch
 
 from . import checkpoint
+from .accelerate import COMPILE_MODES, CompiledFrame, PinnedUpload
+from .factory import BACKENDS
 from .config import DiTConfig, EncoderConfig
 from .dit import SPDiT
 from .preprocess import DEFAULT_TARGET_AREA, model_size, resize_for_model
@@ -36,6 +47,7 @@ DEFAULT_WARM_STRENGTH = 0.5
 _PRECISIONS = {'fp32': None, 'float32': None, 'fp16': torch.float16, 'float16': torch.float16,
                'half': torch.float16, 'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
 _CANONICAL = {None: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
+_LOG = logging.getLogger('ppd_ros.model')
 
 
 def resolve_device(device='auto') -> torch.device:
@@ -58,6 +70,14 @@ def resolve_device(device='auto') -> torch.device:
     return dev
 
 
+def release_device_memory() -> None:
+    """Hand the memory of models no longer referenced back: collect Python's cycles, then empty
+    the CUDA allocator's cache (which otherwise keeps freed blocks for this process)."""
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """'fp32' | 'fp16' | 'bf16' (autocast). fp16 on CPU falls back to fp32 with a warning."""
     key = str(precision).lower()
@@ -76,9 +96,22 @@ class PPDEstimator:
 
     def __init__(self, dit: SPDiT, encoder: SemanticEncoder, device='auto', precision: str = 'fp32',
                  steps: int = 4, seed: int | None = None, target_area=DEFAULT_TARGET_AREA,
-                 name: str = 'ppd'):
-        if encoder.config.embed_dim != dit.config.semantic_dim:
-            raise ValueError(f'encoder width {encoder.config.embed_dim} does not match the DiT '
+                 name: str = 'ppd', *, compile: str = 'off', backend: str = 'torch', onnx_path=None,
+                 compile_backend: str | None = None, log=None):
+        """compile: 'off' | 'on'; backend: 'torch' | 'onnxruntime' | 'tensorrt' (the last two run
+        ``onnx_path``); compile_backend: torch.compile backend, None = inductor on CUDA (tests use
+        'eager'/'aot_eager' on CPU); log(line): where the one fallback line goes (logging)."""
+        if compile not in COMPILE_MODES:
+            raise ValueError(f'compile must be one of {", ".join(COMPILE_MODES)}, got {compile!r}')
+        if backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
+        if (backend == 'torch') != (onnx_path is None):
+            raise ValueError(f'backend {backend} needs onnx_path' if onnx_path is None
+                             else f'onnx_path is for the onnxruntime/tensorrt backends, not {backend}')
+        if backend != 'torch' and compile == 'on':
+            raise ValueError('compile on is for the torch backend (an ONNX backend compiles itself)')
+        if encoder.semantic_dim != dit.config.semantic_dim:
+            raise ValueError(f'encoder width {encoder.semantic_dim} does not match the DiT '
                              f'semantic width {dit.config.semantic_dim}')
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError(f'seed must be an int or None, got {seed!r}')
@@ -92,21 +125,37 @@ class PPDEstimator:
         self.seed = seed
         self.target_area = tuple(target_area)
         self.name = name
+        self._log = log or _LOG.warning
+        self._frame = None       # CompiledFrame or OnnxFrame: runs cold-start frames
+        self._upload = None      # PinnedUpload on CUDA with compile on
+        if compile == 'on':
+            self._frame = CompiledFrame(self.dit, self.encoder, self.device,
+                                        _PRECISIONS[self.precision], compile_backend)
+            self.warm_up()
+            if self.device.type == 'cuda':
+                self._upload = PinnedUpload(self.device)
+        elif backend != 'torch':
+            from .export import OnnxFrame
+            provider = 'tensorrt' if backend == 'tensorrt' else \
+                f'onnxruntime-{"cuda" if self.device.type == "cuda" else "cpu"}'
+            self._frame = OnnxFrame(onnx_path, provider)
 
     # ------------------------------------------------------------------------ construction
     @classmethod
     def from_checkpoints(cls, dit_path, encoder_path=None, device='auto', precision: str = 'fp32',
                          steps: int = 4, seed: int | None = None, target_area=DEFAULT_TARGET_AREA,
-                         encoder_heads: int | None = None) -> 'PPDEstimator':
-        """Released ``ppd.pth`` + ``depth_anything_v2_vitl.pth`` (or one file holding both)."""
+                         encoder_heads: int | None = None, **fast) -> 'PPDEstimator':
+        """Released ``ppd.pth`` + ``depth_anything_v2_vitl.pth`` (or one file holding both).
+        ``fast``: the keyword-only options of the constructor (compile, backend, onnx_path, …)."""
         dit = checkpoint.load_dit(dit_path)
         encoder = checkpoint.load_encoder(encoder_path or dit_path, num_heads=encoder_heads)
-        return cls(dit, encoder, device, precision, steps, seed, target_area, name=Path(dit_path).stem)
+        return cls(dit, encoder, device, precision, steps, seed, target_area, name=Path(dit_path).stem,
+                   **fast)
 
     @classmethod
     def from_config(cls, dit_config: DiTConfig | None = None, encoder_config: EncoderConfig | None = None,
                     device='auto', precision: str = 'fp32', steps: int = 4, seed: int | None = None,
-                    target_area=DEFAULT_TARGET_AREA, init_seed: int = 0) -> 'PPDEstimator':
+                    target_area=DEFAULT_TARGET_AREA, init_seed: int = 0, **fast) -> 'PPDEstimator':
         """Randomly initialised model (tiny by default) for tests and pipelines without weights.
         Weights are reproducible from ``init_seed``; the global RNG is left untouched."""
         encoder_config = encoder_config or EncoderConfig.tiny()
@@ -118,11 +167,11 @@ class PPDEstimator:
             encoder = SemanticEncoder(encoder_config)
         dit.eval().requires_grad_(False)
         encoder.eval().requires_grad_(False)
-        return cls(dit, encoder, device, precision, steps, seed, target_area, name='random')
+        return cls(dit, encoder, device, precision, steps, seed, target_area, name='random', **fast)
 
     @classmethod
     def from_file(cls, path, device='auto', precision: str = 'fp32', steps: int | None = None,
-                  seed: int | None = None, target_area=None) -> 'PPDEstimator':
+                  seed: int | None = None, target_area=None, **fast) -> 'PPDEstimator':
         """Estimator from the single-file format written by ``save_estimator``. ``steps`` and
         ``target_area`` default to the file's metadata entries of those names (the values the
         model was trained/exported for), else to 4 and 1024×768."""
@@ -136,7 +185,7 @@ class PPDEstimator:
         except (ValueError, TypeError) as exc:
             raise checkpoint.CheckpointError(f'{path}: invalid steps/target_area metadata: {exc}') from exc
         return cls(dit, encoder, device, precision, steps, seed, target_area,
-                   name=metadata.get('name', Path(path).stem))
+                   name=metadata.get('name', Path(path).stem), **fast)
 
     @classmethod
     def demo(cls, name: str | None = None, **kwargs) -> 'PPDEstimator':
@@ -151,6 +200,11 @@ class PPDEstimator:
         return cls.from_file(found[0], **kwargs)
 
     # -------------------------------------------------------------------------- settings
+    @property
+    def variant(self) -> str:
+        """'da2' (Depth-Anything-v2 semantics) or 'moge2' (MoGe-2 semantics, metric depth available)."""
+        return self.encoder.variant
+
     @property
     def precision(self) -> str:
         return self._precision
@@ -168,6 +222,31 @@ class PPDEstimator:
         sampling_timesteps(value)  # raises ValueError unless an integer >= 1
         self._steps = value
 
+    @property
+    def acceleration(self) -> str:
+        """How cold-start frames run: 'eager', the compiled path, or the ONNX backend."""
+        if self._frame is None:
+            return 'eager'
+        if isinstance(self._frame, CompiledFrame):
+            return self._frame.describe()
+        return f'{self._frame.backend} ({self._frame.path.name})'
+
+    def warm_up(self, height: int | None = None, width: int | None = None) -> None:
+        """Compile (and capture) the compiled path for one frame size, by default the target
+        area's own (a camera of that aspect ratio); other sizes compile on their first frame."""
+        if not isinstance(self._frame, CompiledFrame):
+            return
+        if height is None or width is None:
+            height, width = model_size(self.target_area[1], self.target_area[0], self.target_area)
+        self._frame.warm_up(height, width, self.steps)
+        self._report_fallback()
+
+    def _report_fallback(self) -> None:
+        frame = self._frame
+        if isinstance(frame, CompiledFrame) and not frame.active and not getattr(self, '_reported', False):
+            self._reported = True
+            self._log(f'model.compile on: {frame.fallback_reason}')
+
     def infer_size(self, height: int, width: int) -> tuple[int, int]:
         """Model resolution (h, w) of the depth returned for a height × width frame."""
         return model_size(height, width, self.target_area)
@@ -176,12 +255,14 @@ class PPDEstimator:
         d, e = self.dit.config, self.encoder.config
         return {
             'model': (f'{self.name}: SP-DiT hidden {d.hidden_size} depth {d.depth} heads {d.num_heads} '
-                      f'patch {d.patch_size} + DINOv2 width {e.embed_dim} depth {e.depth}'),
+                      f'patch {d.patch_size} + {self.variant} semantics (DINOv2 width {e.embed_dim} '
+                      f'depth {e.depth})'),
             'device': str(self.device),
             'precision': self.precision,
             'steps': self.steps,
             'resolution': f'{self.target_area[0]}x{self.target_area[1]}',
             'seed': self.seed,
+            'acceleration': self.acceleration,
             'parameters': sum(p.numel() for p in self.dit.parameters())
                           + sum(p.numel() for p in self.encoder.parameters()),
         }
@@ -205,7 +286,9 @@ class PPDEstimator:
             groups.setdefault(image.shape[:2], []).append(i)
         results: list[np.ndarray | None] = [None] * len(images)
         for (h, w), index in groups.items():
-            batch = torch.from_numpy(np.stack([images[i] for i in index])).to(self.device)
+            frames = np.stack([images[i] for i in index])
+            batch = self._upload(frames) if self._upload is not None and init_depths is None \
+                else torch.from_numpy(frames).to(self.device)
             batch = batch.permute(0, 3, 1, 2).float() / 255.0
             init = None
             if init_depths is not None:
@@ -230,11 +313,42 @@ class PPDEstimator:
         if noise is None:
             noise = self._noise(b, h, w)
         images = images.to(self.device, torch.float32)
+        if self._frame is not None and init_depth is None:
+            if not isinstance(self._frame, CompiledFrame):
+                self._frame.check(self.steps, h, w)  # the exported size and step count
+            with torch.inference_mode():
+                depth = self._frame(images, noise.to(self.device), self.steps) \
+                    if isinstance(self._frame, CompiledFrame) else self._frame(images, noise)
+            self._report_fallback()
+            return depth.float()
         with torch.inference_mode(), self._autocast():
             semantics = self.encoder(images)
             depth = sample(self.dit, images, semantics, noise.to(self.device), self.steps,
                            init_depth=init_depth, start_index=start)
         return depth.float()
+
+    # ----------------------------------------------------------------------- metric pass
+    @property
+    def has_metric_model(self) -> bool:
+        """True for PPD with MoGe-2 semantics: MoGe-2 also gives metric depth and intrinsics."""
+        return getattr(self.encoder, 'moge', None) is not None
+
+    def metric_geometry(self, rgb: np.ndarray, resolution_level: int = 9):
+        """MoGe-2's metric view of an H×W×3 uint8 RGB frame at the model resolution (h, w) — the
+        same resized image the DiT sees: ``geometry.model_scale.ModelGeometry`` (metres, valid
+        mask, intrinsics in pixels of the h×w image). Only with MoGe-2 weights. ``resolution_level``
+        0..9 picks MoGe-2's token count in its ``num_tokens_range`` (9, the top, as released)."""
+        from ..geometry.model_scale import ModelGeometry
+        if not self.has_metric_model:
+            raise ValueError('metric depth from the camera alone needs MoGe-2 weights (moge2.pt as the '
+                             f'encoder); this model has {self.variant} semantics')
+        image = resize_for_model(rgb, self.target_area).image
+        tensor = torch.from_numpy(image).to(self.device).permute(2, 0, 1).float() / 255.0
+        with torch.inference_mode(), self._autocast():
+            geometry = self.encoder.moge.infer(tensor, resolution_level=resolution_level)
+        k = geometry.intrinsics[0].float().cpu().numpy()
+        return ModelGeometry.from_normalized(geometry.depth[0].float().cpu().numpy(), geometry.mask[0].cpu().numpy(),
+                                             float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
 
     def _noise(self, batch: int, height: int, width: int) -> torch.Tensor:
         if self.seed is None:
@@ -279,4 +393,4 @@ def load_from_file(path, **kwargs) -> PPDEstimator:
 
 
 __all__ = ['PPDEstimator', 'save_estimator', 'load_from_file', 'resolve_device', 'resolve_precision',
-           'DEFAULT_WARM_STRENGTH']
+           'DEFAULT_WARM_STRENGTH', 'BACKENDS']

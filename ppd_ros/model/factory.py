@@ -14,7 +14,9 @@ from pathlib import Path
 
 from .config import SIZES, model_configs
 
-MODELS = ('demo',) + tuple(f'random-{size}' for size in SIZES)
+#: random-ppvd: a tiny untrained video model (PPVD), for plumbing tests
+MODELS = ('demo',) + tuple(f'random-{size}' for size in SIZES) + ('random-ppvd',)
+BACKENDS = ('torch', 'onnxruntime', 'tensorrt')  # model backends; here so nodes need no torch import
 NO_DEMO_WEIGHTS = ('no bundled demo weights (demo_*.safetensors) found; give the released weights with '
                    '--dit ppd.pth --encoder depth_anything_v2_vitl.pth, or depth_node\'s '
                    'model.dit_path and model.encoder_path')
@@ -37,10 +39,12 @@ class EstimatorBuildError(ValueError):
 
 
 def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', precision: str = 'fp32',
-                    steps: int | None = None, seed: int | None = None, target_area=None):
+                    steps: int | None = None, seed: int | None = None, target_area=None,
+                    compile: str = 'off', backend: str = 'torch', onnx_path=None, log=None):
     """``PPDEstimator`` from released checkpoints when ``dit`` is given (``encoder`` defaults to
     ``dit``: one file holding both; ``model`` is then ignored), else the ``model`` of ``MODELS``.
-    ``steps``/``target_area`` None keep the model's own defaults. Raises EstimatorBuildError."""
+    ``steps``/``target_area`` None keep the model's own defaults; ``compile``, ``backend``,
+    ``onnx_path`` and ``log`` as the estimator's fast paths. Raises EstimatorBuildError."""
     if dit is None and encoder is not None:
         raise EstimatorBuildError('an encoder checkpoint needs a DiT checkpoint (dit) as well')
     if dit is None and model not in MODELS:
@@ -52,35 +56,85 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
         from . import estimator
     except ImportError as exc:
         raise EstimatorBuildError(f'the PPD model code is not available: {exc}') from exc
-    options = dict(device=device, precision=precision, seed=seed)
+    if onnx_path is not None and not Path(onnx_path).is_file():
+        raise EstimatorBuildError('ONNX model not found (write one with ppd-export)', onnx_path)
+    options = dict(device=device, precision=precision, seed=seed, compile=compile, backend=backend,
+                   onnx_path=onnx_path, log=log)
     if steps is not None:
         options['steps'] = steps
     if target_area is not None:
         options['target_area'] = tuple(target_area)
     try:
         _check_device_and_precision(estimator, device, precision)  # before loading any weights
+        video = _is_video(dit, encoder) if dit is not None else model == 'random-ppvd'
+        if video and (compile != 'off' or backend != 'torch'):
+            raise EstimatorBuildError('compile and the ONNX backends are for the image model; the video '
+                                      'model runs eager PyTorch')
+        if video:
+            return _video_estimator(dit, encoder, device, precision, steps, seed)
         if dit is not None:
             return estimator.PPDEstimator.from_checkpoints(dit, encoder, **options)
         if model.startswith('random-'):
             return estimator.PPDEstimator.from_config(*model_configs(model[len('random-'):]), **options)
         return estimator.PPDEstimator.demo(**options)
+    except EstimatorBuildError:
+        raise
     except FileNotFoundError as exc:
         if dit is None:  # demo() found no weights file
             raise EstimatorBuildError(NO_DEMO_WEIGHTS, estimator.WEIGHTS_DIR) from exc
         raise _one_line_error(exc, dit, encoder) from exc
     except _BUILD_ERRORS as exc:
-        raise _one_line_error(exc, dit, encoder) from exc
+        raise _one_line_error(exc, dit, encoder, onnx_path) from exc
 
 
-def add_model_arguments(parser) -> None:
+def _is_video(dit, encoder) -> bool:
+    """The released video model (ppvd.pth, keys dit_video.*) is recognised from its keys."""
+    from .checkpoint import peek_kind
+    dit_kind = peek_kind(dit)
+    if dit_kind != 'video' and encoder is not None and peek_kind(encoder) == 'video':
+        raise EstimatorBuildError('the video model goes --dit ppvd.pth --encoder pi3.safetensors '
+                                  '(the two files seem swapped)', dit)
+    if dit_kind == 'video' and encoder is None:
+        raise EstimatorBuildError('the video model ppvd.pth needs its semantics encoder: '
+                                  '--encoder pi3.safetensors', dit)
+    return dit_kind == 'video'
+
+
+def _video_estimator(dit, encoder, device, precision, steps, seed):
+    from .video import VideoDepthEstimator
+    options = dict(device=device, precision=precision)
+    if steps is not None:
+        options['steps'] = steps
+    if seed is not None:
+        options['seed'] = seed
+    if dit is None:
+        return VideoDepthEstimator.from_config(**options)
+    return VideoDepthEstimator.from_checkpoints(dit, encoder, **options)
+
+
+def add_model_arguments(parser, fast: bool = True) -> None:
     """--dit, --encoder, --device, --precision (the model options every command line shares) on an
-    argparse parser or argument group; pass them on to ``build_estimator``."""
-    parser.add_argument('--dit', type=Path, metavar='PATH', help='released PPD DiT checkpoint (ppd.pth)')
+    argparse parser or argument group, and with ``fast`` --compile, --backend, --onnx; pass them
+    on to ``build_estimator`` (``fast_options(args)`` for the last three)."""
+    parser.add_argument('--dit', type=Path, metavar='PATH',
+                        help='released DiT checkpoint: ppd.pth or ppd_moge.pth (image model), ppvd.pth (video model)')
     parser.add_argument('--encoder', type=Path, metavar='PATH',
-                        help='released Depth-Anything-v2 encoder checkpoint (depth_anything_v2_vitl.pth; '
-                             'with --dit)')
+                        help='released semantics encoder (with --dit): depth_anything_v2_vitl.pth for ppd.pth, '
+                             'moge2.pt for ppd_moge.pth, pi3.safetensors for ppvd.pth (told apart by content)')
     parser.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:1, …')
     parser.add_argument('--precision', default='fp32', help='fp32 (default), fp16 or bf16')
+    if not fast:
+        return
+    parser.add_argument('--compile', choices=('off', 'on'), default='off',
+                        help='on: torch.compile + CUDA graphs of the whole frame (CUDA; warm-up at start)')
+    parser.add_argument('--backend', choices=BACKENDS, default='torch',
+                        help='torch (default); onnxruntime or tensorrt run --onnx (from ppd-export)')
+    parser.add_argument('--onnx', type=Path, metavar='PATH', help='ONNX model written by ppd-export')
+
+
+def fast_options(args) -> dict:
+    """build_estimator's compile/backend/onnx_path from the options of ``add_model_arguments``."""
+    return dict(compile=args.compile, backend=args.backend, onnx_path=args.onnx)
 
 
 def _check_device_and_precision(estimator, device, precision) -> None:
@@ -101,4 +155,4 @@ def _one_line_error(exc: BaseException, *paths) -> EstimatorBuildError:
     return EstimatorBuildError(message)
 
 
-__all__ = ['EstimatorBuildError', 'build_estimator', 'add_model_arguments', 'MODELS']
+__all__ = ['EstimatorBuildError', 'build_estimator', 'add_model_arguments', 'fast_options', 'MODELS']

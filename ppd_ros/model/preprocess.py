@@ -4,6 +4,20 @@ As the released ``resize_keep_aspect``: keep the aspect ratio, scale to the pixe
 training resolution (1024×768), round each side to the nearest multiple of 16 (Python ``round``,
 ties to even; at least one multiple), INTER_AREA when the area shrinks, INTER_CUBIC otherwise.
 The released ``image2tensor`` takes OpenCV's BGR and converts to RGB; this API takes RGB.
+
+Limits, so that the work per frame is bounded whatever the input (issue 13):
+
+* the aspect ratio (long side / short side) is at most ``MAX_ASPECT_RATIO`` = 8. The widest
+  real cameras are far below it (KITTI 3.3:1, three 16:9 cameras side by side 5.3:1,
+  equirectangular panoramas 2:1), while at 8:1 the 1024×768 area still leaves the short side
+  320 px, 22 encoder patches; beyond it a frame is a line, not a scene, and before this limit a
+  1×60000 image made the model area 35× the configured one;
+* the model area never exceeds the configured area by more than the rounding to multiples of 16
+  (one 16-px strip per side): where the short side has to be raised to one multiple, the long
+  side is shortened to keep the area;
+* ``check_image_size`` also caps the input pixels (``DEFAULT_MAX_PIXELS``: 7680×4320, 8K UHD),
+  for callers that must refuse frames before decoding or converting them (the depth node's
+  ``input.max_pixels``).
 """
 from __future__ import annotations
 
@@ -13,6 +27,12 @@ import cv2
 import numpy as np
 
 DEFAULT_TARGET_AREA = (1024, 768)  # (width, height) whose product is the target pixel area
+MAX_ASPECT_RATIO = 8.0             # long side / short side, see the module docstring
+DEFAULT_MAX_PIXELS = 7680 * 4320   # 8K UHD: 100 MB as rgb8
+
+
+class ImageSizeError(ValueError):
+    """An image whose size or shape the model refuses; the text gives the numbers and the limit."""
 
 
 @dataclass(frozen=True)
@@ -33,14 +53,36 @@ def _area_scale(height: int, width: int, target_area) -> float:
     return (target_area[0] * target_area[1] / (height * width)) ** 0.5
 
 
-def model_size(height: int, width: int, target_area=DEFAULT_TARGET_AREA, multiple: int = 16):
-    """(h, w) the model runs at for a height × width input."""
-    _check_args(target_area, multiple)
+def _pixels(count: int) -> str:
+    return f'{count / 1e6:.1f} MP' if count >= 100_000 else f'{count} pixels'
+
+
+def check_image_size(height: int, width: int, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                     what: str = 'image') -> None:
+    """Raise ImageSizeError unless height × width is positive, at most max_pixels (None: no cap)
+    and within MAX_ASPECT_RATIO; cheap, for use before an image is decoded."""
+    height, width = int(height), int(width)
     if height < 1 or width < 1:
-        raise ValueError(f'image size must be positive, got {height}x{width}')
+        raise ImageSizeError(f'{what} size must be positive, got {width}x{height} (width x height)')
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageSizeError(f'{what} {width}x{height} has {_pixels(height * width)}, more than the '
+                             f'limit of {_pixels(max_pixels)} (input.max_pixels = {max_pixels})')
+    aspect = max(height, width) / min(height, width)
+    if aspect > MAX_ASPECT_RATIO:
+        raise ImageSizeError(f'{what} {width}x{height} has an aspect ratio of {aspect:.1f}:1, more than '
+                             f'the {MAX_ASPECT_RATIO:g}:1 the model accepts (crop or split it)')
+
+
+def model_size(height: int, width: int, target_area=DEFAULT_TARGET_AREA, multiple: int = 16):
+    """(h, w) the model runs at for a height × width input; ImageSizeError beyond MAX_ASPECT_RATIO."""
+    _check_args(target_area, multiple)
+    check_image_size(height, width, max_pixels=None)
     scale = _area_scale(height, width, target_area)
-    h = max(multiple, int(round(height * scale / multiple)) * multiple)
-    w = max(multiple, int(round(width * scale / multiple)) * multiple)
+    h = int(round(height * scale / multiple)) * multiple
+    w = int(round(width * scale / multiple)) * multiple
+    if min(h, w) < multiple:  # a tiny target area: one multiple across, the rest of the area along
+        long_side = max(multiple, int(round(target_area[0] * target_area[1] / multiple / multiple)) * multiple)
+        h, w = (multiple, long_side) if h < w or (h == w and height < width) else (long_side, multiple)
     return h, w
 
 
@@ -59,4 +101,5 @@ def resize_for_model(rgb: np.ndarray, target_area=DEFAULT_TARGET_AREA, multiple:
     return Resized(image=image, scale_x=w / width, scale_y=h / height)
 
 
-__all__ = ['DEFAULT_TARGET_AREA', 'Resized', 'model_size', 'resize_for_model']
+__all__ = ['DEFAULT_MAX_PIXELS', 'DEFAULT_TARGET_AREA', 'ImageSizeError', 'MAX_ASPECT_RATIO', 'Resized',
+           'check_image_size', 'model_size', 'resize_for_model']

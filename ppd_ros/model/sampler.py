@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -115,10 +116,21 @@ def sample(dit, image: torch.Tensor, semantics: torch.Tensor, noise: torch.Tenso
             raise ValueError(f'init_depth shape {tuple(init_depth.shape)} != {tuple(noise.shape)}')
         x = noise_to(init_depth.float() - DEPTH_OFFSET, x, plan[start_index].t)
 
+    return integrate(dit, x, image, semantics, plan[start_index:])
+
+
+def integrate(dit, x: torch.Tensor, image: torch.Tensor, semantics: torch.Tensor,
+              plan: Sequence[EulerStep]) -> torch.Tensor:
+    """The Euler loop over ``plan`` from the state x (model space, float32); returns x0 + 0.5.
+
+    Only the plan's Python numbers and tensor shapes steer it, never tensor values, so
+    ``torch.compile(fullgraph=True)`` and ONNX export trace encoder-free sampling as one graph
+    (``frame_graph.FrameGraph`` holds a fixed plan).
+    """
     cond = image - DEPTH_OFFSET
     semantics = F.normalize(semantics, dim=-1)
     batch = image.shape[0]
-    for step in plan[start_index:]:
+    for step in plan:
         t = torch.full((batch,), step.t, dtype=torch.int32, device=image.device)
         pred = dit(torch.cat((x, cond.to(x.dtype)), dim=1), semantics, t, semantics_normalized=True)
         x = euler_update(pred, x, step)

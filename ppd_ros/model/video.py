@@ -17,9 +17,9 @@ frames per window (``new_frames`` < 13) the stream trades more compute per frame
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from torch import nn
 
 from .dit_video import VideoDiT, VideoDiTConfig
 from .pi3 import Pi3Config, Pi3Semantics
-from .sampler import DEPTH_OFFSET, euler_schedule, euler_update, sampling_timesteps
+from .sampler import DEPTH_OFFSET, EulerStep, euler_schedule, euler_update, sampling_timesteps
 
 INFER_LEN = 16            # frames per released window
 KEYFRAMES = (0, 8, 15)    # slots a window hands on to the next one
@@ -113,16 +113,18 @@ class PPVD(nn.Module):
             return frames
         return F.interpolate(frames, size=(self.size, self.size), mode='bilinear', align_corners=False)
 
-    def predict_window(self, clip: torch.Tensor, noise: torch.Tensor, steps: int,
+    def predict_window(self, clip: torch.Tensor, noise: torch.Tensor, steps: int | Sequence[EulerStep],
                        trace: dict | None = None) -> torch.Tensor:
-        """clip (L, 3, S, S) RGB in [0, 1]; noise (L, 1, S, S) → depth (L, 1, S, S) = x0 + 0.5."""
+        """clip (L, 3, S, S) RGB in [0, 1]; noise (L, 1, S, S) → depth (L, 1, S, S) = x0 + 0.5.
+        ``steps``: a step count, or its ``euler_schedule`` computed beforehand (what a compiled
+        window takes: the schedule is built with tensor ops that torch.compile must not trace)."""
         semantics = self.semantics(clip)
         if trace is not None:
             trace.setdefault('window_semantics', []).append(semantics.float())
         semantics = F.normalize(semantics, dim=-1)  # once per window, not per step
         cond = clip - DEPTH_OFFSET
         x = noise.float()
-        for step in euler_schedule(steps):
+        for step in euler_schedule(steps) if isinstance(steps, int) else steps:
             t = torch.full((1,), step.t, dtype=torch.int32, device=clip.device)
             pred = self.dit(torch.cat((x, cond.to(x.dtype)), dim=1), semantics, t, semantics_normalized=True)
             x = euler_update(pred, x, step)
@@ -141,9 +143,8 @@ class WindowRecord:
     """What one window did (for diagnostics and parity)."""
     index: int
     keys: list
-    scale: float | None = None
-    shift: float | None = None
-    extras: dict = field(default_factory=dict)
+    scale: torch.Tensor | None = None   # the alignment fit (None for the first window)
+    shift: torch.Tensor | None = None
 
 
 class VideoDepthStream:
@@ -194,6 +195,11 @@ class VideoDepthStream:
         if len(self._slots) == self.plan.length:
             return self._run_window()
         return []
+
+    def push_rgb(self, rgb: np.ndarray, key: Hashable = None) -> list[tuple[Any, np.ndarray]]:
+        """``push`` for an H×W×3 uint8 RGB array; depths come back as float32 numpy arrays."""
+        frame = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1).float() / 255.0
+        return [(k, d.cpu().numpy()) for k, d in self.push(frame, key)]
 
     def flush(self) -> list[tuple[Any, torch.Tensor]]:
         """Finish the stream: run the last, padded window if any new frame is waiting."""
@@ -254,6 +260,7 @@ class VideoDepthEstimator:
     ``torch.randn`` after ``torch.manual_seed(seed)`` on the CPU (the released recipe), so results
     are reproducible on any device; with ``seed=None`` it comes from the global RNG.
     """
+    is_video = True  # callers pick the clip-wise path on this
 
     def __init__(self, model: PPVD, device='auto', precision: str = 'fp32', steps: int = 4,
                  seed: int | None = 666, name: str = 'ppvd'):
@@ -339,12 +346,3 @@ class VideoDepthEstimator:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-
-def frames_from_sequence(frames: Sequence[np.ndarray]) -> np.ndarray:
-    """Stack H×W×3 uint8 frames of one size into (T, H, W, 3), with a clear error otherwise."""
-    if not frames:
-        raise ValueError('no frames')
-    sizes = {f.shape for f in frames}
-    if len(sizes) != 1:
-        raise ValueError(f'frames differ in size: {sorted(sizes)}')
-    return np.stack(frames)

@@ -115,7 +115,8 @@ class DinoViT(nn.Module):
         """(1, 1 + gh*gw, C) position embedding for an input of height × width pixels.
 
         Bicubic resampling of the square grid by scale factors (g + offset) / grid, without
-        antialiasing, exactly as the released DINOv2; cached per size while weights are frozen.
+        antialiasing, exactly as the released DINOv2; cached per size while weights are frozen
+        (computed in the graph when traced by torch.compile / export: the cache key reads storage).
         """
         cfg = self.config
         pos = self.pos_embed
@@ -123,6 +124,8 @@ class DinoViT(nn.Module):
         n = pos.shape[1] - 1
         if gh * gw == n and height == width:
             return pos.to(dtype)
+        if torch.compiler.is_compiling():  # traced: a few in-graph ops, no cache keyed on storage
+            return self._interpolate_position_embedding(pos, gh, gw, dtype)
         key = (gh, gw, dtype, pos.device, pos.data_ptr(), pos._version)
         cacheable = not (torch.is_grad_enabled() and pos.requires_grad)
         if cacheable and key in self._pos_cache:
@@ -155,7 +158,8 @@ class DinoViT(nn.Module):
         patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)
         return torch.cat((pos.float()[:, :1], patch_pos), dim=1).to(dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Class token + patch tokens of an image batch, with positions added."""
         _, _, height, width = x.shape
         tokens = self.patch_embed(x)
         # cat promotes to the wider dtype: under autocast the residual stream stays fp32, as released.
@@ -165,9 +169,28 @@ class DinoViT(nn.Module):
         if registers:
             tokens = torch.cat((tokens[:, :1], self.register_tokens.expand(tokens.shape[0], -1, -1).to(tokens.dtype),
                                 tokens[:, 1:]), dim=1)
+        return tokens
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x)
+        registers = self.config.num_register_tokens
         for block in self.blocks:
             tokens = block(tokens)
         return self.norm(tokens)[:, 1 + registers:]
+
+    def intermediate_layers(self, x: torch.Tensor, layers) -> list[torch.Tensor]:
+        """Final-norm tokens (class token first) after each block listed in ``layers`` (0-based),
+        in block order; blocks after the last one listed are not run (MoGe's multi-layer features)."""
+        wanted = sorted(set(int(i) for i in layers))
+        if not wanted or wanted[0] < 0 or wanted[-1] >= len(self.blocks):
+            raise ValueError(f'intermediate layers {list(layers)} outside the {len(self.blocks)} blocks')
+        tokens = self.embed(x)
+        taken = []
+        for index, block in enumerate(self.blocks[:wanted[-1] + 1]):
+            tokens = block(tokens)
+            if index in wanted:
+                taken.append(self.norm(tokens))
+        return taken
 
 
 class SemanticEncoder(nn.Module):
@@ -177,11 +200,17 @@ class SemanticEncoder(nn.Module):
     patches line up with the DiT's 16-pixel coarse tokens, then the DINOv2 final-norm patch tokens.
     """
 
+    variant = 'da2'  # PPD with Depth-Anything-v2 semantics (the MoGe-2 variant: moge.MoGeSemanticEncoder)
+
     def __init__(self, cfg: EncoderConfig = EncoderConfig()):
         super().__init__()
         self.config = cfg
         self.pretrained = DinoViT(cfg)
         self._norm_cache: dict = {}
+
+    @property
+    def semantic_dim(self) -> int:
+        return self.config.embed_dim
 
     def _mean_std(self, device: torch.device):
         if device not in self._norm_cache:

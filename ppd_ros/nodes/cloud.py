@@ -16,7 +16,7 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from .image_codec import fill_data, message_bytes
+from .image_codec import fill_data, message_rows
 
 _FLOAT_TYPES = {PointField.FLOAT32: 'f4', PointField.FLOAT64: 'f8'}
 _INT_TYPES = {PointField.INT8: 'i1', PointField.UINT8: 'u1', PointField.INT16: 'i2',
@@ -121,14 +121,8 @@ def cloud_msg_to_xyz(msg: PointCloud2) -> np.ndarray:
     if point_step <= 0:
         raise CloudDecodeError(f'point_step is {point_step}')
     dtype = _field_dtype(msg)
-    if row_step < width * point_step:
-        raise CloudDecodeError(f'row_step {row_step} is smaller than width {width} × point_step '
-                               f'{point_step} = {width * point_step}')
-    data = message_bytes(msg.data)
-    if data.size != row_step * height:
-        raise CloudDecodeError(f'data has {data.size} bytes but row_step {row_step} × height {height} = '
-                               f'{row_step * height}')
-    rows = data.reshape(height, row_step)[:, :width * point_step]
+    rows = message_rows(msg.data, height, row_step, width * point_step, CloudDecodeError, 'row_step',
+                        f'width {width} × point_step {point_step}')
     if not rows.flags.c_contiguous:
         rows = np.ascontiguousarray(rows)
     records = rows.reshape(-1).view(dtype)

@@ -24,7 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator
+from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
+                                     fast_options)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RANDOM_TINY_LABEL = 'RANDOM-TINY MODEL (untrained): depth is meaningless, plumbing demo only'
@@ -121,9 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog='Exit status: 0 done, 1 pipeline failed, 2 usage error or model not loadable.')
     p.add_argument('--frames', type=int, default=30, help='stop after this many depth frames (default 30)')
     p.add_argument('--snapshot', type=Path, metavar='PATH', help='write input | depth | cloud as a PNG')
-    p.add_argument('--model', choices=('demo', 'random-tiny'), default='demo',
-                   help='demo: bundled demo weights (default); random-tiny: untrained tiny model, '
-                        'plumbing only (meaningless depth)')
+    p.add_argument('--model', choices=MODELS, default='demo',
+                   help='demo: bundled demo weights (default); random-tiny / random-ppvd: untrained tiny '
+                        'image / video model, plumbing only (meaningless depth)')
     add_model_arguments(p)
     p.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
     p.add_argument('--target-area', type=int, nargs=2, metavar=('W', 'H'),
@@ -136,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--height', type=int, default=240)
     p.add_argument('--kind', choices=('indoor', 'outdoor'), default='indoor')
     p.add_argument('--seed', type=int, default=0, help='synthetic world seed')
-    p.add_argument('--temporal', choices=('off', 'align', 'warm_start'), default='off')
+    p.add_argument('--temporal', choices=('off', 'align', 'warm_start', 'video'), default='off',
+                   help='depth_node temporal.mode (video is chosen by itself for the video model)')
+    p.add_argument('--record', type=Path, metavar='BAG',
+                   help='also record the camera (image_raw, camera_info) and depth topics into a new rosbag2 '
+                        '(needs rosbags); ppd-bag can process it again later')
+    p.add_argument('--record-storage', choices=('mcap', 'sqlite3'), default='mcap')
     p.add_argument('--timeout', type=float, default=600.0, help='give up after this many seconds')
     return p
 
@@ -148,7 +154,7 @@ def load_estimator(args):
     random_tiny = args.dit is None and args.model == 'random-tiny'
     try:
         estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
-                                    args.steps, target_area=target_area)
+                                    args.steps, target_area=target_area, **fast_options(args))
     except EstimatorBuildError as exc:
         demo_model = args.dit is None and not random_tiny
         hint = ' (try --model random-tiny to see the plumbing without weights)' if demo_model else ''
@@ -269,6 +275,20 @@ def run(args) -> int:
     from .synthetic_camera_node import SyntheticCameraNode
 
     estimator, label = load_estimator(args)
+    if getattr(estimator, 'is_video', False) and args.temporal != 'video':
+        print('ppd-demo: the video model runs with temporal mode video')
+        args.temporal = 'video'
+    recorder = None
+    if args.record is not None:
+        from .bag import BagError, BagRecorder
+        if args.record.exists():
+            print(f'ppd-demo: error: {args.record} exists (choose a new bag name)', file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            recorder = BagRecorder(args.record, args.record_storage)
+        except BagError as exc:
+            print(f'ppd-demo: error: --record: {exc}', file=sys.stderr)
+            return EXIT_USAGE
     describe = estimator.describe()
     print(f"ppd-demo: model {describe.get('model')} on {describe.get('device')} "
           f"({describe.get('precision')}, {estimator.steps} steps)" + (f'\n  *** {label} ***' if label else ''))
@@ -308,6 +328,8 @@ def run(args) -> int:
         monitor_node = rclpy.create_node('ppd_demo_monitor', context=context)
         nodes.append(monitor_node)
         monitor = Monitor(monitor_node, args.frames, cloud_topics, scale_topic)
+        if recorder is not None:
+            _record_topics(monitor_node, recorder)
         for node in nodes:
             executor.add_node(node)
 
@@ -348,10 +370,30 @@ def run(args) -> int:
         if spinner is not None:
             spinner.join(5.0)
         executor.shutdown(timeout_sec=2.0)
+        if recorder is not None:
+            recorder.close()
+            print(f'ppd-demo: recorded {recorder.count} message(s) to {args.record}')
         for node in reversed(nodes):
             node.destroy_node()
         if context.ok():
             rclpy.shutdown(context=context)
+
+
+RECORDED_TOPICS = {'image_raw': 'Image', 'camera_info': 'CameraInfo', 'depth/image': 'Image',
+                   'depth/relative': 'Image', 'depth/camera_info': 'CameraInfo', 'depth/points': 'PointCloud2'}
+
+
+def _record_topics(node, recorder) -> None:
+    """Subscribe the camera and depth topics and write every message (receive time as bag time)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs import msg as sensor_msgs
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+    def write(topic, msg):
+        recorder.write('/' + topic, msg, node.get_clock().now().nanoseconds)
+
+    for topic, kind in RECORDED_TOPICS.items():
+        node.create_subscription(getattr(sensor_msgs, kind), topic, lambda m, t=topic: write(t, m), qos)
 
 
 def _print_status(monitor: Monitor, depth, frames: int) -> None:

@@ -68,6 +68,55 @@ class StatWindow:
                 'last': values[-1]}
 
 
+class LostMessages:
+    """Messages the middleware reports lost before they reached a subscription (DDS SAMPLE_LOST).
+
+    Typically frames too large for what the transport delivers whole to a best-effort
+    subscription: they never reach a callback, so without this event nothing would say so.
+    `subscribe` creates a subscription that counts them where the middleware offers the event
+    (Fast DDS does) and a plain one where it does not (`supported` then says so). Thread-safe.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._totals: dict[str, int] = {}
+        self._reported = 0
+        self.supported = True
+
+    def callbacks(self, topic: str):
+        from rclpy.event_handler import SubscriptionEventCallbacks
+        return SubscriptionEventCallbacks(message_lost=lambda info: self._on_lost(topic, info))
+
+    def _on_lost(self, topic: str, info) -> None:
+        with self._lock:  # total_count is cumulative per subscription
+            self._totals[topic] = max(self._totals.get(topic, 0), int(info.total_count))
+
+    def subscribe(self, create, topic: str, *args, **kwargs):
+        """create(..., event_callbacks=...) — node.create_subscription or message_filters.Subscriber
+        — with the message-lost event, or without it where the middleware does not offer it."""
+        from rclpy.event_handler import UnsupportedEventTypeError
+        try:
+            return create(*args, event_callbacks=self.callbacks(topic), **kwargs)
+        except UnsupportedEventTypeError:
+            self.supported = False
+            return create(*args, **kwargs)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._totals.values())
+
+    def by_topic(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._totals)
+
+    def new_since_last_call(self) -> int:
+        """Losses since the previous call (for a WARN per diagnostics period)."""
+        total = self.total()
+        with self._lock:
+            new, self._reported = total - self._reported, total
+        return new
+
+
 def _text(value) -> str:
     if isinstance(value, float):
         return f'{value:.4g}'
@@ -90,6 +139,11 @@ class DiagnosticsPublisher:
         self.name = name or node.get_fully_qualified_name()
         self._publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._timer = node.create_timer(period, self.publish, callback_group=callback_group)
+
+    def close(self) -> None:
+        """Stop publishing: destroy the timer and the publisher."""
+        self._node.destroy_timer(self._timer)
+        self._node.destroy_publisher(self._publisher)
 
     def publish(self) -> DiagnosticArray:
         try:

@@ -5,6 +5,12 @@ with the numbers in the text, so a node can log one clear line and drop the fram
 publishing garbage. Decoded arrays are always fresh, contiguous copies: they never alias the
 message buffer.
 
+Colour decoding bounds its work before touching the pixels: frames above `max_pixels`
+(default 7680×4320; the depth node's `input.max_pixels`) or beyond the model's aspect limit
+(8:1, `ppd_ros.model.preprocess`) are refused from the Image's width/height, or from the PNG/JPEG
+header of a CompressedImage (`ppd_ros.model.image_header`), never decoded; other compressed formats
+are refused because their size cannot be read first.
+
 Encoding fills `msg.data` with an `array.array('B')` built by one `frombytes` memcpy. That is the
 fastest way measured here (~0.05 ms for 640×480 rgb8, ~0.15 ms for 1024×768 32FC1) and it stays
 fast when ROS_PYTHON_CHECK_FIELDS=1, where the generated setter would iterate over a bytes object
@@ -20,6 +26,9 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
+
+from ppd_ros.model.image_header import ImageHeaderError, encoded_image_size
+from ppd_ros.model.preprocess import DEFAULT_MAX_PIXELS, ImageSizeError, check_image_size
 
 # encoding → (channels, bytes per channel)
 _COLOR_LAYOUTS = {
@@ -81,6 +90,19 @@ def message_bytes(data) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).reshape(-1)
 
 
+def message_rows(data, height: int, step: int, used: int, error: type, step_name: str,
+                 used_text: str) -> np.ndarray:
+    """(height, used) uint8 view of a message buffer of `height` rows of `step` bytes, of which
+    the first `used` carry values (Image step, PointCloud2 row_step). `error` names the field at
+    fault: step smaller than what a row needs (`used_text`), or data not step × height bytes."""
+    if step < used:
+        raise error(f'{step_name} {step} is smaller than {used_text} = {used}')
+    data = message_bytes(data)
+    if data.size != step * height:
+        raise error(f'data has {data.size} bytes but {step_name} {step} × height {height} = {step * height}')
+    return data.reshape(height, step)[:, :used]
+
+
 def _raw_pixels(msg: Image, layouts: dict, what: str) -> np.ndarray:
     """(H, W, C) view of the pixel values, honouring step (row padding) and is_bigendian."""
     encoding = msg.encoding
@@ -95,14 +117,8 @@ def _raw_pixels(msg: Image, layouts: dict, what: str) -> np.ndarray:
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f'image has zero size: width={width} height={height}')
     row_bytes = width * channels * depth_bytes
-    if step < row_bytes:
-        raise ImageDecodeError(f"step {step} is smaller than width {width} × {channels * depth_bytes} "
-                               f"bytes per pixel = {row_bytes} for '{encoding}'")
-    data = message_bytes(msg.data)
-    if data.size != step * height:
-        raise ImageDecodeError(f'data has {data.size} bytes but step {step} × height {height} = '
-                               f'{step * height}')
-    rows = data.reshape(height, step)[:, :row_bytes]
+    rows = message_rows(msg.data, height, step, row_bytes, ImageDecodeError, 'step',
+                        f"width {width} × {channels * depth_bytes} bytes per pixel of '{encoding}'")
     if depth_bytes == 1:
         return rows.reshape(height, width, channels)
     kind = 'f' if encoding.startswith('32F') else 'u'
@@ -127,13 +143,25 @@ def _mono16_to_8(mono16: np.ndarray, mode: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- decoding
 
-def image_to_rgb(msg: Image, mono16: str = 'shift') -> np.ndarray:
+def _check_size(height: int, width: int, max_pixels: int | None, what: str) -> None:
+    try:
+        check_image_size(height, width, max_pixels, what)
+    except ImageSizeError as exc:
+        raise ImageDecodeError(f'{exc}; frame refused') from None
+
+
+def image_to_rgb(msg: Image, mono16: str = 'shift', max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """(H, W, 3) uint8 RGB from an Image (rgb8, bgr8, rgba8, bgra8, mono8, mono16).
+
+    Frames above max_pixels (None: no cap) or beyond the model's aspect limit are refused before
+    any pixel is read.
 
     mono16 → 8 bit: 'shift' (default) keeps the top byte (value >> 8): deterministic and the same
     for every frame, so the model sees no brightness flicker; 'percentile' stretches the 1st–99th
     percentile of each frame to 0–255, for 10/12-bit sensors that leave the top bits empty.
     """
+    if int(msg.width) > 0 and int(msg.height) > 0:  # zero sizes: _raw_pixels says which field
+        _check_size(msg.height, msg.width, max_pixels, 'image')
     pixels = _raw_pixels(msg, _COLOR_LAYOUTS, 'colour')
     encoding = msg.encoding
     if encoding == 'rgb8':
@@ -145,14 +173,24 @@ def image_to_rgb(msg: Image, mono16: str = 'shift') -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(src), _TO_RGB[encoding])
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a CompressedImage (jpeg/png, as image_transport's 'compressed')."""
+def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a CompressedImage (jpeg/png, as image_transport's 'compressed').
+
+    The size is read from the PNG/JPEG header first: an image above max_pixels (None: no cap) or
+    beyond the model's aspect limit is refused without being decoded.
+    """
     fmt = (msg.format or '').lower()
     if 'compresseddepth' in fmt:
         raise ImageDecodeError(f"'{msg.format}' is a compressedDepth image, not a colour image")
     data = message_bytes(msg.data)
     if data.size == 0:
         raise ImageDecodeError(f"compressed image (format '{msg.format}') has no data")
+    try:
+        kind, width, height = encoded_image_size(data)
+    except ImageHeaderError as exc:
+        raise ImageDecodeError(f"cannot decode compressed image (format '{msg.format}', {data.size} "
+                               f'bytes): {exc}') from None
+    _check_size(height, width, max_pixels, f'{kind} image')
     try:
         rgb = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB)
     except cv2.error as exc:  # pragma: no cover - OpenCV usually returns None instead
@@ -161,15 +199,16 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     if rgb is None:
         raise ImageDecodeError(f"cannot decode compressed image (format '{msg.format}', {data.size} "
                                f"bytes, starts with {bytes(data[:4]).hex()}): corrupt or not jpeg/png")
+    _check_size(rgb.shape[0], rgb.shape[1], max_pixels, f'decoded {kind} image')
     return rgb
 
 
-def rgb_from_any(msg, mono16: str = 'shift') -> np.ndarray:
-    """RGB from either an Image or a CompressedImage."""
+def rgb_from_any(msg, mono16: str = 'shift', max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB from either an Image or a CompressedImage (frames above max_pixels refused)."""
     if isinstance(msg, CompressedImage):
-        return compressed_to_rgb(msg)
+        return compressed_to_rgb(msg, max_pixels)
     if isinstance(msg, Image):
-        return image_to_rgb(msg, mono16=mono16)
+        return image_to_rgb(msg, mono16=mono16, max_pixels=max_pixels)
     raise ImageDecodeError(f'expected sensor_msgs/Image or CompressedImage, got {type(msg).__name__}')
 
 

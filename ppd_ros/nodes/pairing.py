@@ -193,8 +193,8 @@ class PairingMonitor:
         offset = self.offset()
         with self._lock:
             jump_back = self._jump_back_ns * 1e-9
-        if self.slop is None:
-            return 'no CameraInfo has been received yet'
+        if self.slop is None:  # latest CameraInfo: only images before the first one stay unpaired
+            return f"the first CameraInfo on '{self.secondary_topic}' arrived only now"
         latest_hint = 'set input.latest_camera_info: true to pair each image with the latest CameraInfo'
         if offset is not None and abs(offset) >= self.slop:
             return (f'image and CameraInfo stamps are {offset:+.3f} s apart, more than input.sync_slop '
@@ -225,6 +225,13 @@ class PairedInput:
         self.mode, self.pairer, self.subscriptions = mode, pairer, subscriptions
         self.monitor, self.timer = monitor, timer
 
+    def close(self, node) -> None:
+        """Destroy the subscriptions and the monitor's timer (a managed node deactivating)."""
+        for subscription in self.subscriptions:
+            node.destroy_subscription(getattr(subscription, 'sub', subscription))  # message_filters: .sub
+        node.destroy_timer(self.timer)
+        self.subscriptions = ()
+
     def pending(self) -> list[int]:
         """Messages waiting in each input's pairing queue."""
         if self.mode == 'latest':
@@ -247,13 +254,19 @@ UNPAIRED_WARNING_PERIOD_S = 10.0
 
 def subscribe_pair(node, primary: tuple, secondary: tuple, qos, callback: Callable, *,
                    queue_size: int, slop: float, latest_secondary: bool = False,
-                   callback_group=None) -> tuple[PairedInput, str]:
+                   callback_group=None, lost_messages=None) -> tuple[PairedInput, str]:
     """Subscribe (type, topic) pairs and call callback(primary_msg, secondary_msg) for each pair.
 
     Returns (handle to keep alive, how pairing is done: 'latest', 'message_filters' or 'builtin').
     Every path is watched by a PairingMonitor (handle.monitor): while primaries stay unpaired a
     throttled warning names the cause, and the node's /diagnostics reads `monitor.problem`.
+    lost_messages (diagnostics.LostMessages) counts what the middleware reports lost on them.
     """
+    def subscribe(create, msg_type, topic, *args, **kwargs):
+        if lost_messages is None:
+            return create(msg_type, topic, *args, **kwargs)
+        return lost_messages.subscribe(create, topic, msg_type, topic, *args, **kwargs)
+
     monitor = PairingMonitor(node.resolve_topic_name(primary[1]), node.resolve_topic_name(secondary[1]),
                              None if latest_secondary else slop)
 
@@ -277,13 +290,14 @@ def subscribe_pair(node, primary: tuple, secondary: tuple, qos, callback: Callab
         def on_secondary(msg):
             monitor.on_secondary(msg)
             pairer.add_secondary(msg)
-        subs = tuple(node.create_subscription(msg_type, topic, handler, qos, callback_group=callback_group)
+        subs = tuple(subscribe(node.create_subscription, msg_type, topic, handler, qos,
+                               callback_group=callback_group)
                      for (msg_type, topic), handler in ((primary, on_primary), (secondary, on_secondary)))
         return PairedInput('latest', pairer, subs, monitor, timer), 'latest'
     message_filters = _message_filters()
     if message_filters is not None:
-        subs = tuple(message_filters.Subscriber(node, msg_type, topic, qos_profile=qos,
-                                                callback_group=callback_group)
+        subs = tuple(subscribe(lambda *a, **k: message_filters.Subscriber(node, *a, **k), msg_type, topic,
+                               qos_profile=qos, callback_group=callback_group)
                      for msg_type, topic in (primary, secondary))
         # registered before the synchronizer: a message is counted before the pair it completes
         subs[0].registerCallback(monitor.on_primary)
@@ -299,6 +313,7 @@ def subscribe_pair(node, primary: tuple, secondary: tuple, qos, callback: Callab
             counters[index](msg)
             pairer.add(index, msg)
         return on_message
-    subs = tuple(node.create_subscription(msg_type, topic, handler(i), qos, callback_group=callback_group)
+    subs = tuple(subscribe(node.create_subscription, msg_type, topic, handler(i), qos,
+                           callback_group=callback_group)
                  for i, (msg_type, topic) in enumerate((primary, secondary)))
     return PairedInput('builtin', pairer, subs, monitor, timer), 'builtin'

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
-from .qos import QOS_CHOICES
+from .qos import QOS_CHOICES, SUBSCRIPTION_QOS_CHOICES
 
 
 class ParameterError(ValueError):
@@ -183,10 +183,18 @@ def pairing_specs(image: str, camera_info: str, slop: float) -> tuple[ParamSpec,
     )
 
 
-def qos_specs(subscriptions: bool = True) -> tuple[ParamSpec, ...]:
-    """qos.*: QoS (qos.QOS_CHOICES) and history depth of the publishers (and subscriptions)."""
+def qos_specs(subscriptions: bool = True, auto_subscription: bool = False) -> tuple[ParamSpec, ...]:
+    """qos.*: QoS (qos.QOS_CHOICES) and history depth of the publishers (and subscriptions);
+    auto_subscription: qos.subscription also offers (and defaults to) 'auto', for a node that
+    re-subscribes reliable after losses (depth_node)."""
+    subscription = ParamSpec('qos.subscription', 'sensor_data', 'QoS of the subscriptions', choices=QOS_CHOICES)
+    if auto_subscription:
+        subscription = ParamSpec('qos.subscription', 'auto', 'QoS of the subscriptions; auto: sensor_data '
+                                 '(matches every publisher), then reliable once the middleware reports lost '
+                                 'messages (too large for best effort) and every publisher offers reliable',
+                                 choices=SUBSCRIPTION_QOS_CHOICES)
     specs = (
-        ParamSpec('qos.subscription', 'sensor_data', 'QoS of the subscriptions', choices=QOS_CHOICES),
+        subscription,
         ParamSpec('qos.subscription_depth', 5, 'History depth of the subscriptions', low=1, high=1000),
     ) if subscriptions else ()
     return specs + (

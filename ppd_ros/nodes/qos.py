@@ -17,16 +17,20 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data, qos_profile_system_default)
 
 QOS_CHOICES = ('sensor_data', 'reliable', 'best_effort', 'system_default')
+# 'auto' (subscriptions only): SensorData, re-subscribed reliable by the node once the middleware
+# reports lost input messages and every publisher offers reliable (see `all_publishers_reliable`)
+SUBSCRIPTION_QOS_CHOICES = ('auto', *QOS_CHOICES)
 FASTDDS_PROFILE_NAME = 'fastdds_shm.xml'
 
 
 def qos_profile(kind: str, depth: int) -> QoSProfile:
-    """A keep-last profile of `depth` messages for one of QOS_CHOICES."""
-    if kind not in QOS_CHOICES:
-        raise ValueError(f"QoS must be one of {', '.join(QOS_CHOICES)}, got '{kind}'")
+    """A keep-last profile of `depth` messages for one of SUBSCRIPTION_QOS_CHOICES ('auto' starts as
+    'sensor_data')."""
+    if kind not in SUBSCRIPTION_QOS_CHOICES:
+        raise ValueError(f"QoS must be one of {', '.join(SUBSCRIPTION_QOS_CHOICES)}, got '{kind}'")
     if depth < 1:
         raise ValueError(f'QoS depth must be at least 1, got {depth}')
-    if kind == 'sensor_data':
+    if kind in ('sensor_data', 'auto'):
         base = qos_profile_sensor_data
     elif kind == 'system_default':
         base = qos_profile_system_default
@@ -36,6 +40,20 @@ def qos_profile(kind: str, depth: int) -> QoSProfile:
                           durability=DurabilityPolicy.VOLATILE)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=base.reliability,
                       durability=base.durability)
+
+
+def all_publishers_reliable(node, topics) -> tuple[bool, str]:
+    """(every publisher of every topic offers reliable, why not): a reliable subscription would
+    then still receive from all of them (it cannot match a best-effort publisher)."""
+    for topic in topics:
+        name = node.resolve_topic_name(topic)
+        infos = node.get_publishers_info_by_topic(name)
+        if not infos:
+            return False, f"no publisher on '{name}'"
+        for info in infos:
+            if info.qos_profile.reliability != ReliabilityPolicy.RELIABLE:
+                return False, f"node '{info.node_name}' publishes '{name}' best effort only"
+    return True, ''
 
 
 def configured_qos(params, kind: str) -> QoSProfile:
@@ -57,10 +75,13 @@ def package_config_dir() -> Path | None:
 
 
 def use_package_fastdds_profile() -> str | None:
-    """Set FASTDDS_DEFAULT_PROFILES_FILE to the package's profile unless already set (call
-    before rclpy.init); returns the profile in effect."""
+    """Set FASTDDS_DEFAULT_PROFILES_FILE to the package's profile unless already set, or unless
+    FASTDDS_BUILTIN_TRANSPORTS chooses Fast DDS's builtin transports (e.g. LARGE_DATA, which the
+    profile would replace); call before rclpy.init. Returns the profile in effect."""
     if os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
         return os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
+    if os.environ.get('FASTDDS_BUILTIN_TRANSPORTS'):
+        return None
     config = package_config_dir()
     if config is not None and (config / FASTDDS_PROFILE_NAME).is_file():
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(config / FASTDDS_PROFILE_NAME)

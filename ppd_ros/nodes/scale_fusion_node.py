@@ -9,6 +9,11 @@ smoothed and held through short source outages by a FitTracker, and the node pub
 `metric/depth/image`, `metric/depth/camera_info`, `metric/points` (only when subscribed),
 `metric/scale` (always) and `/diagnostics`. Bad input never stops the node: the frame is held or
 dropped with the reason in DepthScale.message, the diagnostics and a throttled log.
+
+The sensor wins whenever its fit is usable (DepthScale.source `sensor`). When it is not (no sensor
+data yet, or stale beyond max_hold_age) and depth_node runs with MoGe-2 weights, the node falls back
+to depth_node's model scale from `depth/scale` (source `model`, matched by stamp), not to an
+assumed range (parameter `model_fallback`).
 """
 from __future__ import annotations
 
@@ -27,17 +32,19 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range
 
 from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.depth_scale import relative_to_metric
+from ppd_ros.geometry.model_scale import SOURCE_MODEL, SOURCE_SENSOR
 from ppd_ros.geometry.projection import transform_from_translation_quaternion
 from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
 from ppd_ros.geometry.scale_fit import (RANGE_MODES, FitConfig, FitFailure, FitStatus, FitTracker, ScaleFit,
                                         TrackerConfig, fit_scale, fit_single_range)
+from ppd_ros.geometry.stamped_buffer import StampedBuffer
 from ppd_ros.geometry.source_samples import (SampleError, range_to_depth, samples_from_depth_image,
                                              samples_from_points, samples_from_range)
 from ppd_ros.msg import DepthScale
 from ppd_ros.nodes import image_codec
 from ppd_ros.nodes.camera_info import camera_intrinsics, camera_topics, copy_camera_info
 from ppd_ros.nodes.cloud import CloudDecodeError, cloud_msg_to_xyz, points_to_cloud_msg
-from ppd_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, RateMeter
+from ppd_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LostMessages, RateMeter
 from ppd_ros.nodes.image_codec import ImageDecodeError, depth_to_image_msg, image_msg_to_depth
 from ppd_ros.nodes.pairing import stamp_ns, subscribe_pair
 from ppd_ros.nodes.params import DIAGNOSTICS_SPECS, NodeParameters, ParamSpec, pairing_specs, qos_specs
@@ -71,7 +78,13 @@ PARAMS = (
               'the source message paired with it (the closest one is used)', dynamic=True, low=0.0, high=60.0),
     ParamSpec('stale_after', 1.0, 'a source whose newest message is this many s older than the depth '
               'frame is stale (the fit is held)', dynamic=True, low=0.0, high=3600.0),
-    ParamSpec('source_queue', 100, 'source messages kept for pairing by stamp', low=1, high=10000),
+    ParamSpec('source_queue', 100, 'source messages kept for pairing by stamp, at most', low=1, high=10000),
+    ParamSpec('source_window', 2.0, 'seconds of source messages kept for pairing (by stamp, back from the '
+              'newest); also, messages older than the last paired depth frame minus source_tolerance are '
+              'released', dynamic=True, low=0.01, high=3600.0),
+    ParamSpec('source_budget_mb', 64.0, 'MB of source messages kept for pairing at most (oldest dropped '
+              'first); a single larger message is refused with a warning', dynamic=True, low=0.001,
+              high=65536.0),
     ParamSpec('source_frame', '', 'frame_id the extrinsic parameters describe; point clouds in another '
               'frame are refused (empty: not checked). Ignored when tf2 is used', dynamic=True),
     ParamSpec('use_tf', True, 'pointcloud: look up T_cam_source with tf2 (camera frame ← cloud frame at the '
@@ -129,6 +142,9 @@ PARAMS = (
               dynamic=True, low=1),
     ParamSpec('max_hold_age', 2.0, 'seconds the last good fit is held when the source stalls or fits '
               'fail; after that no metric depth is published (status EXPIRED)', dynamic=True, low=0.0),
+    ParamSpec('model_fallback', True, 'when the sensor fit is unusable, use depth_node\'s MoGe-2 scale '
+              '(depth/scale, source model) for the same stamp instead of publishing no metric depth',
+              dynamic=True),
     *pairing_specs('depth/relative', 'depth/camera_info', slop=0.01),
     *qos_specs(),
     *DIAGNOSTICS_SPECS,
@@ -180,12 +196,14 @@ class ScaleFusionNode(Node):
         self.tracker = FitTracker(self.tracker_config)
         self.params.on_change(lambda changed: self._configure())
 
-        self._sources: deque = deque(maxlen=self.params['source_queue'])
         self._window_stamp: float | None = None
         self.last_scale: DepthScale | None = None
         self.last_problem: FrameProblem | None = None
+        self.last_source_refusal = ''
         self.frames = 0
         self.frames_without_source = 0  # depth frames with no source message within source_tolerance
+        self.model_scales: deque = deque(maxlen=50)  # (stamp, DepthScale) from depth_node's MoGe-2 pass
+        self.model_fallbacks = 0  # frames published with the model scale because the sensor was unusable
         self.fresh_fits = 0
         self.depth_rate = RateMeter()
         self.source_rate = RateMeter()
@@ -209,13 +227,17 @@ class ScaleFusionNode(Node):
         self.pub_scale = self.create_publisher(DepthScale, 'metric/scale', qos_out)
         topic, msg_type = SOURCE_TOPICS[self.source]
         self.source_topic = self.resolve_topic_name(topic)
-        self._source_sub = self.create_subscription(msg_type, topic, self._on_source, qos_in)
+        self.lost_messages = LostMessages()  # reported by the middleware: never reached a callback
+        self._source_sub = self.lost_messages.subscribe(self.create_subscription, topic, msg_type, topic,
+                                                        self._on_source, qos_in)
         relative_topic, info_topic, _ = camera_topics(self, 'depth/relative', 'depth/camera_info')
+        self._model_scale_sub = self.create_subscription(  # beside depth/relative: depth_node's depth/scale
+            DepthScale, relative_topic.rsplit('/', 1)[0] + '/scale', self._on_model_scale, qos_in)
         self.input_topics = (relative_topic, info_topic)
         self._pair_handle, self.pairing = subscribe_pair(
             self, (Image, relative_topic), (CameraInfo, info_topic), qos_in, self._on_depth,
             queue_size=p['input.sync_queue_size'], slop=p['input.sync_slop'],
-            latest_secondary=p['input.latest_camera_info'])
+            latest_secondary=p['input.latest_camera_info'], lost_messages=self.lost_messages)
         self.diagnostics = DiagnosticsPublisher(self, self._collect_diagnostics, hardware_id=self.source,
                                                 period=p['diagnostics.period'])
         self.get_logger().info(f"fusing {relative_topic} with {self.source} on '{self.source_topic}' "
@@ -243,6 +265,11 @@ class ScaleFusionNode(Node):
             self.range_window.config = window
         self.T_cam_source = transform_from_translation_quaternion(p['extrinsic.translation'],
                                                                   p['extrinsic.rotation'])
+        limits = (p['source_window'], int(p['source_budget_mb'] * 2**20), p['source_queue'])
+        if getattr(self, '_sources', None) is None:
+            self._sources = StampedBuffer(*limits)  # (stamp, message) kept for pairing
+        else:
+            self._sources.configure(*limits)
 
     @property
     def extrinsic_origin(self) -> str:
@@ -250,9 +277,49 @@ class ScaleFusionNode(Node):
 
     # ------------------------------------------------------------------ callbacks
 
+    @property
+    def held_source_bytes(self) -> int:
+        return self._sources.held_bytes
+
     def _on_source(self, msg):
         self.source_rate.tick()
-        self._sources.append((stamp_seconds(msg), msg))
+        size = len(getattr(msg, 'data', ())) + 256  # the payload, and about a header's worth
+        refused = self._sources.add(stamp_seconds(msg), msg, size)
+        if refused:
+            self.last_source_refusal = f"{self.source} on '{self.source_topic}' not kept for pairing: {refused}"
+            self.get_logger().warning(f'{self.last_source_refusal} (raise source_budget_mb, or decimate the '
+                                      'source)', throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _on_model_scale(self, msg: DepthScale):
+        if msg.source == SOURCE_MODEL and msg.status in (FitStatus.OK, FitStatus.HELD):
+            self.model_scales.append((stamp_seconds(msg), msg))
+
+    def _model_scale_for(self, stamp: float) -> DepthScale | None:
+        """depth_node's model scale for this depth frame (closest stamp within source_tolerance)."""
+        if not self.params['model_fallback'] or not self.model_scales:
+            return None
+        gap, msg = min(((abs(s - stamp), m) for s, m in self.model_scales), key=lambda item: item[0])
+        return msg if gap <= self.params['source_tolerance'] else None
+
+    def _scale_message(self, header, state, stamp: float) -> DepthScale:
+        """The sensor's scale when usable; else depth_node's model scale when there is one."""
+        fit = state.fit
+        msg = DepthScale(header=header, a=float(state.a), b=float(state.b),
+                         inlier_ratio=float(fit.inlier_ratio) if fit else 0.0,
+                         num_points=int(fit.num_points) if fit else 0,
+                         residual=float(fit.residual) if fit else 0.0,
+                         age=float(state.age), source=SOURCE_SENSOR, status=int(state.status),
+                         message=f'{self.source}: {state.message}')
+        if state.usable:
+            return msg
+        model = self._model_scale_for(stamp)
+        if model is None:
+            return msg
+        self.model_fallbacks += 1
+        return DepthScale(header=header, a=model.a, b=model.b, inlier_ratio=model.inlier_ratio,
+                          num_points=model.num_points, residual=model.residual, age=model.age, source=SOURCE_MODEL,
+                          status=model.status, message=f'{self.source} unusable ({state.message}): '
+                                                       'MoGe-2 scale from depth_node')
 
     def _on_depth(self, relative_msg: Image, info_msg: CameraInfo):
         self.depth_rate.tick()
@@ -267,9 +334,11 @@ class ScaleFusionNode(Node):
         if problem is not None:
             self._log_problem(problem.level, f'{FitStatus.NAMES[state.status]}: {state.message}')
         try:
-            self._publish_scale(relative_msg.header, state)
-            if state.usable and relative is not None and intr is not None:
-                self._publish_metric(relative_msg.header, info_msg, relative, intr, state.a, state.b)
+            scale = self._scale_message(relative_msg.header, state, stamp)
+            self.last_scale = scale
+            self.pub_scale.publish(scale)
+            if scale.status in (FitStatus.OK, FitStatus.HELD) and relative is not None and intr is not None:
+                self._publish_metric(relative_msg.header, info_msg, relative, intr, scale.a, scale.b)
         except Exception as exc:  # e.g. a publisher torn down during shutdown
             self.last_problem = FrameProblem(ERROR, f'publishing failed: {type(exc).__name__}: {exc}')
             self._log_problem(ERROR, self.last_problem.text)
@@ -304,6 +373,7 @@ class ScaleFusionNode(Node):
             return hold(ERROR, 'depth/relative has no finite value', None, intr)
 
         source_msg, why = self._pick_source(stamp)
+        self._sources.release_before(stamp - self.params['source_tolerance'])  # pairing moves on
         if source_msg is None:
             self.frames_without_source += 1
             return hold(WARN, why, relative, intr)
@@ -332,22 +402,32 @@ class ScaleFusionNode(Node):
     def _pick_source(self, stamp: float):
         """The source message closest to `stamp` within source_tolerance, or (None, why)."""
         tolerance = self.params['source_tolerance']
-        if not self._sources:
+        if self._sources.newest_stamp is None:
+            if self.last_source_refusal:
+                return None, self.last_source_refusal
             return None, (f"no {self.source} message received yet on '{self.source_topic}' — check that the "
                           'sensor publishes there (remap the metric_source topic)')
-        stamps = np.array([s for s, _ in self._sources])
+        lag = stamp - self._sources.newest_stamp
+        if lag > self.params['stale_after']:
+            return None, (f'source stale: newest {self.source} is {lag:.2f} s older than the depth frame '
+                          f"(stale_after {self.params['stale_after']:g} s)")
+        kept = list(self._sources)
+        if not kept:
+            return None, f'no {self.source} within ±{tolerance:g} s of the depth stamp (none kept)'
+        stamps = np.array([s for s, _ in kept])
         offsets = np.abs(stamps - stamp)
         best = int(np.argmin(offsets[::-1]))  # on ties the most recent message wins
         best = len(stamps) - 1 - best
         if offsets[best] <= tolerance:
-            return self._sources[best][1], ''
-        lag = stamp - float(stamps.max())
-        if lag > self.params['stale_after']:
-            return None, (f'source stale: newest {self.source} is {lag:.2f} s older than the depth frame '
-                          f"(stale_after {self.params['stale_after']:g} s)")
+            return kept[best][1], ''
+        fix = ': the source is stamped late or on another clock — fix its stamps or raise source_tolerance'
+        evicted = self._sources.newest_evicted
+        if evicted is not None and stamp < stamps[0] - tolerance and stamp <= evicted + tolerance:
+            fix = (f"; the message it needed was no longer kept (source_window "
+                   f"{self.params['source_window']:g} s, source_budget_mb {self.params['source_budget_mb']:g}): "
+                   'raise them if depth arrives this late')
         return None, (f'no {self.source} within ±{tolerance:g} s of the depth stamp '
-                      f'(closest is {stamps[best] - stamp:+.3f} s away): the source is stamped late or on '
-                      'another clock — fix its stamps or raise source_tolerance')
+                      f'(closest is {stamps[best] - stamp:+.3f} s away){fix}')
 
     def _samples(self, relative, intr, msg, camera_frame: str):
         if self.source == 'range':
@@ -407,17 +487,6 @@ class ScaleFusionNode(Node):
 
     # ------------------------------------------------------------------ outputs
 
-    def _publish_scale(self, header, state):
-        fit = state.fit
-        msg = DepthScale(header=header, a=float(state.a), b=float(state.b),
-                         inlier_ratio=float(fit.inlier_ratio) if fit else 0.0,
-                         num_points=int(fit.num_points) if fit else 0,
-                         residual=float(fit.residual) if fit else 0.0,
-                         age=float(state.age), source=self.source, status=int(state.status),
-                         message=state.message)
-        self.last_scale = msg
-        self.pub_scale.publish(msg)
-
     def _publish_metric(self, header, info_msg, relative, intr, a, b):
         want_depth = self.pub_depth.get_subscription_count() > 0 or self.pub_info.get_subscription_count() > 0
         want_points = self.pub_points.get_subscription_count() > 0
@@ -438,11 +507,29 @@ class ScaleFusionNode(Node):
                   'input_topics': ' + '.join(self.input_topics),
                   'pairing': self.pairing, 'frames': self.frames, 'fresh_fits': self.fresh_fits,
                   'frames_without_source': self.frames_without_source,
+                  'scale source': self.last_scale.source if self.last_scale else '',
+                  'model_fallbacks': self.model_fallbacks,
                   'depth_rate_hz': self.depth_rate.rate(), 'source_rate_hz': self.source_rate.rate()}
+        counts = self._sources.counts
+        values.update({'source messages kept': len(self._sources),
+                       'source MB kept': self._sources.held_bytes / 2**20,
+                       'source dropped (window)': counts.window, 'source dropped (budget)': counts.budget,
+                       'source released (paired past)': counts.used,
+                       'source refused (larger than budget)': counts.too_large})
+        if self.last_source_refusal:
+            values['source refusal'] = self.last_source_refusal
+        values['messages lost in transport'] = self.lost_messages.total()
+        new_lost = self.lost_messages.new_since_last_call()
+        lost = ''
+        if new_lost:
+            lost = (f'; {new_lost} message(s) lost in transport before reaching the node (messages too large '
+                    'for a best-effort subscription?)')
+            self.get_logger().warning(lost[2:] + ": set qos.subscription 'reliable', or see the README, "
+                                      "'Large messages over Fast DDS'", throttle_duration_sec=LOG_THROTTLE_S)
         values.update(self._pair_handle.monitor.values())
         unpaired = self._pair_handle.monitor.problem
         if scale is None:
-            return WARN, unpaired or 'waiting for depth/relative and depth/camera_info', values
+            return WARN, (unpaired or 'waiting for depth/relative and depth/camera_info') + lost, values
         values.update(status=FitStatus.NAMES[scale.status], a=scale.a, b=scale.b, age_s=scale.age,
                       inlier_ratio=scale.inlier_ratio, num_points=scale.num_points, residual=scale.residual)
         if problem is not None:
@@ -451,8 +538,13 @@ class ScaleFusionNode(Node):
         if problem is not None and problem.level == ERROR:
             level = ERROR
         message = f'{FitStatus.NAMES[scale.status]}: {scale.message}'
+        if scale.source == SOURCE_MODEL and level == OK:  # metres, but not from the sensor
+            level = WARN
         if unpaired and level == OK:  # the last fit looks fine, but no new frame pairs: say why
             level, message = WARN, unpaired
+        if lost and level == OK:
+            level = WARN
+        message += lost
         return level, message, values
 
 

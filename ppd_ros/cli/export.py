@@ -1,0 +1,110 @@
+"""ppd-export: write a Pixel-Perfect Depth model as ONNX for one fixed resolution and step count.
+
+The graph is the whole frame: encoder + the N-step Euler sampler (``ppd_ros.model.export`` says
+why one graph). Run it with ``--backend onnxruntime|tensorrt --onnx FILE`` in ppd-depth/ppd-demo,
+or ``model.backend``/``model.onnx_path`` in depth_node. ``--check`` runs the file with
+onnxruntime on the CPU against PyTorch on the same input and noise and prints the largest
+difference (exit 1 above ``--tolerance``).
+
+Exit status: 0 written (and checked); 1 the check failed; 2 usage error, model not loadable,
+export impossible.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ppd_ros.model.factory import MODELS, EstimatorBuildError, add_model_arguments, build_estimator
+
+PROG = 'ppd-export'
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0],
+                                epilog='Exit status: 0 written, 1 --check failed, 2 usage error or model '
+                                       'not loadable.')
+    p.add_argument('--out', '-o', required=True, type=Path, metavar='FILE', help='ONNX file to write')
+    p.add_argument('--model', choices=MODELS, default='demo',
+                   help='demo (bundled weights, default) or random weights of a size (random-large: the '
+                        'released architecture); ignored with --dit')
+    add_model_arguments(p, fast=False)
+    p.add_argument('--height', type=int, help='model resolution height, a multiple of 16 '
+                   '(default: the model\'s own target area)')
+    p.add_argument('--width', type=int, help='model resolution width, a multiple of 16')
+    p.add_argument('--steps', type=int, help='Euler steps in the graph (default: the model\'s own, 4)')
+    p.add_argument('--check', action='store_true',
+                   help='run the file with onnxruntime (CPU) against PyTorch and print the max difference')
+    p.add_argument('--tolerance', type=float, default=1e-4, help='--check tolerance (default 1e-4)')
+    return p
+
+
+def _estimator(args):
+    estimator = build_estimator(args.model, args.dit, args.encoder, args.device, 'fp32', args.steps)
+    if not hasattr(estimator, 'encoder'):
+        raise EstimatorBuildError('ppd-export writes the image model; the video model runs in PyTorch')
+    return estimator
+
+
+def check_export(path, estimator, seed: int = 0) -> float:
+    """Max |onnxruntime − PyTorch| of the exported frame on one random image and noise (CPU)."""
+    import torch
+
+    from ppd_ros.model.export import OnnxFrame
+    from ppd_ros.model.frame_graph import FrameGraph
+    session = OnnxFrame(path, 'onnxruntime-cpu')
+    h, w = session.size
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.rand(1, 3, h, w, generator=generator)
+    noise = torch.randn(1, 1, h, w, generator=generator)
+    graph = FrameGraph(estimator.dit.cpu(), estimator.encoder.cpu(), session.steps)
+    with torch.inference_mode():
+        reference = graph(image, noise)
+    return float(np.abs(session(image, noise).numpy() - reference.numpy()).max())
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.height is None) != (args.width is None):
+        parser.error('--height and --width go together')
+    try:
+        estimator = _estimator(args)
+    except EstimatorBuildError as err:
+        print(err.line(PROG), file=sys.stderr)
+        return EXIT_USAGE
+    if args.height is None:
+        from ppd_ros.model.preprocess import model_size
+        area = estimator.target_area
+        args.height, args.width = model_size(area[1], area[0], area)
+    from ppd_ros.model.export import ExportError, export_onnx
+    start = time.perf_counter()
+    try:
+        export_onnx(estimator.dit, estimator.encoder, estimator.steps, args.height, args.width, args.out,
+                    name=estimator.name)
+    except (ExportError, ValueError) as err:
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return EXIT_USAGE
+    size = sum(f.stat().st_size for f in args.out.parent.glob(args.out.name + '*'))  # + external data
+    print(f'{PROG}: wrote {args.out} ({size / 1e6:.1f} MB): {estimator.name}, '
+          f'{args.width}x{args.height}, {estimator.steps} steps, encoder + sampler in one graph '
+          f'({time.perf_counter() - start:.1f} s)')
+    if args.check:
+        try:
+            error = check_export(args.out, estimator)
+        except ExportError as err:
+            print(f'{PROG}: error: {err}', file=sys.stderr)
+            return EXIT_USAGE
+        ok = error <= args.tolerance
+        print(f'{PROG}: check: max |onnxruntime - pytorch| = {error:.3g} '
+              f'({"<=" if ok else ">"} {args.tolerance:g})')
+        return EXIT_OK if ok else EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""ppd-export and the ONNX backends: the exported frame (encoder + N-step sampler, one graph) runs
+in onnxruntime on the CPU within 1e-4 of PyTorch, and the estimator runs it as its backend."""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('onnxruntime')
+pytest.importorskip('onnxscript')
+
+from ppd_ros.cli import export as export_cli  # noqa: E402
+from ppd_ros.model.estimator import PPDEstimator  # noqa: E402
+from ppd_ros.model.export import ExportError, OnnxFrame, export_onnx  # noqa: E402
+from ppd_ros.model.factory import EstimatorBuildError, build_estimator  # noqa: E402
+
+AREA = (96, 64)
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    est = PPDEstimator.from_config(device='cpu', seed=11, steps=3, target_area=AREA)
+    path = export_onnx(est.dit, est.encoder, est.steps, 64, 96, tmp_path_factory.mktemp('onnx') / 'tiny.onnx',
+                       name='tiny')
+    return est, path
+
+
+def test_onnxruntime_matches_pytorch_within_1e_4(exported):
+    est, path = exported
+    error = export_cli.check_export(path, est, seed=4)
+    assert error <= 1e-4
+    frame = OnnxFrame(path)
+    assert (frame.steps, frame.size, frame.model) == (3, (64, 96), 'tiny')
+
+
+def test_estimator_runs_the_exported_model_as_its_backend(exported):
+    est, path = exported
+    fast = PPDEstimator.from_config(device='cpu', seed=11, steps=3, target_area=AREA,
+                                    backend='onnxruntime', onnx_path=path)
+    assert fast.describe()['acceleration'] == 'onnxruntime-cpu (tiny.onnx)'
+    rgb = np.random.default_rng(2).integers(0, 256, (128, 192, 3), dtype=np.uint8)
+    assert float(np.abs(fast.predict(rgb) - est.predict(rgb)).max()) <= 1e-4
+    # warm starts run the PyTorch sampler (the graph holds the cold-start plan only)
+    assert fast.predict(rgb, init_depth=est.predict(rgb), init_strength=0.5).shape == (64, 96)
+    with pytest.raises(ValueError, match=r'runs at 96x64, this frame resizes to 80x80'):
+        fast.predict(np.zeros((80, 80, 3), np.uint8))
+    fast.steps = 4
+    with pytest.raises(ValueError, match='runs 3 steps, model steps is 4: export with --steps 4'):
+        fast.predict(rgb)
+
+
+def test_missing_providers_and_files_are_one_clear_line(exported, tmp_path):
+    _, path = exported
+    with pytest.raises(ExportError, match="needs onnxruntime's TensorrtExecutionProvider"):
+        OnnxFrame(path, 'tensorrt')
+    with pytest.raises(EstimatorBuildError, match='ONNX model not found'):
+        build_estimator('random-tiny', backend='onnxruntime', onnx_path=tmp_path / 'none.onnx')
+    bad = tmp_path / 'bad.onnx'
+    bad.write_bytes(b'not onnx')
+    with pytest.raises(ExportError, match='onnxruntime cannot load it'):
+        OnnxFrame(bad)
+
+
+def test_ppd_export_command_writes_and_checks(tmp_path, capsys):
+    out = tmp_path / 'm.onnx'
+    code = export_cli.main(['--model', 'random-tiny', '--height', '32', '--width', '48', '--steps', '2',
+                            '--out', str(out), '--check'])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert 'random, 48x32, 2 steps, encoder + sampler in one graph' in text
+    assert 'check: max |onnxruntime - pytorch| = ' in text
+    assert OnnxFrame(out).size == (32, 48)
+    assert export_cli.main(['--model', 'random-tiny', '--height', '30', '--width', '48',
+                            '--out', str(out)]) == 2
+    assert 'multiples of 16' in capsys.readouterr().err
