@@ -107,7 +107,8 @@ def test_slow_model_drops_old_frames_and_memory_stays_flat(ros_context):
 
     stats = node.worker.stats()
     received = node.input_rate.total
-    print(f'\nsoak: {received} frames received (control subscriber {control.received}) in {feeding_time:.1f} s, {stats["processed"]} processed, '
+    print(f'\nsoak: {received} frames received (control subscriber {control.received}) in '
+          f'{feeding_time:.1f} s, {stats["processed"]} processed, '
           f'{stats["dropped"]} dropped, {published} published; Python memory blocks growth '
           f'{block_growth}, RSS growth {rss_growth / 1e6:.1f} MB')
 
