@@ -20,9 +20,11 @@ WRONG_EXTRINSIC = {'extrinsic.translation': [0.3, 0.2, -0.4], 'extrinsic.rotatio
 
 
 @pytest.fixture
-def tf2_ros(monkeypatch):
-    """tf2_ros importable for this test only (the stand-in), gone afterwards."""
-    monkeypatch.syspath_prepend(str(STAND_INS))
+def tf2_ros(monkeypatch, tmp_path):
+    """tf2_ros importable for this test only (the stand-in), gone afterwards. Only tf2_ros goes on
+    the path: the message_filters stand-in beside it would otherwise stay imported for later tests."""
+    (tmp_path / 'tf2_ros').symlink_to(STAND_INS / 'tf2_ros')
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, 'tf2_ros', raising=False)
     import tf2_ros
     yield tf2_ros
