@@ -79,6 +79,22 @@ def test_folder_with_bad_files_writes_good_outputs_and_exits_1(folder, tmp_path,
     assert not (out / 'broken_depth_color.png').exists()
 
 
+def test_decode_bomb_is_refused_from_its_header_and_the_rest_is_processed(tmp_path, capsys):
+    """A 16000×16000 PNG of a few hundred kB: refused with its size before decoding, as the node
+    refuses it; the good image beside it is still processed."""
+    from ppd_dev.hardening_bench import bomb_png
+    src = tmp_path / 'src'
+    src.mkdir()
+    _png(src / 'good.png')
+    (src / 'bomb.png').write_bytes(bomb_png(16000))
+    fake = FakeEstimator()
+    code = depth_cli.main([str(src), '--out', str(tmp_path / 'out'), '-q'], estimator=fake)
+    assert code == depth_cli.EXIT_SOME_FAILED and fake.calls == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith(str(src / 'bomb.png'))
+    assert 'png image 16000x16000 has 256.0 MP, more than the limit of 33.2 MP' in errors[0]
+
+
 def test_all_good_exits_0_and_default_format_is_color(tmp_path):
     _png(tmp_path / 'one.jpg')
     out = tmp_path / 'out'

@@ -22,6 +22,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from ppd_ros.model.image_header import ImageHeaderError, encoded_image_size
+from ppd_ros.model.preprocess import DEFAULT_MAX_PIXELS, ImageSizeError, check_image_size
+
 IMAGE_EXTENSIONS = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm'})
 VIDEO_EXTENSIONS = frozenset({'.mp4', '.avi', '.mkv', '.mov'})
 
@@ -113,10 +116,12 @@ def _deduplicate_names(items: list[InputItem]) -> list[InputItem]:
 
 # ----------------------------------------------------------------------------------- reading
 
-def read_image_rgb(path) -> np.ndarray:
+def read_image_rgb(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """H×W×3 uint8 RGB. Grey images are expanded, alpha is dropped, 16-bit images scaled to 8 bit.
 
-    Reads the bytes first (np.fromfile + imdecode) so non-ASCII paths work on every platform.
+    Reads the bytes first (np.fromfile + imdecode) so non-ASCII paths work on every platform. A PNG
+    or JPEG above max_pixels (or beyond the model's aspect limit) is refused from its header,
+    before decoding, as the node refuses a decompression bomb; other formats after decoding.
     """
     path = Path(path)
     try:
@@ -125,9 +130,18 @@ def read_image_rgb(path) -> np.ndarray:
         raise InputError(f'cannot read file: {err.strerror or err}') from err
     if data.size == 0:
         raise InputError('file is empty')
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise InputError('cannot decode image (corrupt or not an image)')
+    try:
+        try:
+            kind, width, height = encoded_image_size(data)
+            check_image_size(height, width, max_pixels, f'{kind} image')
+        except ImageHeaderError:
+            pass  # not PNG/JPEG (or a header OpenCV may still read): checked after decoding
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if image is None or image.size == 0:
+            raise InputError('cannot decode image (corrupt or not an image)')
+        check_image_size(image.shape[0], image.shape[1], max_pixels)
+    except ImageSizeError as err:
+        raise InputError(str(err)) from None
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
