@@ -41,6 +41,7 @@ from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, buil
 from ppd_ros.model.preprocess import model_size, resize_for_model
 from ppd_ros.model.frame_graph import FrameGraph
 from ppd_ros.model.sampler import sample, sampling_timesteps
+from ppd_dev.bench_pipelines import PIPELINES, run_metric, run_video
 
 PROG = 'ppd-bench'
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -504,6 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
                         'architecture; small/base are scaled-down variants, tiny the test model); '
                         'demo: the bundled demo model (its weights)')
     add_model_arguments(p, fast=False)
+    p.add_argument('--pipeline', choices=PIPELINES, default='image',
+                   help='image (default): one PPD frame, per stage; metric: the MoGe-2 frame and its '
+                        'metric pass; video: one 16-frame PPVD window (metric/video: random weights, '
+                        '--size tiny or large; see ppd_dev/bench_pipelines.py)')
     res = p.add_mutually_exclusive_group()
     res.add_argument('--area', metavar='WxH', help='target pixel area as the estimator uses it '
                      '(default 1024x768); the model resolution follows the input frame\'s aspect ratio')
@@ -570,6 +575,14 @@ def main(argv=None) -> int:
     area, frame_size, (height, width) = resolve_resolution(parser, args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.pipeline != 'image':
+        if args.size not in ('tiny', 'large') or args.dit or args.official or args.variants:
+            parser.error(f'--pipeline {args.pipeline} runs random weights of --size tiny or large, without '
+                         '--dit/--encoder, --official or --variants')
+        peak = args.peak or (PEAK_TFLOPS[args.gpu][args.precision] if args.gpu else None)
+        if args.pipeline == 'metric':
+            return run_metric(args, area, frame_size, peak)
+        return run_video(args, peak)
     try:
         model = 'demo' if args.size == 'demo' else f'random-{args.size}'
         estimator = build_estimator(model, args.dit, args.encoder, args.device, args.precision,

@@ -48,8 +48,8 @@ def sensible_random_heads(model: MoGe2) -> MoGe2:
     return model
 
 
-def build(size: str, area, steps: int):
-    """(DA2 estimator, MoGe-2 estimator) with random weights of the given size."""
+def build(size: str, area, steps: int, device='cpu', precision='fp32', with_da2: bool = True):
+    """(DA2 estimator or None, MoGe-2 estimator) with random weights of the given size."""
     if size == 'large':
         dit_config, backbone, moge = DiTConfig(), EncoderConfig.preset('vitl'), LARGE_MOGE
     else:
@@ -58,11 +58,11 @@ def build(size: str, area, steps: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         frozen = lambda m: m.eval().requires_grad_(False)  # noqa: E731
-        da2 = PPDEstimator(frozen(SPDiT(dit_config)), frozen(SemanticEncoder(backbone)), device='cpu',
-                           steps=steps, seed=0, target_area=area)
+        da2 = PPDEstimator(frozen(SPDiT(dit_config)), frozen(SemanticEncoder(backbone)), device=device,
+                           precision=precision, steps=steps, seed=0, target_area=area) if with_da2 else None
         moge2 = PPDEstimator(frozen(SPDiT(dit_config)),
                              frozen(MoGeSemanticEncoder(sensible_random_heads(MoGe2(model_config(**moge), backbone)))),
-                             device='cpu', steps=steps, seed=0, target_area=area)
+                             device=device, precision=precision, steps=steps, seed=0, target_area=area)
     return da2, moge2
 
 

@@ -130,3 +130,29 @@ def test_unknown_variant_and_peak_table(capsys):
         bench.main(['--size', 'tiny', '--variants', 'eager,tensorflow', '--device', 'cpu'])
     assert 'unknown --variants tensorflow' in capsys.readouterr().err
     assert bench.PEAK_TFLOPS['h100-sxm']['bf16'] > bench.PEAK_TFLOPS['h100-sxm']['fp32']
+
+
+@pytest.mark.parametrize('pipeline,stages', [
+    ('metric', ['moge2 frame (relative depth)', 'metric pass (infer + scale fit)', 'frame + metric pass']),
+    ('video', ['window (16 frames)', 'per new frame (window / 13)'])])
+def test_metric_and_video_pipelines_print_time_flops_and_roofline(capsys, pipeline, stages):
+    code = bench.main(['--pipeline', pipeline, '--size', 'tiny', '--area', '64x48', '--iters', '2',
+                       '--warmup', '0', '--device', 'cpu', '--peak', '1.0'])
+    assert code == 0
+    out = capsys.readouterr().out
+    for stage in stages:
+        match = re.search(rf'^  {re.escape(stage)}\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)%$',
+                          out, re.M)
+        assert match, f'stage {stage!r} missing in:\n{out}'
+        median, p90, gflop, rate, roofline = (float(v) for v in match.groups())
+        assert p90 >= median > 0 and gflop > 0 and rate > 0
+        assert roofline == pytest.approx(100 * rate, abs=0.01)  # peak 1 TFLOP/s
+    if pipeline == 'video':
+        assert re.search(r'^  video DiT step 4 \(t=249\)\s+[0-9.]+\s+[0-9.]+$', out, re.M), out
+
+
+def test_metric_and_video_pipelines_refuse_other_models(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(['--pipeline', 'video', '--size', 'demo'])
+    assert exit_info.value.code == 2
+    assert '--pipeline video runs random weights of --size tiny or large' in capsys.readouterr().err
