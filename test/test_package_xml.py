@@ -90,6 +90,7 @@ def test_colcon_test_runs_the_installed_package():
     assert any(Path(ppd_ros.__file__).is_relative_to(prefix) for prefix in prefixes), ppd_ros.__file__
     installed = Path(ppd_ros.__file__).parent
     assert (installed / 'weights' / 'demo_ppd.safetensors').is_file()
+    assert not (installed / 'weights' / 'baseline_head.safetensors').exists()  # ppd_dev's evaluation only
     assert not (installed.parent / 'ppd_dev').exists()
 
 
