@@ -63,6 +63,15 @@ def test_estimator_compile_on_cpu_with_a_named_backend_matches_eager():
     assert warm.shape == (64, 96) and np.isfinite(warm).all()
 
 
+def test_deferred_warm_up_compiles_only_when_called():
+    """The node builds the estimator on one thread and warms it up on the inference thread."""
+    est = PPDEstimator.from_config(device='cpu', seed=5, target_area=AREA, compile='on',
+                                   compile_backend='eager', defer_warm_up=True)
+    assert est._frame._compiled == {}
+    est.warm_up()
+    assert list(est._frame._compiled) == [est.steps]
+
+
 def test_compile_on_cpu_without_a_backend_runs_eager_and_says_so_once():
     lines = []
     est = PPDEstimator.from_config(device='cpu', seed=5, target_area=AREA, compile='on', log=lines.append)

@@ -7,6 +7,7 @@ temporal modes, runtime and start-up parameter validation, /diagnostics.
 """
 import subprocess
 import sys
+import threading
 
 import cv2
 import numpy as np
@@ -75,6 +76,34 @@ def test_scaled_camera_info_matches_intrinsics_resized_to():
 
 
 # ------------------------------------------------------------------------------ end to end
+
+class WarmingEstimator(RecordingEstimator):
+    """Records the threads of warm_up and predict (model.compile on warms up on the inference
+    thread: CUDA graphs captured on another thread would be recorded again)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def warm_up(self):
+        self.calls.append(('warm_up', threading.current_thread().name))
+
+    def predict(self, rgb, init_depth=None, init_strength=None):
+        self.calls.append(('predict', threading.current_thread().name))
+        return super().predict(rgb, init_depth, init_strength)
+
+
+def test_the_model_is_warmed_up_once_on_the_inference_thread_before_the_first_frame(ros_context):
+    estimator = WarmingEstimator()
+    with RosGraph(ros_context) as graph:
+        node, feeder, collector = start(graph, ros_context, estimator, topics=['depth/relative'])
+        send_and_wait(feeder, collector, 0, pattern_image())
+        send_and_wait(feeder, collector, 1, pattern_image())
+    names = {name for _, name in estimator.calls}
+    assert [call for call, _ in estimator.calls] == ['warm_up', 'predict', 'predict']
+    assert len(names) == 1 and threading.main_thread().name not in names
+    assert node.errors == 0
+
 
 def test_outputs_carry_the_input_header_and_agree(ros_context):
     estimator = RecordingEstimator(scale=0.5)

@@ -96,3 +96,44 @@ def test_stop_joins_and_refuses_new_items():
 def test_queue_size_must_be_positive():
     with pytest.raises(ValueError, match='queue_size'):
         LatestFrameWorker(print, queue_size=0)
+
+
+def test_prepare_runs_on_the_worker_thread_before_the_first_item():
+    """A model warm-up that must happen on the inference thread (CUDA graphs are per thread):
+    items submitted while it runs wait, newest wins."""
+    events, gate = [], threading.Event()
+
+    def prepare():
+        gate.wait(5.0)
+        events.append(('prepare', threading.current_thread().name))
+
+    worker = LatestFrameWorker(lambda item: events.append((item, threading.current_thread().name)),
+                               prepare=prepare, name='ppd-inference').start()
+    try:
+        worker.submit(1)
+        worker.submit(2)
+        assert not worker.wait_idle(0.1)  # busy preparing
+        gate.set()
+        assert worker.wait_idle(5.0)
+        assert events == [('prepare', 'ppd-inference'), (2, 'ppd-inference')]
+        assert worker.stats()['dropped'] == 1
+    finally:
+        gate.set()
+        worker.stop()
+
+
+def test_a_failing_prepare_is_reported_and_items_still_run():
+    errors, seen = [], []
+
+    def prepare():
+        raise RuntimeError('out of memory')
+
+    worker = LatestFrameWorker(seen.append, prepare=prepare,
+                               on_error=lambda exc, item: errors.append((str(exc), item))).start()
+    try:
+        worker.submit('frame')
+        assert worker.wait_idle(5.0)
+        assert errors == [('out of memory', None)] and seen == ['frame']
+        assert worker.stats()['failed'] == 0
+    finally:
+        worker.stop()

@@ -97,10 +97,12 @@ class PPDEstimator:
     def __init__(self, dit: SPDiT, encoder: SemanticEncoder, device='auto', precision: str = 'fp32',
                  steps: int = 4, seed: int | None = None, target_area=DEFAULT_TARGET_AREA,
                  name: str = 'ppd', *, compile: str = 'off', backend: str = 'torch', onnx_path=None,
-                 compile_backend: str | None = None, log=None):
+                 compile_backend: str | None = None, log=None, defer_warm_up: bool = False):
         """compile: 'off' | 'on'; backend: 'torch' | 'onnxruntime' | 'tensorrt' (the last two run
         ``onnx_path``); compile_backend: torch.compile backend, None = inductor on CUDA (tests use
-        'eager'/'aot_eager' on CPU); log(line): where the one fallback line goes (logging)."""
+        'eager'/'aot_eager' on CPU); log(line): where the one fallback line goes (logging);
+        defer_warm_up: compile on leaves ``warm_up()`` to the caller, to run on the thread that
+        will infer (CUDA-graph trees are per thread: a capture on another thread is not reused)."""
         if compile not in COMPILE_MODES:
             raise ValueError(f'compile must be one of {", ".join(COMPILE_MODES)}, got {compile!r}')
         if backend not in BACKENDS:
@@ -131,7 +133,8 @@ class PPDEstimator:
         if compile == 'on':
             self._frame = CompiledFrame(self.dit, self.encoder, self.device,
                                         _PRECISIONS[self.precision], compile_backend)
-            self.warm_up()
+            if not defer_warm_up:
+                self.warm_up()
             if self.device.type == 'cuda':
                 self._upload = PinnedUpload(self.device)
         elif backend != 'torch':

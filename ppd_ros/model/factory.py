@@ -40,11 +40,13 @@ class EstimatorBuildError(ValueError):
 
 def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', precision: str = 'fp32',
                     steps: int | None = None, seed: int | None = None, target_area=None,
-                    compile: str = 'off', backend: str = 'torch', onnx_path=None, log=None):
+                    compile: str = 'off', backend: str = 'torch', onnx_path=None, log=None,
+                    defer_warm_up: bool = False):
     """``PPDEstimator`` from released checkpoints when ``dit`` is given (``encoder`` defaults to
     ``dit``: one file holding both; ``model`` is then ignored), else the ``model`` of ``MODELS``.
     ``steps``/``target_area`` None keep the model's own defaults; ``compile``, ``backend``,
-    ``onnx_path`` and ``log`` as the estimator's fast paths. Raises EstimatorBuildError."""
+    ``onnx_path``, ``log`` and ``defer_warm_up`` as the estimator's fast paths. Raises
+    EstimatorBuildError."""
     if dit is None and encoder is not None:
         raise EstimatorBuildError('an encoder checkpoint needs a DiT checkpoint (dit) as well')
     if dit is None and model not in MODELS:
@@ -59,7 +61,7 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
     if onnx_path is not None and not Path(onnx_path).is_file():
         raise EstimatorBuildError('ONNX model not found (write one with ppd-export)', onnx_path)
     options = dict(device=device, precision=precision, seed=seed, compile=compile, backend=backend,
-                   onnx_path=onnx_path, log=log)
+                   onnx_path=onnx_path, log=log, defer_warm_up=defer_warm_up)
     if steps is not None:
         options['steps'] = steps
     if target_area is not None:

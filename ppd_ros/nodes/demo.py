@@ -153,8 +153,10 @@ def load_estimator(args):
     target_area = tuple(args.target_area) if args.target_area else None  # None: the model's own
     random_tiny = args.dit is None and args.model == 'random-tiny'
     try:
+        # defer_warm_up: depth_node warms the model up on its inference thread
         estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
-                                    args.steps, target_area=target_area, **fast_options(args))
+                                    args.steps, target_area=target_area, defer_warm_up=True,
+                                    **fast_options(args))
     except EstimatorBuildError as exc:
         demo_model = args.dit is None and not random_tiny
         hint = ' (try --model random-tiny to see the plumbing without weights)' if demo_model else ''

@@ -213,14 +213,15 @@ class InputError(ValueError):
 def model_options(params, log=None) -> dict:
     """``ppd_ros.model.factory.build_estimator`` keyword arguments from the model.* parameters:
     released checkpoints when model.dit_path is set, else the bundled demo model; seed -1: random.
-    ``log(line)`` receives the estimator's one line when model.compile falls back to eager."""
+    ``log(line)`` receives the estimator's one line when model.compile falls back to eager. The
+    compiled path is warmed up later, on the inference thread (``DepthNode._warm_up``)."""
     seed = params['model.seed']
     return dict(dit=params['model.dit_path'] or None, encoder=params['model.encoder_path'] or None,
                 device=params['model.device'], precision=params['model.precision'],
                 steps=params['model.steps'], seed=None if seed < 0 else seed,
                 target_area=tuple(params['model.target_area']) if any(params['model.target_area']) else None,
                 compile=params['model.compile'], backend=params['model.backend'],
-                onnx_path=params['model.onnx_path'] or None, log=log)
+                onnx_path=params['model.onnx_path'] or None, log=log, defer_warm_up=True)
 
 
 def is_video_estimator(estimator) -> bool:
@@ -391,7 +392,7 @@ class DepthNode(Node):
     def _activate(self) -> None:
         """Start the inference worker, the input subscriptions and /diagnostics."""
         self.worker = LatestFrameWorker(self._process, self.params['worker.queue_size'],
-                                        on_error=self._on_frame_error).start()
+                                        on_error=self._on_frame_error, prepare=self._warm_up).start()
         image_topic, info_topic, base_topic = camera_topics(self, 'image', 'camera_info', self.image_transport)
         self.input_topics = (image_topic, info_topic)
         self._rectification = _Rectification(self, self.params['input.rectify'], looks_rectified(base_topic))
@@ -566,6 +567,26 @@ class DepthNode(Node):
             self.last_error = str(exc)
 
     # ------------------------------------------------------------------ worker thread
+
+    def _warm_up(self) -> None:
+        """model.compile on: compile and capture for the model resolution here, on the inference
+        thread, before the first frame. CUDA-graph trees are per thread: a capture made on the
+        thread that built the estimator would be recorded again by the first frames here."""
+        warm_up = getattr(self.estimator, 'warm_up', None)
+        if warm_up is None:
+            return
+        started = time.perf_counter()
+        try:
+            warm_up()
+        except Exception as exc:  # noqa: BLE001 — frames then compile on arrival; say so
+            self._count_error(exc)
+            self.get_logger().error(f'model warm-up failed ({type(exc).__name__}: {exc}); the first frames '
+                                    'compile on arrival')
+            return
+        seconds = time.perf_counter() - started
+        if seconds >= 1.0:
+            self.get_logger().info(f'model warmed up on the inference thread in {seconds:.1f} s '
+                                   f'({self._describe.get("acceleration", "compiled")})')
 
     def wanted_outputs(self) -> set[str]:
         """Depth outputs somebody listens to right now."""

@@ -18,10 +18,14 @@ class LatestFrameWorker:
 
     def __init__(self, process: Callable[[object], None], queue_size: int = 1,
                  on_error: Callable[[Exception, object], None] | None = None,
-                 name: str = 'ppd-inference'):
+                 name: str = 'ppd-inference', prepare: Callable[[], None] | None = None):
+        """prepare(): run once on the worker thread before the first item, for work that must
+        happen on the thread that infers (a CUDA-graph capture); items submitted meanwhile wait,
+        newest wins. Its failure goes to on_error(exc, None) and the worker carries on."""
         if queue_size < 1:
             raise ValueError(f'queue_size must be at least 1, got {queue_size}')
         self._process = process
+        self._prepare = prepare
         self._on_error = on_error
         self.queue_size = queue_size
         self._queue: deque = deque()
@@ -89,7 +93,25 @@ class LatestFrameWorker:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def _report(self, exc: Exception, item) -> None:
+        if self._on_error is not None:
+            try:
+                self._on_error(exc, item)
+            except Exception:  # the error handler itself failed: say so, keep going
+                traceback.print_exc()
+
     def _run(self) -> None:
+        if self._prepare is not None:
+            with self._cond:
+                self._busy = True
+            try:
+                self._prepare()
+            except Exception as exc:
+                self._report(exc, None)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._queue or not self._running)
@@ -102,11 +124,7 @@ class LatestFrameWorker:
                 self._process(item)
                 failed = False
             except Exception as exc:  # one bad frame must not end the thread
-                if self._on_error is not None:
-                    try:
-                        self._on_error(exc, item)
-                    except Exception:  # the error handler itself failed: say so, keep going
-                        traceback.print_exc()
+                self._report(exc, item)
             finally:
                 with self._cond:
                     self._busy = False
