@@ -26,11 +26,9 @@ def _counted(fn) -> int:
     return counter.get_total_flops()
 
 
-def _line(name: str, seconds: list[float], flop: int | None, peak: float | None) -> str:
-    values = sorted(seconds)
-    median = float(np.median(values))
-    p90 = values[min(len(values) - 1, int(np.ceil(0.9 * len(values))) - 1)]
-    line = f'  {name:34s} {median * 1e3:10.2f} {p90 * 1e3:10.2f}'
+def _line(name: str, times, flop: int | None, peak: float | None) -> str:
+    median = times.median(name)
+    line = f'  {name:34s} {median * 1e3:10.2f} {times.p90(name) * 1e3:10.2f}'
     if flop:
         rate = flop / median / 1e12
         line += f' {flop / 1e9:12.3f} {rate:10.4f}'
@@ -45,7 +43,7 @@ def _header(peak) -> str:
 
 
 def run_metric(args, area, frame_size, peak) -> int:
-    from ppd_dev.bench import Clock
+    from ppd_dev.bench import Clock, StageTimes
     from ppd_dev.bench_metric import build
     from ppd_ros.geometry.model_scale import ModelScale
     _, moge2 = build(args.size, area, args.steps, device=args.device, precision=args.precision, with_da2=False)
@@ -56,14 +54,17 @@ def run_metric(args, area, frame_size, peak) -> int:
     runs = {'moge2 frame (relative depth)': lambda: moge2.predict(rgb),
             'metric pass (infer + scale fit)': lambda: scale.update(0.0, relative, moge2.metric_geometry(rgb))}
     flops = {name: _counted(fn) for name, fn in runs.items()}
-    times = {name: [] for name in runs}
+    times = StageTimes()
     for i in range(args.warmup + args.iters):
+        seconds = {}
         for name, fn in (runs.items() if i % 2 == 0 else reversed(runs.items())):
             start = clock.now()
             fn()
-            if i >= args.warmup:
-                times[name].append(clock.now() - start)
-    times['frame + metric pass'] = [a + b for a, b in zip(*times.values())]
+            seconds[name] = clock.now() - start
+        if i >= args.warmup:
+            for name in runs:
+                times.add(name, seconds[name])
+            times.add('frame + metric pass', sum(seconds.values()))
     flops['frame + metric pass'] = sum(flops.values())
     h, w = moge2.infer_size(frame_size[1], frame_size[0])
     print(f'ppd-bench --pipeline metric: {moge2.describe()["model"]}')
@@ -71,15 +72,15 @@ def run_metric(args, area, frame_size, peak) -> int:
           f'{moge2.encoder.moge.default_num_tokens(9)}, device {moge2.device}, precision {moge2.precision}, '
           f'threads {torch.get_num_threads()}, warmup {args.warmup}, iters {args.iters}, torch {torch.__version__}')
     print(_header(peak))
-    for name, seconds in times.items():
-        print(_line(name, seconds, flops[name], peak))
-    ratio = np.median(times['metric pass (infer + scale fit)']) / np.median(times['moge2 frame (relative depth)'])
+    for name in times.stages:
+        print(_line(name, times, flops[name], peak))
+    ratio = times.median('metric pass (infer + scale fit)') / times.median('moge2 frame (relative depth)')
     print(f'  metric pass / frame: {ratio:.2f}x')
     return 0
 
 
 def run_video(args, peak) -> int:
-    from ppd_dev.bench import Clock, _autocast
+    from ppd_dev.bench import Clock, StageTimes, _autocast
     from ppd_ros.model.dit_video import VideoDiTConfig
     from ppd_ros.model.pi3 import Pi3Config
     from ppd_ros.model.sampler import sampling_timesteps
@@ -102,7 +103,7 @@ def run_video(args, peak) -> int:
     flop = _counted(window)
     stages = ['Pi3 semantics (16 frames)'] + [f'video DiT step {i + 1} (t={t})'
                                               for i, t in enumerate(sampling_timesteps(est.steps))]
-    times = {name: [] for name in stages + ['window (16 frames)', f'per new frame (window / {STRIDE})']}
+    times = StageTimes()
     for i in range(args.warmup + args.iters):
         marks.clear()
         start = clock.now()
@@ -111,16 +112,16 @@ def run_video(args, peak) -> int:
         if i >= args.warmup:
             previous = start
             for name, (_, stamp) in zip(stages, marks):  # hooks fire at the end of each call
-                times[name].append(stamp - previous)
+                times.add(name, stamp - previous)
                 previous = stamp
-            times['window (16 frames)'].append(end - start)
-            times[f'per new frame (window / {STRIDE})'].append((end - start) / STRIDE)
+            times.add('window (16 frames)', end - start)
+            times.add(f'per new frame (window / {STRIDE})', (end - start) / STRIDE)
     print(f'ppd-bench --pipeline video: {est.describe()["model"]}')
     print(f'  window {INFER_LEN} frames at {size}x{size}, steps {est.steps}, device {est.device}, precision '
           f'{est.precision}, threads {torch.get_num_threads()}, warmup {args.warmup}, iters {args.iters}, '
           f'torch {torch.__version__}')
     print(_header(peak))
-    for name, seconds in times.items():
+    for name in times.stages:
         count = flop if name.startswith('window') else flop / STRIDE if name.startswith('per new') else None
-        print(_line(name, seconds, int(count) if count else None, peak))
+        print(_line(name, times, int(count) if count else None, peak))
     return 0
