@@ -1,7 +1,8 @@
 """ppd-demo: the whole pipeline offline, in one process, over real ROS topics.
 
 synthetic_camera_node → depth_node (→ scale_fusion_node fed by the synthetic LiDAR with
---metric-fusion) → a monitor node, all on one MultiThreadedExecutor. Prints live rates and
+--metric-fusion) → a monitor node, all on one SingleThreadedExecutor (as runner.run_node: with
+MultiThreadedExecutor the exit printed "never retrieved: cannot use Destroyable"). Prints live rates and
 latency, stops after --frames depth frames (or Ctrl-C) and writes a snapshot PNG:
 input | colorized depth | the point cloud rendered from a virtual camera beside the real one.
 
@@ -268,7 +269,7 @@ def _fusion_overrides(T_cam_lidar):
 
 def run(args) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from .depth_node import DepthNode
@@ -298,7 +299,7 @@ def run(args) -> int:
     use_package_fastdds_profile()
     context = rclpy.context.Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor = SingleThreadedExecutor(context=context)
     nodes, spinner, stop = [], None, threading.Event()
     try:
         try:
