@@ -173,6 +173,7 @@ def main(argv=None) -> int:
                  'lr': {'stage1': before.get('recipe', {}).get('stage1', {}).get('lr'),
                         'stage2': before.get('recipe', {}).get('stage2', {}).get('lr')}}]
         regressor, dit_ema = regressor.cpu(), dit_ema.cpu()
+        timings.update(export.read_timings(run_dir))  # stage 1 may have run in another process
         paths = export.export_demo(recipe, regressor, dit_ema, weights_dir, run_dir=run_dir, timings=timings,
                                    earlier_runs=earlier)
         for path in paths:

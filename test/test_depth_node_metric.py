@@ -23,7 +23,7 @@ from test_depth_node_harness import (Collector, Feeder, RecordingEstimator, RosG
 A, B = 1.2, 0.4
 SKY_ROWS = 3
 INTR = Intrinsics(50.0, 60.0, 31.5, 23.5, 64, 48)
-TOPICS = ('depth/image', 'depth/camera_info', 'depth/scale')
+TOPICS = ('depth/image', 'depth/relative', 'depth/camera_info', 'depth/scale')
 
 
 class MetricStandIn(RecordingEstimator):
@@ -48,12 +48,13 @@ def scale_topic(monkeypatch):
     monkeypatch.setitem(harness.OUTPUT_TYPES, 'depth/scale', DepthScale)
 
 
-def start(graph, context, estimator, image_only=False, **params):
+def start(graph, context, estimator, image_only=False, topics=TOPICS, **params):
     node = graph.add(DepthNode(estimator=estimator, context=context, parameter_overrides=overrides(**params)))
     feeder = graph.add(Feeder(context))
-    collector = graph.add(Collector(context, topics=TOPICS))
+    collector = graph.add(Collector(context, topics=topics))
+    wanted = {t.split('/')[1] for t in topics} - {'camera_info'}
     ready = (lambda: feeder.image_pub.get_subscription_count() > 0) if image_only else feeder.connected
-    assert wait_for(lambda: ready() and node.wanted_outputs() == {'image'}), 'discovery timed out'
+    assert wait_for(lambda: ready() and node.wanted_outputs() == wanted), 'discovery timed out'
     return node, feeder, collector
 
 
@@ -71,10 +72,24 @@ def test_metres_come_from_moge2_with_source_model_and_sky_nan(ros_context):
         expected = np.expm1(A * np.linspace(0.0, 1.0, 32) + B)
         np.testing.assert_allclose(metric[SKY_ROWS:], np.tile(expected, (24 - SKY_ROWS, 1)), rtol=1e-4)
         assert np.isnan(metric[:SKY_ROWS]).all()  # MoGe-2's invalid pixels
+        relative = float_image(collector.by_stamp('depth/relative', 3))
+        assert np.isnan(relative[:SKY_ROWS]).all() and np.isfinite(relative[SKY_ROWS:]).all()  # for the fusion node
         assert estimator.passes == 2  # frames 0 and 3 (every 3rd), the fit held in between
         assert collector.by_stamp('depth/scale', 1).status == DepthScale.STATUS_HELD
         status = node._diagnostics_status()[2]
         assert status['scale source'] == 'model' and status['metric passes'] == 2
+
+
+def test_scale_alone_runs_the_moge2_pass(ros_context):
+    """scale_fusion_node listens to depth/relative and depth/scale only: its model fallback needs
+    the MoGe-2 scale, and the relative depth needs MoGe-2's mask."""
+    estimator = MetricStandIn()
+    with RosGraph(ros_context) as graph:
+        _, feeder, collector = start(graph, ros_context, estimator, topics=('depth/relative', 'depth/scale'))
+        feeder.send(0, pattern_image(), INTR)
+        assert wait_for(lambda: collector.has_frame(0)), 'no output'
+        assert collector.by_stamp('depth/scale', 0).source == 'model' and estimator.passes == 1
+        assert np.isnan(float_image(collector.by_stamp('depth/relative', 0))[:SKY_ROWS]).all()
 
 
 def test_assumed_range_is_said_so(ros_context):

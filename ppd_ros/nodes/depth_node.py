@@ -7,7 +7,8 @@ Callbacks only hand the pair to one worker thread (latest frame wins, drops coun
 rectifies distorted raw images (input.rectify), runs the model and publishes, each with the
 input header:
 
-  depth/relative     32FC1 normalised log-depth (larger = farther), NaN invalid
+  depth/relative     32FC1 normalised log-depth (larger = farther), NaN invalid (with the
+                     MoGe-2 scale in use, also where MoGe-2 sees no surface, e.g. sky)
   depth/image        32FC1 metres (REP 118: NaN invalid, never 0). With MoGe-2 weights
                      (moge2.pt as the encoder) the scale comes from the camera alone: PPD's
                      relative depth fitted to MoGe-2's metric depth over its valid mask
@@ -22,8 +23,9 @@ input header:
   /diagnostics       1 Hz: rates, latencies, drops, model
 
 Lazy outputs: nothing is computed for an output without subscribers, and the model does not run
-at all while none of depth/relative, depth/image, depth/points, depth/colorized has one
-(depth/camera_info alone does not trigger inference: it only describes those images).
+at all while none of depth/relative, depth/image, depth/points, depth/colorized, depth/scale has
+one (depth/camera_info alone does not trigger inference: it only describes those images). The
+MoGe-2 pass runs only for the metric outputs and depth/scale (scale_fusion_node's fallback).
 """
 from __future__ import annotations
 
@@ -67,7 +69,8 @@ from .qos import all_publishers_reliable, configured_qos, qos_profile
 from .runner import run_node
 from .worker import LatestFrameWorker
 
-DEPTH_OUTPUTS = ('relative', 'image', 'points', 'colorized')
+METRIC_OUTPUTS = frozenset({'image', 'points', 'colorized', 'scale'})  # need the scale (a MoGe-2 pass)
+DEPTH_OUTPUTS = ('relative', 'image', 'points', 'colorized', 'scale')
 TEMPORAL_MODES = ('off', 'align', 'warm_start', 'video')
 VIDEO_NEW_FRAMES_DEFAULT = 5  # 30 Hz: ~170 ms of buffering per window; see README 'Streaming video depth'
 RESOLUTIONS = ('inference', 'camera')
@@ -696,7 +699,7 @@ class DepthNode(Node):
         """This frame's TrackedScale from MoGe-2 (running its pass when due), or None for the
         assumed range. Only computed when a metric output is wanted or the intrinsics are needed."""
         model_scale = self._model_scale
-        if model_scale is None or not (need_intrinsics or wanted & {'image', 'points', 'colorized'}):
+        if model_scale is None or not (need_intrinsics or wanted & METRIC_OUTPUTS):
             return None
         if stamp < getattr(self, '_metric_stamp', -np.inf):
             model_scale.reset()  # time went backwards (a bag restarted)
@@ -726,16 +729,19 @@ class DepthNode(Node):
                  info_out: CameraInfo, scale=None) -> None:
         publishers = self._outputs
         publishers['camera_info'].publish(info_out)
+        scale_msg = self._scale_message(header, scale) if wanted & METRIC_OUTPUTS else None
+        if scale_msg is not None and scale_msg.source == SOURCE_MODEL and self._model_scale.geometry is not None:
+            # MoGe-2's invalid pixels (sky) have no depth: NaN in every output, so that
+            # scale_fusion_node, which reads depth/relative, never gives them one either
+            relative = np.where(resize_mask(self._model_scale.geometry.valid, relative.shape), relative,
+                                np.float32(np.nan))
         if 'relative' in wanted:
             publishers['relative'].publish(depth_to_image_msg(relative, header))
-        if not wanted & {'image', 'points', 'colorized'}:
+        if scale_msg is None:
             return
-        scale_msg = self._scale_message(header, scale)
         self.last_scale = scale_msg
         publishers['scale'].publish(scale_msg)
         metric = relative_to_metric(relative, scale_msg.a, scale_msg.b)
-        if scale_msg.source == SOURCE_MODEL and self._model_scale.geometry is not None:
-            metric[~resize_mask(self._model_scale.geometry.valid, metric.shape)] = np.nan
         if 'image' in wanted:
             publishers['image'].publish(depth_to_image_msg(metric, header))
         if 'colorized' in wanted:
