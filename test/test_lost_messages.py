@@ -131,3 +131,32 @@ def test_package_profile_is_not_forced_over_a_chosen_builtin_transport(monkeypat
     assert 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ
     monkeypatch.delenv('FASTDDS_BUILTIN_TRANSPORTS')
     assert use_package_fastdds_profile().endswith('fastdds_shm.xml')
+
+
+def test_fusion_node_switches_each_input_group_on_its_own(ros_context):
+    """A best-effort LiDAR keeps the source best effort; the depth pair still turns reliable."""
+    from rclpy.qos import ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from test_depth_node_harness import RosGraph, wait_for
+
+    with RosGraph(ros_context) as graph:
+        node = graph.add(ScaleFusionNode(context=ros_context))
+        driver = graph.add(rclpy.create_node('drivers', context=ros_context))
+        driver.create_publisher(Image, 'depth/relative', 5)  # reliable, like depth_node
+        driver.create_publisher(CameraInfo, 'depth/camera_info', 5)
+        driver.create_publisher(PointCloud2, 'metric_source/points', qos_profile_sensor_data)
+        assert wait_for(lambda: node.count_publishers('metric_source/points') == 1
+                        and node.count_publishers('depth/relative') == 1)
+        assert node.input_reliability == 'depth/relative: auto: best effort; pointcloud: auto: best effort'
+        deliver(lost_handlers(node)['/metric_source/points'], 1)
+        deliver(lost_handlers(node)['/depth/relative'], 2)
+        assert wait_for(lambda: 'stays' in node.input_reliability and 'reliable (' in node.input_reliability,
+                        timeout=5.0), node.input_reliability
+        assert node.input_reliability == ("depth/relative: auto: reliable (after 2 lost over best effort); pointcloud: "
+                                          "auto: best effort (1 lost; stays: node 'drivers' publishes "
+                                          "'/metric_source/points' best effort only)")
+        assert _reliability(node, '/depth/relative') == ReliabilityPolicy.RELIABLE
+        assert _reliability(node, '/depth/camera_info') == ReliabilityPolicy.RELIABLE
+        assert _reliability(node, '/metric_source/points') == ReliabilityPolicy.BEST_EFFORT
+        assert len([s for s in node.subscriptions if s.topic_name == '/depth/relative']) == 1
+        assert node._collect_diagnostics()[2]['input reliability'] == node.input_reliability

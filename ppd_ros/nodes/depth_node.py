@@ -65,7 +65,7 @@ from .diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LostMessages, Ra
 from .image_codec import MONO16_MODES, bgr_to_image_msg, depth_to_image_msg, rgb_from_any
 from .pairing import stamp_ns, subscribe_pair
 from .params import DIAGNOSTICS_SPECS, NodeParameters, ParameterError, ParamSpec, pairing_specs, qos_specs
-from .qos import all_publishers_reliable, configured_qos, qos_profile
+from .qos import AutoReliable, configured_qos
 from .runner import run_node
 from .worker import LatestFrameWorker
 
@@ -326,7 +326,7 @@ class DepthNode(Node):
         self.estimator = None
         self.diagnostics = None
         self._subscriptions_handle = None
-        self._auto_qos_timer = None
+        self._auto_qos = None
         self._outputs = {}
         try:
             self._start(estimator)
@@ -400,12 +400,10 @@ class DepthNode(Node):
         self.input_topics = (image_topic, info_topic)
         self._rectification = _Rectification(self, self.params['input.rectify'], looks_rectified(base_topic))
         self._input_group = MutuallyExclusiveCallbackGroup()
-        self.input_reliability = {'reliable': 'reliable', 'auto': 'auto: best effort'}.get(
-            self.params['qos.subscription'], self.params['qos.subscription'])
         self._subscribe_inputs(configured_qos(self.params, 'subscription'))
-        self._auto_qos_timer = None
-        if self.params['qos.subscription'] == 'auto':
-            self._auto_qos_timer = self.create_timer(1.0, self._auto_reliable, callback_group=self._input_group)
+        if self.params['qos.subscription'] == 'auto' and self._subscriptions_handle is not None:
+            self._auto_qos = AutoReliable(self, self.lost_messages, self.input_topics, self._resubscribe_inputs,
+                                          self.params['qos.subscription_depth'], callback_group=self._input_group)
         self.diagnostics = DiagnosticsPublisher(
             self, self._diagnostics_status, hardware_id=str(self._describe.get('device', '')),
             period=self.params['diagnostics.period'], callback_group=MutuallyExclusiveCallbackGroup())
@@ -432,32 +430,16 @@ class DepthNode(Node):
             latest_secondary=self.params['input.latest_camera_info'],
             callback_group=self._input_group, lost_messages=self.lost_messages)
 
-    def _auto_reliable(self) -> None:
-        """qos.subscription auto: once the middleware reports lost input messages (frames too large
-        to arrive whole over best effort), subscribe again reliable — if every publisher offers it
-        (a reliable subscription cannot receive from a best-effort one)."""
-        lost = self.lost_messages.total()
-        if lost == 0 or self._subscriptions_handle is None:
-            return
-        ok, why = all_publishers_reliable(self, self.input_topics)
-        if not ok:
-            self.input_reliability = f'auto: best effort ({lost} lost; stays: {why})'
-            self.get_logger().warning(f'{lost} input message(s) lost in transport over best effort, and the '
-                                      f'subscription cannot become reliable: {why}. See the README, '
-                                      "'Large messages over Fast DDS'", throttle_duration_sec=30.0)
-            return
+    def _resubscribe_inputs(self, qos) -> None:
         self._subscriptions_handle.close(self)
-        self._subscribe_inputs(qos_profile('reliable', self.params['qos.subscription_depth']))
-        self._stop_auto_qos()
-        self.input_reliability = f'auto: reliable (after {lost} lost over best effort)'
-        self.get_logger().info(f'{lost} input message(s) lost in transport over best effort (frames too '
-                               f'large for it): {" and ".join(self.input_topics)} are now subscribed '
-                               'reliable (every publisher offers it)')
+        self._subscribe_inputs(qos)
 
-    def _stop_auto_qos(self) -> None:
-        if self._auto_qos_timer is not None:
-            self.destroy_timer(self._auto_qos_timer)
-            self._auto_qos_timer = None
+    @property
+    def input_reliability(self) -> str:
+        """What the input subscriptions use now (qos.subscription; auto: where it stands)."""
+        if self._auto_qos is not None:
+            return self._auto_qos.state
+        return {'auto': 'auto: best effort'}.get(self.params['qos.subscription'], self.params['qos.subscription'])
 
     def _image_transport(self) -> str:
         """image_transport, or the deprecated input.compressed when only that one is given."""
@@ -474,7 +456,9 @@ class DepthNode(Node):
         """Stop taking input (the frame in progress finishes) and stop /diagnostics."""
         if self.worker is not None:
             self.worker.stop()
-        self._stop_auto_qos()
+        if self._auto_qos is not None:
+            self._auto_qos.close()
+            self._auto_qos = None
         if self._subscriptions_handle is not None:
             self._subscriptions_handle.close(self)
             self._subscriptions_handle = None

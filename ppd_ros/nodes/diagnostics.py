@@ -101,9 +101,10 @@ class LostMessages:
             self.supported = False
             return create(*args, **kwargs)
 
-    def total(self) -> int:
+    def total(self, topics=None) -> int:
+        """Losses on all topics, or on `topics` (the names the subscriptions were counted under)."""
         with self._lock:
-            return sum(self._totals.values())
+            return sum(n for t, n in self._totals.items() if topics is None or t in topics)
 
     def by_topic(self) -> dict[str, int]:
         with self._lock:

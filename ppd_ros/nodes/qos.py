@@ -56,6 +56,44 @@ def all_publishers_reliable(node, topics) -> tuple[bool, str]:
     return True, ''
 
 
+class AutoReliable:
+    """qos.subscription auto for one group of inputs: once the middleware reports messages lost on
+    them (too large to arrive whole over best effort), `resubscribe(reliable profile)` is called,
+    if every publisher of the group offers reliable (a reliable subscription cannot receive from a
+    best-effort one); otherwise they stay best effort and a warning says why. Checked once a
+    second until it switched; `state` says where it stands (for /diagnostics)."""
+
+    def __init__(self, node, lost_messages, topics, resubscribe, depth: int, callback_group=None):
+        self.node, self.lost_messages, self.topics = node, lost_messages, tuple(topics)
+        self.resubscribe, self.depth = resubscribe, depth
+        self.state = 'auto: best effort'
+        self._timer = node.create_timer(1.0, self.check, callback_group=callback_group)
+
+    def check(self) -> None:
+        lost = self.lost_messages.total(self.topics)
+        if lost == 0 or self._timer is None:
+            return
+        ok, why = all_publishers_reliable(self.node, self.topics)
+        if not ok:
+            self.state = f'auto: best effort ({lost} lost; stays: {why})'
+            self.node.get_logger().warning(
+                f'{lost} input message(s) lost in transport over best effort, and the subscription cannot '
+                f"become reliable: {why}. See the README, 'Large messages over Fast DDS'",
+                throttle_duration_sec=30.0)
+            return
+        self.resubscribe(qos_profile('reliable', self.depth))
+        self.close()
+        self.state = f'auto: reliable (after {lost} lost over best effort)'
+        self.node.get_logger().info(
+            f'{lost} input message(s) lost in transport over best effort (messages too large for it): '
+            f'{" and ".join(self.topics)} are now subscribed reliable (every publisher offers it)')
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self.node.destroy_timer(self._timer)
+            self._timer = None
+
+
 def configured_qos(params, kind: str) -> QoSProfile:
     """The profile the parameters qos.<kind> and qos.<kind>_depth ask for (subscription, publisher)."""
     return qos_profile(params[f'qos.{kind}'], params[f'qos.{kind}_depth'])

@@ -14,6 +14,10 @@ The sensor wins whenever its fit is usable (DepthScale.source `sensor`). When it
 data yet, or stale beyond max_hold_age) and depth_node runs with MoGe-2 weights, the node falls back
 to depth_node's model scale from `depth/scale` (source `model`, matched by stamp), not to an
 assumed range (parameter `model_fallback`).
+
+Subscriptions start with SensorData QoS; with `qos.subscription: auto` (the default) the depth
+pair and the source are each subscribed again reliable once the middleware reports messages lost
+on them and every publisher of that input offers reliable (qos.AutoReliable, as depth_node).
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ from ppd_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Los
 from ppd_ros.nodes.image_codec import ImageDecodeError, depth_to_image_msg, image_msg_to_depth
 from ppd_ros.nodes.pairing import stamp_ns, subscribe_pair
 from ppd_ros.nodes.params import DIAGNOSTICS_SPECS, NodeParameters, ParamSpec, pairing_specs, qos_specs
-from ppd_ros.nodes.qos import configured_qos
+from ppd_ros.nodes.qos import AutoReliable, configured_qos
 from ppd_ros.nodes.runner import run_node
 
 
@@ -146,7 +150,7 @@ PARAMS = (
               '(depth/scale, source model) for the same stamp instead of publishing no metric depth',
               dynamic=True),
     *pairing_specs('depth/relative', 'depth/camera_info', slop=0.01),
-    *qos_specs(),
+    *qos_specs(auto_subscription=True),
     *DIAGNOSTICS_SPECS,
 )
 
@@ -225,23 +229,48 @@ class ScaleFusionNode(Node):
         self.pub_info = self.create_publisher(CameraInfo, 'metric/depth/camera_info', qos_out)
         self.pub_points = self.create_publisher(PointCloud2, 'metric/points', qos_out)
         self.pub_scale = self.create_publisher(DepthScale, 'metric/scale', qos_out)
-        topic, msg_type = SOURCE_TOPICS[self.source]
-        self.source_topic = self.resolve_topic_name(topic)
+        self.source_topic = self.resolve_topic_name(SOURCE_TOPICS[self.source][0])
         self.lost_messages = LostMessages()  # reported by the middleware: never reached a callback
-        self._source_sub = self.lost_messages.subscribe(self.create_subscription, topic, msg_type, topic,
-                                                        self._on_source, qos_in)
+        self._subscribe_source(qos_in)
         relative_topic, info_topic, _ = camera_topics(self, 'depth/relative', 'depth/camera_info')
         self._model_scale_sub = self.create_subscription(  # beside depth/relative: depth_node's depth/scale
             DepthScale, relative_topic.rsplit('/', 1)[0] + '/scale', self._on_model_scale, qos_in)
         self.input_topics = (relative_topic, info_topic)
-        self._pair_handle, self.pairing = subscribe_pair(
-            self, (Image, relative_topic), (CameraInfo, info_topic), qos_in, self._on_depth,
-            queue_size=p['input.sync_queue_size'], slop=p['input.sync_slop'],
-            latest_secondary=p['input.latest_camera_info'], lost_messages=self.lost_messages)
+        self._subscribe_depth(qos_in)
+        self._auto_qos = ()  # qos.subscription auto: the depth pair and the source switch on their own
+        if p['qos.subscription'] == 'auto':
+            depth = p['qos.subscription_depth']
+            self._auto_qos = (AutoReliable(self, self.lost_messages, self.input_topics, self._subscribe_depth, depth),
+                              AutoReliable(self, self.lost_messages, (self.source_topic,), self._subscribe_source,
+                                           depth))
         self.diagnostics = DiagnosticsPublisher(self, self._collect_diagnostics, hardware_id=self.source,
                                                 period=p['diagnostics.period'])
         self.get_logger().info(f"fusing {relative_topic} with {self.source} on '{self.source_topic}' "
                                f"(extrinsic from {self.extrinsic_origin})")
+
+    def _subscribe_source(self, qos) -> None:
+        if getattr(self, '_source_sub', None) is not None:
+            self.destroy_subscription(self._source_sub)
+        topic, msg_type = SOURCE_TOPICS[self.source]
+        self._source_sub = self.lost_messages.subscribe(self.create_subscription, self.source_topic, msg_type,
+                                                        topic, self._on_source, qos)
+
+    def _subscribe_depth(self, qos) -> None:
+        if getattr(self, '_pair_handle', None) is not None:
+            self._pair_handle.close(self)
+        p = self.params
+        self._pair_handle, self.pairing = subscribe_pair(
+            self, (Image, self.input_topics[0]), (CameraInfo, self.input_topics[1]), qos, self._on_depth,
+            queue_size=p['input.sync_queue_size'], slop=p['input.sync_slop'],
+            latest_secondary=p['input.latest_camera_info'], lost_messages=self.lost_messages)
+
+    @property
+    def input_reliability(self) -> str:
+        """What the subscriptions use now (qos.subscription; auto: where each group stands)."""
+        if not self._auto_qos:
+            return self.params['qos.subscription']
+        depth, source = self._auto_qos
+        return f'depth/relative: {depth.state}; {self.source}: {source.state}'
 
     # ------------------------------------------------------------------ configuration
 
@@ -505,7 +534,8 @@ class ScaleFusionNode(Node):
         scale, problem = self.last_scale, self.last_problem
         values = {'source': self.source, 'source_topic': self.source_topic, 'extrinsic': self.extrinsic_origin,
                   'input_topics': ' + '.join(self.input_topics),
-                  'pairing': self.pairing, 'frames': self.frames, 'fresh_fits': self.fresh_fits,
+                  'pairing': self.pairing, 'input reliability': self.input_reliability,
+                  'frames': self.frames, 'fresh_fits': self.fresh_fits,
                   'frames_without_source': self.frames_without_source,
                   'scale source': self.last_scale.source if self.last_scale else '',
                   'model_fallbacks': self.model_fallbacks,
