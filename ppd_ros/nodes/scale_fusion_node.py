@@ -231,6 +231,7 @@ class ScaleFusionNode(Node):
         self.pub_scale = self.create_publisher(DepthScale, 'metric/scale', qos_out)
         self.source_topic = self.resolve_topic_name(SOURCE_TOPICS[self.source][0])
         self.lost_messages = LostMessages()  # reported by the middleware: never reached a callback
+        self._source_sub = self._pair_handle = None  # (re)made by _subscribe_source / _subscribe_depth
         self._subscribe_source(qos_in)
         relative_topic, info_topic, _ = camera_topics(self, 'depth/relative', 'depth/camera_info')
         self._model_scale_sub = self.create_subscription(  # beside depth/relative: depth_node's depth/scale
@@ -249,14 +250,14 @@ class ScaleFusionNode(Node):
                                f"(extrinsic from {self.extrinsic_origin})")
 
     def _subscribe_source(self, qos) -> None:
-        if getattr(self, '_source_sub', None) is not None:
+        if self._source_sub is not None:
             self.destroy_subscription(self._source_sub)
         topic, msg_type = SOURCE_TOPICS[self.source]
         self._source_sub = self.lost_messages.subscribe(self.create_subscription, self.source_topic, msg_type,
                                                         topic, self._on_source, qos)
 
     def _subscribe_depth(self, qos) -> None:
-        if getattr(self, '_pair_handle', None) is not None:
+        if self._pair_handle is not None:
             self._pair_handle.close(self)
         p = self.params
         self._pair_handle, self.pairing = subscribe_pair(
