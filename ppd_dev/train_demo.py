@@ -167,11 +167,7 @@ def main(argv=None) -> int:
         if args.init_from:
             card = export.load_card(Path(args.init_from_weights) if args.init_from_weights
                                     else Path(args.init_from) / 'weights')
-            before = card.get('training', {})
-            earlier = before.get('initialised_from', []) + [
-                {'run_dir': str(args.init_from), 'steps': before.get('steps'), 'wall_s': before.get('wall_s'),
-                 'lr': {'stage1': before.get('recipe', {}).get('stage1', {}).get('lr'),
-                        'stage2': before.get('recipe', {}).get('stage2', {}).get('lr')}}]
+            earlier = export.lineage(card, args.init_from)
         regressor, dit_ema = regressor.cpu(), dit_ema.cpu()
         timings.update(export.read_timings(run_dir))  # stage 1 may have run in another process
         paths = export.export_demo(recipe, regressor, dit_ema, weights_dir, run_dir=run_dir, timings=timings,

@@ -233,3 +233,17 @@ def test_stage2_alongside_reruns_the_command_for_stage2_only():
                      '--resume', '--no-render']
     args = parse_args(child)
     assert args.only == ['stage2', 'export'] and args.follow_stage1 and args.no_render and not args.stage2_alongside
+
+
+def test_a_fine_tune_card_keeps_the_lineage_and_notes_of_the_weights_it_started_from():
+    from ppd_dev.training.export import lineage
+    oldest = {'what': 'v1', 'notes': 'from scratch'}
+    card = {'training': {'recipe': DemoRecipe().to_dict(), 'steps': {'stage1': 7, 'stage2': 5},
+                         'wall_s': {'stage1': 60.0}, 'trained_in': 'runs/a', 'notes': 'v2 by hand',
+                         'initialised_from': [oldest]}}
+    chain = lineage(card, 'runs/b/init')
+    assert chain[0] == oldest and len(chain) == 2
+    assert chain[1]['notes'] == 'v2 by hand' and chain[1]['trained_in'] == 'runs/a'
+    assert chain[1]['steps'] == {'stage1': 7, 'stage2': 5} and chain[1]['run_dir'] == 'runs/b/init'
+    assert chain[1]['lr'] == {'stage1': DemoRecipe().stage1.lr, 'stage2': DemoRecipe().stage2.lr}
+    assert lineage({}, 'runs/c')[0]['steps'] is None  # a card without a training record (hand-made weights)

@@ -58,6 +58,16 @@ def _write_card(weights_dir: Path, card: dict):
     tmp.replace(path)
 
 
+def lineage(card: dict, init_dir: str | Path) -> list:
+    """The ``initialised_from`` list of a fine-tune of the weights ``card`` describes: their own lineage
+    plus their training record, with what a person wrote on that card (notes) carried along."""
+    before = card.get('training', {})
+    entry = {'run_dir': str(init_dir), 'steps': before.get('steps'), 'wall_s': before.get('wall_s'),
+             'lr': {stage: before.get('recipe', {}).get(stage, {}).get('lr') for stage in ('stage1', 'stage2')}}
+    entry.update({k: before[k] for k in ('what', 'trained_in', 'exported_at', 'machine', 'notes') if k in before})
+    return before.get('initialised_from', []) + [entry]
+
+
 def export_demo(recipe: DemoRecipe, regressor: DepthRegressor, dit: SPDiT, weights_dir: str | Path,
                 *, run_dir: str | Path | None = None, timings: dict | None = None,
                 earlier_runs: list | None = None) -> list[Path]:
@@ -104,6 +114,7 @@ def export_demo(recipe: DemoRecipe, regressor: DepthRegressor, dit: SPDiT, weigh
                                     'normalised by its 2%/98% percentiles to [-0.5, 0.5] '
                                     '(clamped to [-1, 0.5]); EMA weights shipped'},
             'exported_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+            **({'trained_in': str(run_dir)} if run_dir is not None else {}),
             'initialised_from': earlier_runs or [],
         },
     })
