@@ -34,6 +34,8 @@ def parse_args(argv=None):
                    'render process keeps adding (instead of a fixed cache of --frames frames)')
     p.add_argument('--no-render', action='store_true', help='with --stream: start no render process; '
                    'read the frames another training process renders into the same --run-dir/--cache-dir')
+    p.add_argument('--first-seed', type=int, help='scene seed of training frame 0 (default: the first '
+                   'seed the --init-from(-weights) model never trained on, so a fine-tune sees new scenes)')
     p.add_argument('--stream-nice', type=int, default=10, help='extra nice value of the render process')
     p.add_argument('--stream-pool', type=int, default=6000, help='streamed frames kept in memory')
     p.add_argument('--follow-stage1', action='store_true', help='stage 2 on the encoder of a stage 1 '
@@ -67,6 +69,8 @@ def build_recipe(args):
     recipe = DemoRecipe.tiny() if args.tiny else DemoRecipe()
     if args.frames:
         recipe.num_frames = args.frames
+    if args.first_seed is not None:
+        recipe.first_seed = args.first_seed
     if args.stage1_steps:
         recipe.stage1.steps = args.stage1_steps
     if args.stage2_steps:
@@ -105,6 +109,12 @@ def main(argv=None) -> int:
         log_file.write(line + '\n')
 
     recipe = build_recipe(args)
+    start_card = None  # the card of the weights a fine-tune starts from
+    if args.init_from or args.init_from_weights:
+        start_card = export.load_card(Path(args.init_from_weights) if args.init_from_weights
+                                      else Path(args.init_from) / 'weights')
+        if args.first_seed is None:
+            recipe.first_seed = export.unseen_seed(start_card)
     stages = set(args.only or STAGES)
     log(f'train_demo: stages {sorted(stages)} recipe {json.dumps(dataclasses.asdict(recipe))}')
     timings = export.read_timings(run_dir)
@@ -115,7 +125,8 @@ def main(argv=None) -> int:
         if cache is None:
             start = time.monotonic()
             shards = render_cache(Path(args.cache_dir) if args.cache_dir else run_dir / 'cache', recipe.num_frames, recipe.width, recipe.height,
-                                  shard_size=recipe.shard_size, workers=args.workers, log=log)
+                                  shard_size=recipe.shard_size, workers=args.workers, seed_base=recipe.first_seed,
+                                  log=log)
             cache = FrameCache(shards)
             timings['render_and_load'] = time.monotonic() - start
             log(f'cache: {len(cache)} frames {cache.size}')
@@ -161,13 +172,9 @@ def main(argv=None) -> int:
         regressor = regressor or load_stage1(recipe, run_dir)
         if dit_ema is None:
             dit_ema = export.load_stage2_dit(recipe, run_dir)
-        earlier = None
         if args.stream:
             recipe.num_frames = cache.frames_seen  # the card records the distinct frames trained on
-        if args.init_from:
-            card = export.load_card(Path(args.init_from_weights) if args.init_from_weights
-                                    else Path(args.init_from) / 'weights')
-            earlier = export.lineage(card, args.init_from)
+        earlier = export.lineage(start_card, args.init_from) if start_card is not None else None
         regressor, dit_ema = regressor.cpu(), dit_ema.cpu()
         timings.update(export.read_timings(run_dir))  # stage 1 may have run in another process
         paths = export.export_demo(recipe, regressor, dit_ema, weights_dir, run_dir=run_dir, timings=timings,
@@ -195,11 +202,12 @@ def _start_stream(args, recipe, run_dir: Path, log):
     if not args.no_render:
         ctx = multiprocessing.get_context('spawn')  # no torch state forked into the renderer
         process = ctx.Process(target=render_stream, args=(str(cache_dir), recipe.width, recipe.height),
-                              kwargs={'shard_size': shard, 'niceness': args.stream_nice}, daemon=True)
+                              kwargs={'shard_size': shard, 'seed_base': recipe.first_seed,
+                                      'niceness': args.stream_nice}, daemon=True)
         process.start()
         log(f'stream: render process {process.pid} writing {shard}-frame shards to {cache_dir} '
             f'(nice +{args.stream_nice})')
-    stream = FrameStream(cache_dir, recipe.width, recipe.height, shard_size=shard,
+    stream = FrameStream(cache_dir, recipe.width, recipe.height, shard_size=shard, seed_base=recipe.first_seed,
                          pool_frames=args.stream_pool, min_frames=2 * shard)
     log(f'stream: {len(stream)} frames ready')
     return stream, process

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ppd_dev.training.checkpoint import load_checkpoint
-from ppd_dev.training.data import FrameCache, batch_tensors, frame_seed_and_kind, render_cache
+from ppd_dev.training.data import TRAIN_SEED_BASE, FrameCache, batch_tensors, frame_seed_and_kind, render_cache
 from ppd_dev.training.normalization import normalise_log_depth
 from ppd_dev.training.pipeline import STAGE1_CHECKPOINT, STAGE2_CHECKPOINT, train_stage1, train_stage2
 from ppd_dev.training.recipe import DemoRecipe
@@ -247,3 +247,21 @@ def test_a_fine_tune_card_keeps_the_lineage_and_notes_of_the_weights_it_started_
     assert chain[1]['steps'] == {'stage1': 7, 'stage2': 5} and chain[1]['run_dir'] == 'runs/b/init'
     assert chain[1]['lr'] == {'stage1': DemoRecipe().stage1.lr, 'stage2': DemoRecipe().stage2.lr}
     assert lineage({}, 'runs/c')[0]['steps'] is None  # a card without a training record (hand-made weights)
+
+
+def test_a_fine_tune_trains_on_scenes_its_weights_never_saw(tmp_path):
+    """train_demo end to end (tiny): the fine-tune's frames start past every seed on the starting card."""
+    pytest.importorskip('ppd_ros.synthetic')
+    from ppd_dev.train_demo import main
+    from ppd_dev.training.export import load_card
+    common = ['--tiny', '--threads', str(torch.get_num_threads()), '--workers', '1',
+              '--only', 'render', 'stage1', 'stage2', 'export']
+    assert main(common + ['--run-dir', str(tmp_path / 'a'), '--weights-dir', str(tmp_path / 'wa')]) == 0
+    first = load_card(tmp_path / 'wa')['data']['seeds']
+    assert first == [TRAIN_SEED_BASE, TRAIN_SEED_BASE + DemoRecipe.tiny().num_frames - 1]
+    assert main(common + ['--run-dir', str(tmp_path / 'b'), '--weights-dir', str(tmp_path / 'wb'),
+                          '--init-from-weights', str(tmp_path / 'wa')]) == 0
+    card = load_card(tmp_path / 'wb')
+    assert card['data']['seeds'][0] == first[1] + 1
+    assert card['training']['initialised_from'][-1]['seeds'] == first
+    assert sorted(p.name for p in (tmp_path / 'b' / 'cache').iterdir())[0].startswith(f'64x48_s{first[1] + 1}_')

@@ -65,7 +65,17 @@ def lineage(card: dict, init_dir: str | Path) -> list:
     entry = {'run_dir': str(init_dir), 'steps': before.get('steps'), 'wall_s': before.get('wall_s'),
              'lr': {stage: before.get('recipe', {}).get(stage, {}).get('lr') for stage in ('stage1', 'stage2')}}
     entry.update({k: before[k] for k in ('what', 'trained_in', 'exported_at', 'machine', 'notes') if k in before})
+    if 'seeds' in card.get('data', {}):
+        entry['seeds'] = card['data']['seeds']
     return before.get('initialised_from', []) + [entry]
+
+
+def unseen_seed(card: dict) -> int:
+    """The first scene seed that neither the weights ``card`` describes nor any run they were
+    fine-tuned from trained on: where a fine-tune of them starts, so that it sees new scenes."""
+    ranges = [card.get('data', {}).get('seeds')]
+    ranges += [run.get('seeds') for run in card.get('training', {}).get('initialised_from', [])]
+    return max([TRAIN_SEED_BASE] + [last + 1 for _, last in filter(None, ranges)])
 
 
 def export_demo(recipe: DemoRecipe, regressor: DepthRegressor, dit: SPDiT, weights_dir: str | Path,
@@ -99,7 +109,7 @@ def export_demo(recipe: DemoRecipe, regressor: DepthRegressor, dit: SPDiT, weigh
                        'encoder': sum(p.numel() for p in regressor.encoder.parameters()),
                        'baseline_head': sum(p.numel() for p in regressor.head.parameters())},
         'data': {'source': 'ppd_ros.synthetic.render_frame', 'frames': recipe.num_frames,
-                 'seeds': [TRAIN_SEED_BASE, TRAIN_SEED_BASE + recipe.num_frames - 1],
+                 'seeds': [recipe.first_seed, recipe.first_seed + recipe.num_frames - 1],
                  'kinds': 'indoor (even index) / outdoor (odd index)', 'augmentation': 'horizontal flip',
                  'evaluation_seeds': [0, 99]},
         'training': {

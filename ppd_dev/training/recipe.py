@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ppd_ros.model.config import DiTConfig, EncoderConfig
+from ppd_dev.training.data import TRAIN_SEED_BASE
 from ppd_dev.training.loop import LoopConfig
 
 
@@ -16,6 +17,7 @@ class DemoRecipe:
     shard_size: int = 200
     stream_shard: int = 50       # frames per shard when streaming (--stream)
     seed: int = 0
+    first_seed: int = TRAIN_SEED_BASE  # scene seed of training frame 0 (a fine-tune starts past what it saw)
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(
         embed_dim=192, depth=6, num_heads=3, patch_size=14, img_size=224, init_values=0.1))
     # Width 256: the coarse patch embedding squeezes 16·16·4 = 1024 values into `hidden_size`;
