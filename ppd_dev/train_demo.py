@@ -60,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument('--dit-heads', type=int)
     p.add_argument('--stage1-lr', type=float)
     p.add_argument('--stage2-lr', type=float)
+    p.add_argument('--stage2-loss', choices=('mse', 'l1'),
+                   help="stage-2 velocity loss (default mse, the paper's; l1: see ppd_dev/training/stage2.py)")
     p.add_argument('--eval-scenes', type=int, default=100, help='held-out scenes (seeds 0..N-1)')
     return p.parse_args(argv)
 
@@ -83,6 +85,8 @@ def build_recipe(args):
         recipe.stage1.lr = args.stage1_lr
     if args.stage2_lr:
         recipe.stage2.lr = args.stage2_lr
+    if args.stage2_loss:
+        recipe.stage2_loss = args.stage2_loss
     if args.stage1_minutes:
         recipe.stage1.time_budget_s = 60 * args.stage1_minutes
     if args.stage2_minutes:
@@ -96,7 +100,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from ppd_dev.training import export
     from ppd_dev.training.data import FrameCache, render_cache
-    from ppd_dev.training.pipeline import Stage1Follower, load_stage1, train_stage1, train_stage2
+    from ppd_dev.training.pipeline import STAGE1_CHECKPOINT, Stage1Follower, load_stage1, train_stage1, train_stage2
 
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,6 +148,9 @@ def main(argv=None) -> int:
     if 'render' in stages and not args.stream:
         get_cache()
     regressor = None
+    # without stage 1 in this run (e.g. --only stage2 export with --init-from), the encoder is the
+    # starting model's
+    stage1_dir = run_dir if (run_dir / STAGE1_CHECKPOINT).exists() or not args.init_from else Path(args.init_from)
     if 'stage1' in stages:
         init = Path(args.init_from) / 'stage1.pt' if args.init_from else None
         regressor, result = train_stage1(recipe, get_cache(), run_dir, resume=args.resume, init_from=init,
@@ -153,7 +160,7 @@ def main(argv=None) -> int:
     dit_ema = None
     if 'stage2' in stages:
         follower = Stage1Follower(recipe, run_dir, log=log, device=args.device) if args.follow_stage1 else None
-        regressor = regressor or (follower.regressor if follower else load_stage1(recipe, run_dir).to(args.device))
+        regressor = regressor or (follower.regressor if follower else load_stage1(recipe, stage1_dir).to(args.device))
         init = Path(args.init_from) / 'stage2.pt' if args.init_from else None
         objective, result = train_stage2(recipe, get_cache(), regressor.encoder, run_dir,
                                          resume=args.resume, init_from=init, before_step=follower,
@@ -169,7 +176,7 @@ def main(argv=None) -> int:
         if stage2_process.wait() != 0:
             raise SystemExit(f'stage-2 process failed (exit {stage2_process.returncode}); see {run_dir}/train.log')
     if 'export' in stages:
-        regressor = regressor or load_stage1(recipe, run_dir)
+        regressor = regressor or load_stage1(recipe, stage1_dir)
         if dit_ema is None:
             dit_ema = export.load_stage2_dit(recipe, run_dir)
         if args.stream:
@@ -250,7 +257,7 @@ def _checkpoints_from_weights(weights_dir: Path, out_dir: Path, log) -> Path:
     for name, state in ((STAGE1_CHECKPOINT, {'model': regressor.state_dict()}),
                         (STAGE2_CHECKPOINT, {'ema': {'dit.' + k: v for k, v in dit.state_dict().items()}})):
         tmp = out_dir / f'{name}.{os.getpid()}.tmp'  # two processes (stage 1, stage 2) may write at once
-        torch.save({'modules': state}, tmp)
+        torch.save({'modules': state, 'step': 0, 'extra': {}}, tmp)
         os.replace(tmp, out_dir / name)
     log(f'initialising from the exported model in {weights_dir}')
     return out_dir

@@ -6,11 +6,13 @@ import torch
 
 from ppd_dev.training.checkpoint import load_checkpoint
 from ppd_dev.training.data import TRAIN_SEED_BASE, FrameCache, batch_tensors, frame_seed_and_kind, render_cache
+from ppd_dev.training.export import HEAD_FILE, MODEL_FILE
 from ppd_dev.training.normalization import normalise_log_depth
 from ppd_dev.training.pipeline import STAGE1_CHECKPOINT, STAGE2_CHECKPOINT, train_stage1, train_stage2
 from ppd_dev.training.recipe import DemoRecipe
 from ppd_dev.training.stage1 import align_scale_shift, ssi_loss
 from ppd_dev.training.stage2 import FlowMatchingObjective
+from ppd_ros.model.checkpoint import load_model_file
 
 
 def test_normalisation_maps_percentiles_to_half_range():
@@ -61,16 +63,19 @@ class _NoEncoder(torch.nn.Module):
         return torch.zeros(image.shape[0], 1, 1)
 
 
-def test_flow_matching_loss_is_velocity_mse_on_valid_pixels():
+@pytest.mark.parametrize('kind, error', [('mse', lambda d: d ** 2), ('l1', torch.abs)])
+def test_flow_matching_loss_is_the_velocity_error_on_valid_pixels(kind, error):
     target = torch.rand(2, 16, 16) - 0.5
     valid = torch.ones_like(target, dtype=torch.bool)
     valid[:, :4] = False
-    objective = FlowMatchingObjective(_ZeroVelocity(), _NoEncoder(), uniform_fraction=1.0)
+    objective = FlowMatchingObjective(_ZeroVelocity(), _NoEncoder(), uniform_fraction=1.0, loss=kind)
     loss = objective(torch.rand(2, 3, 16, 16), target, valid, torch.Generator().manual_seed(3))
     gen = torch.Generator().manual_seed(3)
     noise = torch.randn((2, 1, 16, 16), generator=gen)
-    expected = ((noise[:, 0] - target) ** 2)[valid].mean()
+    expected = error(noise[:, 0] - target)[valid].mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match='stage-2 loss'):
+        FlowMatchingObjective(_ZeroVelocity(), _NoEncoder(), loss='huber')
 
 
 class _RecordTimestep(torch.nn.Module):
@@ -265,3 +270,11 @@ def test_a_fine_tune_trains_on_scenes_its_weights_never_saw(tmp_path):
     assert card['data']['seeds'][0] == first[1] + 1
     assert card['training']['initialised_from'][-1]['seeds'] == first
     assert sorted(p.name for p in (tmp_path / 'b' / 'cache').iterdir())[0].startswith(f'64x48_s{first[1] + 1}_')
+    # stage 2 alone, with the L1 objective: the encoder and baseline head stay the starting model's
+    assert main(common[:-4] + ['stage2', 'export', '--stage2-loss', 'l1', '--run-dir', str(tmp_path / 'c'),
+                               '--weights-dir', str(tmp_path / 'wc'), '--init-from-weights', str(tmp_path / 'wa')]) == 0
+    assert load_card(tmp_path / 'wc')['training']['recipe']['stage2_loss'] == 'l1'
+    assert (tmp_path / 'wc' / HEAD_FILE).read_bytes() == (tmp_path / 'wa' / HEAD_FILE).read_bytes()
+    start, tuned = (load_model_file(tmp_path / w / MODEL_FILE) for w in ('wa', 'wc'))
+    assert all(torch.equal(a, b) for a, b in zip(start[1].state_dict().values(), tuned[1].state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(start[0].state_dict().values(), tuned[0].state_dict().values()))

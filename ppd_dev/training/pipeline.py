@@ -71,7 +71,7 @@ def train_stage2(recipe: DemoRecipe, cache: FrameCache, encoder: torch.nn.Module
         source = state['ema'] if 'ema' in state else state['model']
         dit.load_state_dict({k[len('dit.'):]: v for k, v in source.items() if k.startswith('dit.')})
         log(f'initialised the DiT from {init_from}')
-    objective = FlowMatchingObjective(dit, encoder).to(device)
+    objective = FlowMatchingObjective(dit, encoder, loss=recipe.stage2_loss).to(device)
     batch_seed = recipe.seed + 7919  # different batches from stage 1
 
     def loss_fn(step: int) -> torch.Tensor:

@@ -27,6 +27,7 @@ class DemoRecipe:
         hidden_size=256, depth=4, num_heads=4, patch_size=8, semantic_dim=192))
     stage1_batch: int = 16
     stage2_batch: int = 8
+    stage2_loss: str = 'mse'  # or 'l1' (stage2.FlowMatchingObjective)
     stage1: LoopConfig = field(default_factory=lambda: LoopConfig(
         steps=3000, lr=4e-4, warmup_steps=50, checkpoint_every=100))
     stage2: LoopConfig = field(default_factory=lambda: LoopConfig(

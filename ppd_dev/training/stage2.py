@@ -4,6 +4,11 @@ x_t = (1 − t)·x0 + t·x1 with x0 the normalised log-depth and x1 ~ N(0, 1); t
 velocity x1 − x0 from [x_t, image − 0.5] and the encoder's semantics; loss = MSE on valid pixels
 (paper eq. 1–3). The DiT sees t on the released 0..1000 scale.
 
+`loss='l1'` (the demo's recipe option, not the paper's): the last Euler step returns
+x0 = x_t − t·v̂, and given x_t the true velocity is (x_t − x0)/t, so an MSE-trained v̂ makes that
+step output the posterior mean of x0, which at a depth edge the image leaves open is a blend of
+the two surfaces (a flying pixel). L1 makes it the posterior median, which lies on one of them.
+
 Timesteps: t ~ U(0, 1) for a fraction of the batch; the rest is drawn from the timesteps the
 released 4-step Euler schedule visits (1000, 750, 500, 249), so that a model trained for minutes
 on a CPU is accurate exactly where the demo samples (warm starts use the same timesteps; other
@@ -18,13 +23,18 @@ TIMESTEP_SCALE = 1000.0
 
 
 SCHEDULE_TIMESTEPS = (1000, 750, 500, 249)  # sampler.sampling_timesteps(4)
+LOSSES = ('mse', 'l1')
 
 
 class FlowMatchingObjective(nn.Module):
-    """Wraps a DiT and a frozen semantics encoder; ``forward`` returns the velocity MSE."""
+    """Wraps a DiT and a frozen semantics encoder; ``forward`` returns the velocity loss
+    (``loss`` = 'mse' or 'l1', mean over valid pixels)."""
 
-    def __init__(self, dit: nn.Module, encoder: nn.Module, uniform_fraction: float = 0.5):
+    def __init__(self, dit: nn.Module, encoder: nn.Module, uniform_fraction: float = 0.5, loss: str = 'mse'):
         super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"stage-2 loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        self.loss = loss
         self.dit = dit
         self.encoder = encoder.requires_grad_(False).eval()
         self.uniform_fraction = uniform_fraction
@@ -48,7 +58,8 @@ class FlowMatchingObjective(nn.Module):
         t = t.to(x0.device)
         x_t = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
         velocity = velocity_prediction(self.dit, x_t, image, semantics, t)
-        err = (velocity - (noise - x0)) ** 2 * valid[:, None].float()
+        diff = velocity - (noise - x0)
+        err = (diff ** 2 if self.loss == 'mse' else diff.abs()) * valid[:, None].float()
         return err.sum() / valid.float().sum().clamp_min(1.0)
 
 
