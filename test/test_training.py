@@ -273,7 +273,8 @@ def test_a_fine_tune_trains_on_scenes_its_weights_never_saw(tmp_path):
     # stage 2 alone, with the L1 objective: the encoder and baseline head stay the starting model's
     assert main(common[:-4] + ['stage2', 'export', '--stage2-loss', 'l1', '--run-dir', str(tmp_path / 'c'),
                                '--weights-dir', str(tmp_path / 'wc'), '--init-from-weights', str(tmp_path / 'wa')]) == 0
-    assert load_card(tmp_path / 'wc')['training']['recipe']['stage2_loss'] == 'l1'
+    tuned_card = load_card(tmp_path / 'wc')['training']
+    assert tuned_card['recipe']['stage2_loss'] == 'l1' and 'velocity L1' in tuned_card['objective']['stage2']
     assert (tmp_path / 'wc' / HEAD_FILE).read_bytes() == (tmp_path / 'wa' / HEAD_FILE).read_bytes()
     start, tuned = (load_model_file(tmp_path / w / MODEL_FILE) for w in ('wa', 'wc'))
     assert all(torch.equal(a, b) for a, b in zip(start[1].state_dict().values(), tuned[1].state_dict().values()))
