@@ -60,7 +60,7 @@ def parse_args(argv=None):
     p.add_argument('--dit-heads', type=int)
     p.add_argument('--stage1-lr', type=float)
     p.add_argument('--stage2-lr', type=float)
-    p.add_argument('--stage2-loss', choices=('mse', 'l1'),
+    p.add_argument('--stage2-loss', choices=('mse', 'l1'),  # training.stage2.LOSSES (not imported: no torch here)
                    help="stage-2 velocity loss (default mse, the paper's; l1: see ppd_dev/training/stage2.py)")
     p.add_argument('--eval-scenes', type=int, default=100, help='held-out scenes (seeds 0..N-1)')
     return p.parse_args(argv)

@@ -19,13 +19,12 @@ from ppd_dev.training.data import TRAIN_SEED_BASE
 from ppd_dev.training.pipeline import STAGE2_CHECKPOINT
 from ppd_dev.training.recipe import DemoRecipe
 from ppd_dev.training.stage1 import DepthRegressor
-from ppd_dev.training.stage2 import FlowMatchingObjective
+from ppd_dev.training.stage2 import LOSSES, FlowMatchingObjective
 
 MODEL_FILE = 'demo_ppd.safetensors'  # PPDEstimator.demo() loads weights/demo_*.safetensors
 HEAD_FILE = 'baseline_head.safetensors'
 CARD_FILE = 'demo_ppd.json'
 STORAGE_DTYPE = torch.float16  # halves the file; the loader returns float32 weights
-STAGE2_LOSS_NAMES = {'mse': 'MSE', 'l1': 'L1 (mean absolute error)'}
 
 
 def load_stage2_dit(recipe: DemoRecipe, run_dir: str | Path, use_ema: bool = True) -> SPDiT:
@@ -121,7 +120,7 @@ def export_demo(recipe: DemoRecipe, regressor: DepthRegressor, dit: SPDiT, weigh
                        f'{torch.get_num_threads()} threads',
             'objective': {'stage1': 'scale-shift-invariant MSE + 0.5 multi-scale gradient, '
                                     'normalised log(d+1)',
-                          'stage2': f'flow matching velocity {STAGE2_LOSS_NAMES[recipe.stage2_loss]}, t: half '
+                          'stage2': f'flow matching velocity {LOSSES[recipe.stage2_loss]}, t: half '
                                     'U(0,1), half the 4-step schedule (1000/750/500/249), target = log(d+1) '
                                     'normalised by its 2%/98% percentiles to [-0.5, 0.5] '
                                     '(clamped to [-1, 0.5]); EMA weights shipped'},

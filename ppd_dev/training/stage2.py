@@ -23,7 +23,7 @@ TIMESTEP_SCALE = 1000.0
 
 
 SCHEDULE_TIMESTEPS = (1000, 750, 500, 249)  # sampler.sampling_timesteps(4)
-LOSSES = ('mse', 'l1')
+LOSSES = {'mse': 'MSE', 'l1': 'L1 (mean absolute error)'}  # recipe.stage2_loss: its name on the card
 
 
 class FlowMatchingObjective(nn.Module):
