@@ -8,6 +8,7 @@ velocity x1 − x0 from [x_t, image − 0.5] and the encoder's semantics; loss =
 x0 = x_t − t·v̂, and given x_t the true velocity is (x_t − x0)/t, so an MSE-trained v̂ makes that
 step output the posterior mean of x0, which at a depth edge the image leaves open is a blend of
 the two surfaces (a flying pixel). L1 makes it the posterior median, which lies on one of them.
+Measured: demo v7 → v9, flying pixels 0.259 → 0.247 (ppd_ros/weights/README.md, history item 11).
 
 Timesteps: t ~ U(0, 1) for a fraction of the batch; the rest is drawn from the timesteps the
 released 4-step Euler schedule visits (1000, 750, 500, 249), so that a model trained for minutes
