@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from ppd_ros.geometry.model_scale import ModelScale
+from ppd_ros.geometry.scale.model_scale import ModelScale
 from ppd_ros.model.config import DiTConfig, EncoderConfig
 from ppd_ros.model.dit import SPDiT
 from ppd_ros.model.estimator import PPDEstimator

@@ -28,7 +28,7 @@ import numpy as np
 
 from ppd_ros.geometry.backproject import depth_to_points, pixel_rays
 from ppd_ros.geometry.colorize import colorize_depth
-from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
+from ppd_ros.geometry.scale.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
 from ppd_ros.model.preprocess import model_size, resize_for_model

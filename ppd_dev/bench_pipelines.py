@@ -45,7 +45,7 @@ def _header(peak) -> str:
 def run_metric(args, area, frame_size, peak) -> int:
     from ppd_dev.bench import Clock, StageTimes
     from ppd_dev.bench_metric import build
-    from ppd_ros.geometry.model_scale import ModelScale
+    from ppd_ros.geometry.scale.model_scale import ModelScale
     _, moge2 = build(args.size, area, args.steps, device=args.device, precision=args.precision, with_da2=False)
     rgb = np.random.default_rng(args.seed).integers(0, 256, (frame_size[1], frame_size[0], 3), dtype=np.uint8)
     clock = Clock(moge2.device)

@@ -34,11 +34,11 @@ import cv2
 import numpy as np
 
 from ppd_ros.eval import metrics
-from ppd_ros.geometry.depth_scale import metric_to_relative, near_far_scale, relative_to_metric
-from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
-from ppd_ros.geometry.scale_fit import (RANGE_MODES, FitConfig, fit_scale, fit_single_range, fit_with_prior,
+from ppd_ros.geometry.scale.depth_scale import metric_to_relative, near_far_scale, relative_to_metric
+from ppd_ros.geometry.scale.range_window import RangePrior, RangeWindow, RangeWindowConfig
+from ppd_ros.geometry.scale.fit import (RANGE_MODES, FitConfig, fit_scale, fit_single_range, fit_with_prior,
                                         least_squares)
-from ppd_ros.geometry.source_samples import (SampleError, resample_nearest, samples_from_depth_image,
+from ppd_ros.geometry.scale.source_samples import (SampleError, resample_nearest, samples_from_depth_image,
                                              samples_from_points, samples_from_range)
 
 SOURCES = ('lidar64', 'lidar16', 'rgbd50', 'range')

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ppd_ros.geometry.ransac import recover_metric_depth
+from ppd_ros.geometry.scale.ransac import recover_metric_depth
 from ppd_ros.model.checkpoint import dit_from_tensors, moge_from_tensors
 from ppd_ros.model.config import DiTConfig, EncoderConfig
 from ppd_ros.model.moge import recover_focal_shift

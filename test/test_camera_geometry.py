@@ -3,7 +3,7 @@ import pytest
 
 from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.camera import Intrinsics
-from ppd_ros.geometry.depth_scale import metric_to_relative, near_far_scale, relative_to_metric
+from ppd_ros.geometry.scale.depth_scale import metric_to_relative, near_far_scale, relative_to_metric
 
 
 def test_scaling_keeps_pixel_centres_on_the_same_rays():

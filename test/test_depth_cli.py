@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ppd_ros.geometry.camera import Intrinsics
-from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
+from ppd_ros.geometry.scale.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.cli import depth as depth_cli, io
 
 

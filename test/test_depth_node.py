@@ -22,7 +22,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from ppd_ros import synthetic  # noqa: E402
 from ppd_ros.geometry.backproject import depth_to_points  # noqa: E402
 from ppd_ros.geometry.camera import Intrinsics  # noqa: E402
-from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric  # noqa: E402
+from ppd_ros.geometry.scale.depth_scale import near_far_scale, relative_to_metric  # noqa: E402
 from ppd_ros.nodes import depth_node as depth_node_module  # noqa: E402
 from ppd_ros.nodes import pairing as pairing_module  # noqa: E402
 from ppd_ros.nodes.camera_info import CameraInfoError, camera_intrinsics, scaled_camera_info  # noqa: E402

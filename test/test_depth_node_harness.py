@@ -183,7 +183,7 @@ class OracleEstimator:
     (looked up by its RGB), optionally sampled at the model resolution of `scale`."""
 
     def __init__(self, frames, a: float, b: float, scale: int = 1):
-        from ppd_ros.geometry.depth_scale import metric_to_relative
+        from ppd_ros.geometry.scale.depth_scale import metric_to_relative
         self.steps = 4
         self.scale = scale
         self._relative = {f.rgb.tobytes(): metric_to_relative(np.where(f.valid, f.depth, np.nan), a, b)

@@ -11,7 +11,7 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 
 from ppd_ros.geometry.camera import Intrinsics  # noqa: E402
-from ppd_ros.geometry.model_scale import ModelGeometry  # noqa: E402
+from ppd_ros.geometry.scale.model_scale import ModelGeometry  # noqa: E402
 from ppd_ros.msg import DepthScale  # noqa: E402
 from ppd_ros.nodes.depth_node import DepthNode  # noqa: E402
 from ppd_ros.nodes.image_codec import rgb_to_image_msg  # noqa: E402

@@ -408,9 +408,9 @@ def test_with_the_synthetic_camera_and_its_lidar(ros_context):
     synthetic = pytest.importorskip('ppd_ros.synthetic')
     from ppd_ros.nodes.synthetic_camera_node import SyntheticCameraNode
     from ppd_dev.fusion_report import abs_rel, model_like_relative
-    from ppd_ros.geometry.scale_fit import fit_scale, least_squares
-    from ppd_ros.geometry.source_samples import samples_from_points
-    from ppd_ros.geometry.depth_scale import relative_to_metric
+    from ppd_ros.geometry.scale.fit import fit_scale, least_squares
+    from ppd_ros.geometry.scale.source_samples import samples_from_points
+    from ppd_ros.geometry.scale.depth_scale import relative_to_metric
 
     frame = synthetic.render_frame(3, 160, 120, kind='indoor')
     camera = SyntheticCameraNode(frames=[frame], context=ros_context, parameter_overrides=[

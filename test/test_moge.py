@@ -8,7 +8,7 @@ import torch
 from conftest import SHARED
 from ppd_dev import parity as parity_tool
 from ppd_dev import parity_moge
-from ppd_ros.geometry.ransac import fit_line_ransac, recover_metric_depth
+from ppd_ros.geometry.scale.ransac import fit_line_ransac, recover_metric_depth
 from ppd_ros.model import checkpoint
 from ppd_ros.model.config import EncoderConfig
 from ppd_ros.model.moge import MoGe2, MoGeSemanticEncoder, backbone_config, token_grid

@@ -8,9 +8,9 @@ import torch
 from ppd_dev.bench_metric import sensible_random_heads
 from ppd_ros import synthetic
 from ppd_ros.cli import depth as depth_cli, io
-from ppd_ros.geometry.depth_scale import relative_to_metric
-from ppd_ros.geometry.model_scale import ModelGeometry, ModelScale, oracle_fit
-from ppd_ros.geometry.ransac import recover_metric_depth
+from ppd_ros.geometry.scale.depth_scale import relative_to_metric
+from ppd_ros.geometry.scale.model_scale import ModelGeometry, ModelScale, oracle_fit
+from ppd_ros.geometry.scale.ransac import recover_metric_depth
 from ppd_ros.model import checkpoint
 from ppd_ros.model.config import DiTConfig, EncoderConfig
 from ppd_ros.model.dit import SPDiT

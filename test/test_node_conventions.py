@@ -16,7 +16,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from ppd_ros.geometry.backproject import depth_to_points  # noqa: E402
 from ppd_ros.geometry.camera import Intrinsics  # noqa: E402
-from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric  # noqa: E402
+from ppd_ros.geometry.scale.depth_scale import near_far_scale, relative_to_metric  # noqa: E402
 from ppd_ros.geometry.rectify import Calibration  # noqa: E402
 from ppd_ros.nodes.camera_info import looks_rectified, sibling_camera_info  # noqa: E402
 from ppd_ros.nodes.depth_node import DepthNode  # noqa: E402

@@ -5,7 +5,7 @@ import pytest
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.projection import (matrix_to_quaternion, project_points, quaternion_to_matrix,
                                          transform_from_translation_quaternion, transform_points)
-from ppd_ros.geometry.source_samples import (SampleError, range_to_depth, resample_nearest, samples_from_depth_image,
+from ppd_ros.geometry.scale.source_samples import (SampleError, range_to_depth, resample_nearest, samples_from_depth_image,
                                              samples_from_points, samples_from_range)
 
 INTR = Intrinsics(100.0, 100.0, 39.5, 29.5, 80, 60)

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
-from ppd_ros.geometry.scale_fit import fit_with_prior
+from ppd_ros.geometry.scale.range_window import RangePrior, RangeWindow, RangeWindowConfig
+from ppd_ros.geometry.scale.fit import fit_with_prior
 
 A, B = 2.2, 0.5
 PRIOR = RangePrior(0.8, 8.0)  # deliberately off the truth (expm1(B) = 0.65, expm1(A + B) = 13.9)
@@ -80,7 +80,7 @@ from sensor_msgs.msg import CameraInfo, Image, Range  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from ppd_ros.geometry.camera import Intrinsics  # noqa: E402
-from ppd_ros.geometry.scale_fit import fit_single_range  # noqa: E402
+from ppd_ros.geometry.scale.fit import fit_single_range  # noqa: E402
 from ppd_ros.nodes.image_codec import depth_to_image_msg  # noqa: E402
 from ppd_ros.nodes.scale_fusion_node import ScaleFusionNode  # noqa: E402
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ppd_ros.geometry.scale_fit import (FitConfig, FitFailure, FitStatus, FitTracker, ScaleFit, TrackerConfig,
+from ppd_ros.geometry.scale.fit import (FitConfig, FitFailure, FitStatus, FitTracker, ScaleFit, TrackerConfig,
                                         fit_log_scale, fit_offset, fit_scale, fit_single_range, fit_with_prior,
                                         least_squares)
 

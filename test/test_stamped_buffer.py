@@ -1,7 +1,7 @@
 """The fusion node's source buffer: bounded by time window and bytes, not by count (issue 13)."""
 import pytest
 
-from ppd_ros.geometry.stamped_buffer import StampedBuffer
+from ppd_ros.nodes.stamped_buffer import StampedBuffer
 
 MB = 2**20
 CLOUD = 6_291_456  # a 128-line LiDAR: 131072 points × 48 B

@@ -17,8 +17,8 @@ import numpy as np
 from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.colorize import colorize_depth
-from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
-from ppd_ros.geometry.model_scale import ModelScale
+from ppd_ros.geometry.scale.depth_scale import near_far_scale, relative_to_metric
+from ppd_ros.geometry.scale.model_scale import ModelScale
 from ppd_ros.geometry.upsample import DEFAULT_METHOD, METHODS, upsample_depth
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
                                      fast_options)

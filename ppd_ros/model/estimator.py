@@ -338,10 +338,10 @@ class PPDEstimator:
 
     def metric_geometry(self, rgb: np.ndarray, resolution_level: int = 9):
         """MoGe-2's metric view of an H×W×3 uint8 RGB frame at the model resolution (h, w) — the
-        same resized image the DiT sees: ``geometry.model_scale.ModelGeometry`` (metres, valid
+        same resized image the DiT sees: ``geometry.scale.model_scale.ModelGeometry`` (metres, valid
         mask, intrinsics in pixels of the h×w image). Only with MoGe-2 weights. ``resolution_level``
         0..9 picks MoGe-2's token count in its ``num_tokens_range`` (9, the top, as released)."""
-        from ..geometry.model_scale import ModelGeometry
+        from ..geometry.scale.model_scale import ModelGeometry
         if not self.has_metric_model:
             raise ValueError('metric depth from the camera alone needs MoGe-2 weights (moge2.pt as the '
                              f'encoder); this model has {self.variant} semantics')

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from ppd_ros.geometry.backproject import depth_to_points
-from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
+from ppd_ros.geometry.scale.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
                                      fast_options)
 

@@ -12,7 +12,7 @@ input header:
   depth/image        32FC1 metres (REP 118: NaN invalid, never 0). With MoGe-2 weights
                      (moge2.pt as the encoder) the scale comes from the camera alone: PPD's
                      relative depth fitted to MoGe-2's metric depth over its valid mask
-                     (geometry.model_scale; pixels MoGe-2 marks invalid are NaN); otherwise
+                     (geometry.scale.model_scale; pixels MoGe-2 marks invalid are NaN); otherwise
                      from the assumed range output.near..output.far
   depth/scale        ppd_ros/DepthScale: the (a, b) in use and its source (model | assumed)
   depth/camera_info  describes depth/relative and depth/image exactly (size, scaled K and P; after
@@ -47,10 +47,10 @@ from ppd_ros.msg import DepthScale
 from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.colorize import colorize_depth
-from ppd_ros.geometry.depth_scale import near_far_scale, relative_to_metric
-from ppd_ros.geometry.model_scale import (SOURCE_ASSUMED, SOURCE_MODEL, ModelScale, ModelScaleConfig,
+from ppd_ros.geometry.scale.depth_scale import near_far_scale, relative_to_metric
+from ppd_ros.geometry.scale.model_scale import (SOURCE_ASSUMED, SOURCE_MODEL, ModelScale, ModelScaleConfig,
                                           resize_mask)
-from ppd_ros.geometry.scale_fit import FitStatus, TrackerConfig
+from ppd_ros.geometry.scale.fit import FitStatus, TrackerConfig
 from ppd_ros.geometry.rectify import Rectifier, resize_valid
 from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth

@@ -35,14 +35,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range
 
 from ppd_ros.geometry.backproject import depth_to_points
-from ppd_ros.geometry.depth_scale import relative_to_metric
-from ppd_ros.geometry.model_scale import SOURCE_MODEL, SOURCE_SENSOR
+from ppd_ros.geometry.scale.depth_scale import relative_to_metric
+from ppd_ros.geometry.scale.model_scale import SOURCE_MODEL, SOURCE_SENSOR
 from ppd_ros.geometry.projection import transform_from_translation_quaternion
-from ppd_ros.geometry.range_window import RangePrior, RangeWindow, RangeWindowConfig
-from ppd_ros.geometry.scale_fit import (RANGE_MODES, FitConfig, FitFailure, FitStatus, FitTracker, ScaleFit,
+from ppd_ros.geometry.scale.range_window import RangePrior, RangeWindow, RangeWindowConfig
+from ppd_ros.geometry.scale.fit import (RANGE_MODES, FitConfig, FitFailure, FitStatus, FitTracker, ScaleFit,
                                         TrackerConfig, fit_scale, fit_single_range)
-from ppd_ros.geometry.stamped_buffer import StampedBuffer
-from ppd_ros.geometry.source_samples import (SampleError, range_to_depth, samples_from_depth_image,
+from ppd_ros.nodes.stamped_buffer import StampedBuffer
+from ppd_ros.geometry.scale.source_samples import (SampleError, range_to_depth, samples_from_depth_image,
                                              samples_from_points, samples_from_range)
 from ppd_ros.msg import DepthScale
 from ppd_ros.nodes import image_codec

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .camera import Intrinsics
-from .projection import project_points, ray_direction, transform_points
+from ..camera import Intrinsics
+from ..projection import project_points, ray_direction, transform_points
 
 #: Width/height ratios that differ by more than this are not the same view.
 ASPECT_TOLERANCE = 0.01

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .camera import Intrinsics
+from ..camera import Intrinsics
 from .depth_scale import relative_to_metric
-from .scale_fit import FitConfig, FitTracker, ScaleFit, TrackedScale, TrackerConfig, fit_scale
+from .fit import FitConfig, FitTracker, ScaleFit, TrackedScale, TrackerConfig, fit_scale
 
 SOURCE_MODEL = 'model'
 SOURCE_SENSOR = 'sensor'
@@ -129,7 +129,7 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def oracle_fit(relative, metric, valid) -> ScaleFit:
     """Least squares of log(d + 1) = a·r + b over all valid pixels (the oracle in tests/benchmarks)."""
-    from .scale_fit import least_squares
+    from .fit import least_squares
     valid = np.asarray(valid, bool) & np.isfinite(relative) & np.isfinite(metric)
     r = np.asarray(relative, np.float64)[valid]
     y = np.log1p(np.asarray(metric, np.float64)[valid])

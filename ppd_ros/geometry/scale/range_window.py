@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scale_fit import FitConfig, FitFailure, ScaleFit, fit_with_prior
+from .fit import FitConfig, FitFailure, ScaleFit, fit_with_prior
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""Step 6 of the frame pipeline: what one frame's depth gives, each computed on first use.
+
+Relative depth (normalised log-depth, NaN invalid), metres, points in the optical frame with their
+colours, and a colourised preview; all at the output resolution and described by ``intrinsics``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import cv2
+import numpy as np
+
+from ppd_ros.geometry.backproject import depth_to_points
+from ppd_ros.geometry.camera import Intrinsics
+from ppd_ros.geometry.colorize import colorize_depth
+from ppd_ros.geometry.scale.depth_scale import relative_to_metric
+
+from .scale import ScaleInUse
+
+
+class FrameError(ValueError):
+    """A frame (or one of its products) cannot be made from this input; the text says why."""
+
+
+@dataclass(eq=False)
+class FrameDepth:
+    """One frame's depth and everything made from it."""
+    context: object                 # what the caller gave with the frame (header, bag time, file name)
+    stamp_ns: int
+    rgb: np.ndarray                 # the image the model saw (rectified when ``rectified``), H×W×3
+    relative: np.ndarray            # (h, w) float32 at the output resolution, NaN invalid
+    scale: ScaleInUse | None        # None: no metric product was asked for
+    rectified: bool                 # the image was rectified: its geometry is the calibration's P
+    intrinsics: Intrinsics | None   # of ``relative``'s pixels; None: unknown (see intrinsics_problem)
+    intrinsics_problem: str = ''
+    settings: object = field(default=None, repr=False)
+
+    @cached_property
+    def metric(self) -> np.ndarray:
+        """Metres (REP 118: NaN invalid, never 0)."""
+        if self.scale is None:
+            raise FrameError('no scale was computed for this frame (no metric output was asked for)')
+        return relative_to_metric(self.relative, self.scale.a, self.scale.b)
+
+    @cached_property
+    def points(self) -> np.ndarray:
+        """(h, w, 3) float32 points in metres, optical frame; NaN where depth is invalid."""
+        if self.intrinsics is None:
+            raise FrameError(self.intrinsics_problem or 'no camera intrinsics for this frame')
+        return depth_to_points(self.metric, self.intrinsics)
+
+    @cached_property
+    def point_colours(self) -> np.ndarray | None:
+        """(h, w, 3) uint8 RGB of the points, or None when ``points_rgb`` is off."""
+        if not self.settings.points_rgb:
+            return None
+        height, width = self.relative.shape
+        if self.rgb.shape[:2] == (height, width):
+            return self.rgb
+        return cv2.resize(self.rgb, (width, height), interpolation=cv2.INTER_AREA)
+
+    @cached_property
+    def colorized(self) -> np.ndarray:
+        """BGR picture of the metres (fixed or percentile range)."""
+        s = self.settings
+        if s.colorize_mode == 'fixed':
+            return colorize_depth(self.metric, 'fixed', *s.colorize_range)
+        return colorize_depth(self.metric, 'percentile', percentiles=s.colorize_percentiles)

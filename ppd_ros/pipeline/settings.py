@@ -1,0 +1,55 @@
+"""Every choice the frame pipeline makes, with the defaults that every entry point shares.
+
+depth_node's parameters, ppd-bag's and ppd-depth's flags take their defaults from here, so one
+frame gives the same depth from each of them unless a user changes a setting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+TEMPORAL_MODES = ('off', 'align', 'warm_start', 'video')
+RECTIFY_MODES = ('auto', 'on', 'off')
+RESOLUTIONS = ('inference', 'camera')
+UPSAMPLE_METHODS = ('edge_aware', 'guided', 'nearest')  # never bilinear across depth edges
+METRIC_SOURCES = ('auto', 'model', 'assumed')
+INTRINSICS_SOURCES = ('camera_info', 'model')
+COLORIZE_MODES = ('percentile', 'fixed')
+#: 30 Hz: ~170 ms of buffering per window; see the README, 'Streaming video depth'
+VIDEO_NEW_FRAMES = 5
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    # input
+    rectify: str = 'auto'                  # distorted raw images: auto | on | off
+    # model
+    seed: int | None = 0                   # noise seed; None: random noise on every frame
+    # temporal
+    temporal_mode: str = 'off'
+    video_new_frames: int = VIDEO_NEW_FRAMES
+    warm_start_strength: float = 0.5
+    align_smoothing: float = 0.8
+    # scale
+    near: float = 0.5                      # assumed metres at relative depth 0
+    far: float = 10.0                      # assumed metres at relative depth 1
+    metric_source: str = 'auto'
+    metric_every_n_frames: int = 1
+    metric_resolution_level: int = 9
+    metric_smoothing: float = 0.5
+    metric_max_hold_age: float = 5.0
+    intrinsics: str = 'camera_info'
+    # output geometry
+    resolution: str = 'inference'
+    upsample: str = 'guided'
+    upsample_edge_threshold: float = 0.02
+    # products
+    points_rgb: bool = True
+    colorize_mode: str = 'percentile'
+    colorize_percentiles: tuple = (2.0, 98.0)
+    colorize_range: tuple = (0.5, 10.0)
+
+    def replace(self, **changes) -> 'PipelineSettings':
+        return replace(self, **changes)
+
+
+DEFAULTS = PipelineSettings()

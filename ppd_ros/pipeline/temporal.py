@@ -1,0 +1,112 @@
+"""Step 3 of the frame pipeline: what carries from frame to frame (``temporal_mode``).
+
+off: every frame alone. align: each frame fitted onto a running reference (TemporalAligner).
+warm_start: sampling starts from the previous depth, noised (fewer steps). video: the video model's
+causal window stream; a frame's depth comes back when its window has run.
+Any discontinuity resets the state: a settings change, another image size, or time going
+backwards (a bag restarted).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+import numpy as np
+
+from ppd_ros.geometry.temporal import TemporalAligner
+
+
+def is_video_estimator(estimator) -> bool:
+    return getattr(estimator, 'is_video', False) and callable(getattr(estimator, 'stream', None))
+
+
+def supports_warm_start(estimator) -> bool:
+    try:
+        parameters = inspect.signature(estimator.predict).parameters
+    except (TypeError, ValueError):
+        return False
+    return 'init_depth' in parameters and 'init_strength' in parameters
+
+
+def _as_depth(depth) -> np.ndarray:
+    if hasattr(depth, 'cpu'):  # a torch tensor from the video stream
+        depth = depth.cpu().numpy()
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim != 2 or depth.size == 0:
+        raise RuntimeError(f'the estimator returned an array of shape {depth.shape}, expected (h, w)')
+    return depth
+
+
+class TemporalStep:
+    """Relative depth of each frame with the temporal mode of ``settings``."""
+
+    def __init__(self, estimator, settings, log: Callable[[str], None] | None = None):
+        self.estimator = estimator
+        self.settings = settings
+        self._log = log or (lambda line: None)
+        self.reset()
+
+    def reset(self, size=None) -> None:
+        self.size = size
+        self.previous: np.ndarray | None = None
+        self.aligner = TemporalAligner(smoothing=self.settings.align_smoothing)
+        self.last_stamp = -1
+        self.stream = None            # video: the causal window stream
+        self.waiting: dict = {}       # video: frames waiting for their window, key → context
+        self._next_key = 0
+
+    def _check_continuity(self, size, stamp_ns: int) -> None:
+        if self.size != size or stamp_ns < self.last_stamp:
+            if self.waiting:
+                self._log(f'video stream restarted (size, time or settings change): {len(self.waiting)} '
+                          'frame(s) waiting for their window dropped')
+            self.reset(size)
+        self.last_stamp = stamp_ns
+
+    def push(self, rgb: np.ndarray, stamp_ns: int, context) -> list[tuple[object, np.ndarray]]:
+        """(context, relative depth) of every frame that is done: this one, or for the video
+        model those whose window just ran (none while it fills)."""
+        self._check_continuity(rgb.shape[:2], stamp_ns)
+        mode = self.settings.temporal_mode
+        if mode == 'video':
+            return self._push_video(rgb, context)
+        if mode == 'warm_start' and self.previous is not None:
+            relative = self.estimator.predict(rgb, init_depth=self.previous,
+                                              init_strength=self.settings.warm_start_strength)
+        else:
+            relative = self.estimator.predict(rgb)
+        relative = _as_depth(relative)
+        if mode == 'align':
+            relative = self.aligner.update(relative)
+        # a non-finite start would make every following warm start fail: start cold instead
+        self.previous = relative if mode == 'warm_start' and np.isfinite(relative).all() else None
+        return [(context, relative)]
+
+    def _push_video(self, rgb: np.ndarray, context) -> list:
+        if self.stream is None:
+            self.stream = self.estimator.stream(new_frames=self.settings.video_new_frames)
+        key, self._next_key = self._next_key, self._next_key + 1
+        self.waiting[key] = context
+        try:
+            results = self.stream.push_rgb(rgb, key)
+        except ValueError:
+            self.waiting.pop(key, None)
+            raise
+        return self._done(results)
+
+    def flush(self) -> list[tuple[object, np.ndarray]]:
+        """The video model's frames still waiting for a window (end of a clip or bag)."""
+        if self.stream is None:
+            return []
+        return self._done(self.stream.flush())
+
+    def _done(self, results) -> list:
+        return [(self.waiting.pop(key), _as_depth(depth)) for key, depth in results]
+
+    @property
+    def pending(self) -> int:
+        return self.stream.pending if self.stream is not None else 0
+
+    @property
+    def windows_run(self) -> int:
+        return self.stream.windows_run if self.stream is not None else 0
