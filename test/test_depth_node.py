@@ -245,13 +245,14 @@ def test_inference_resolution_points_project_back_to_their_pixels(ros_context):
 
 def test_lazy_outputs_compute_only_what_is_subscribed(ros_context, monkeypatch):
     calls = {'depth_to_points': 0, 'colorize_depth': 0, 'relative_to_metric': 0}
+    from ppd_ros.pipeline import products  # where the depth products are made
     for name in calls:
-        original = getattr(depth_node_module, name)
+        original = getattr(products, name)
 
         def counting(*args, _original=original, _name=name, **kwargs):
             calls[_name] += 1
             return _original(*args, **kwargs)
-        monkeypatch.setattr(depth_node_module, name, counting)
+        monkeypatch.setattr(products, name, counting)
 
     estimator = RecordingEstimator()
     with RosGraph(ros_context) as graph:
@@ -473,7 +474,7 @@ def test_unpaired_images_are_reported_with_the_cause(ros_context, case, expected
 def test_model_compile_and_backend_reach_the_estimator(ros_context):
     """The node only passes model.compile/backend/onnx_path on; on this CPU compile falls back to
     eager, and the reason goes to the node's log (once) and its start line."""
-    from ppd_ros.nodes.depth_node import model_options
+    from ppd_ros.nodes.depth_node_params import model_options
     node = DepthNode(context=ros_context, node_name='compiled',
                      parameter_overrides=overrides(model__compile='on', model__device='cpu'))
     try:

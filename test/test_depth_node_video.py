@@ -34,7 +34,7 @@ def test_streaming_equals_offline_with_the_offline_window(ros_context):
         for i, rgb in enumerate(frames):
             feeder.send(i, rgb, INTR)
             sec, nanosec = stamp(i)  # the node has taken frame i into its stream (no frame dropped)
-            assert wait_for(lambda: node._temporal.last_stamp == sec * 10**9 + nanosec), i
+            assert wait_for(lambda: node.pipeline.temporal.last_stamp == sec * 10**9 + nanosec), i
             if i == 14:
                 assert collector.count('depth/relative') == 0  # window not full yet: nothing published
         assert wait_for(lambda: collector.count('depth/relative') == 29, timeout=60)

@@ -213,7 +213,7 @@ def _flatten(tree, prefix=''):
 @pytest.mark.parametrize('node', ['depth_node', 'scale_fusion_node'])
 def test_config_yaml_lists_every_parameter_with_its_default(node):
     if node == 'depth_node':
-        from ppd_ros.nodes.depth_node import DEPTH_NODE_PARAMETERS as specs
+        from ppd_ros.nodes.depth_node_params import PARAMETERS as specs
     else:
         from ppd_ros.nodes.scale_fusion_node import PARAMS as specs
     config = yaml.safe_load((REPO / 'config' / 'ppd.yaml').read_text())
@@ -225,7 +225,8 @@ def test_config_yaml_lists_every_parameter_with_its_default(node):
 
 
 def test_config_yaml_is_read_by_a_namespaced_depth_node(ros_context):
-    from ppd_ros.nodes.depth_node import DEPTH_NODE_PARAMETERS, DepthNode
+    from ppd_ros.nodes.depth_node import DepthNode
+    from ppd_ros.nodes.depth_node_params import PARAMETERS as DEPTH_NODE_PARAMETERS
     from test_depth_node_harness import RecordingEstimator
     node = DepthNode(estimator=RecordingEstimator(), context=ros_context, namespace='robot',
                      cli_args=['--ros-args', '--params-file', str(REPO / 'config' / 'ppd.yaml')])

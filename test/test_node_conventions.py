@@ -188,9 +188,9 @@ def test_distorted_raw_images_are_rectified_and_the_geometry_is_ps(ros_context):
     model_input = node.estimator.inputs[-1].astype(np.float32)
     error = np.abs(model_input - truth)[8:-8, 8:-8].mean()
     assert error < 3.0 and error < 0.2 * np.abs(raw.astype(np.float32) - truth)[8:-8, 8:-8].mean()
-    assert node._rectification.rectifier.maps_built == 1  # three frames, one calibration
-    assert node._rectification.state.startswith('rectified (plumb_bob')
-    assert node.diagnostic_values['rectification'] == node._rectification.state
+    assert node.pipeline.rectification.rectifier.maps_built == 1  # three frames, one calibration
+    assert node.pipeline.rectification.state.startswith('rectified (plumb_bob')
+    assert node.diagnostic_values['rectification'] == node.pipeline.rectification.state
     assert node.diagnostic_values['input topics'] == '/cam/image_raw + /cam/camera_info'
 
     info = collector.by_stamp('depth/camera_info', 2)  # the rectified image's CameraInfo, at 80x60
@@ -208,7 +208,7 @@ def test_distorted_raw_images_are_rectified_and_the_geometry_is_ps(ros_context):
 def test_a_new_calibration_builds_new_maps(ros_context):
     calls = iter([distorted_info(), distorted_info(), distorted_info(d=[-0.1, 0.0, 0.0, 0.0, 0.0])])
     node, _, _, _ = run_rectify(ros_context, 3, topics=('depth/relative',), info=lambda: next(calls))
-    assert node._rectification.rectifier.maps_built == 2
+    assert node.pipeline.rectification.rectifier.maps_built == 2
 
 
 def test_wide_p_borders_have_no_depth(ros_context):
@@ -218,7 +218,7 @@ def test_wide_p_borders_have_no_depth(ros_context):
     node, collector, _, _ = run_rectify(ros_context, 1, topics=('depth/relative',),
                                         info=lambda: distorted_info(d=[0.25, 0, 0, 0, 0], p=wide))
     relative = float_image(collector.by_stamp('depth/relative', 0))
-    valid = node._rectification.rectifier.valid(Calibration.of(W, H, 'plumb_bob', [0.25, 0, 0, 0, 0], K.ravel(),
+    valid = node.pipeline.rectification.rectifier.valid(Calibration.of(W, H, 'plumb_bob', [0.25, 0, 0, 0, 0], K.ravel(),
                                                                np.eye(3).ravel(), wide.ravel()))
     assert not valid.all() and np.isnan(relative[0, 0]) and np.isnan(relative[-1, -1])
     assert np.isfinite(relative[30, 40])
@@ -228,19 +228,19 @@ def test_rect_topics_are_not_rectified_again(ros_context):
     node, collector, truth, raw = run_rectify(ros_context, 2, ['image:=/cam/image_rect'],
                                               topics=('depth/relative', 'depth/camera_info'))
     np.testing.assert_array_equal(node.estimator.inputs[-1], raw)  # used as it comes
-    assert node._rectification.rectifier.maps_built == 0
-    assert 'rectified (image_rect)' in node._rectification.state
+    assert node.pipeline.rectification.rectifier.maps_built == 0
+    assert 'rectified (image_rect)' in node.pipeline.rectification.state
     assert list(collector.by_stamp('depth/camera_info', 1).d) == D  # the camera's calibration, passed on
 
 
 def test_rectify_on_overrides_the_name_and_off_warns_once(ros_context, capfd):
     node, _, truth, raw = run_rectify(ros_context, 1, ['image:=/cam/image_rect'], topics=('depth/relative',),
                                       input__rectify='on')
-    assert node._rectification.rectifier.maps_built == 1
+    assert node.pipeline.rectification.rectifier.maps_built == 1
     capfd.readouterr()
     node, _, _, raw = run_rectify(ros_context, 3, topics=('depth/relative',), input__rectify='off')
     np.testing.assert_array_equal(node.estimator.inputs[-1], raw)
-    assert node._rectification.rectifier.maps_built == 0 and node._rectification.state == 'off'
+    assert node.pipeline.rectification.rectifier.maps_built == 0 and node.pipeline.rectification.state == 'off'
     err = capfd.readouterr().err
     assert err.count('input.rectify is off') == 1, err
 
@@ -253,5 +253,5 @@ def test_an_unsupported_distortion_model_warns_once_and_the_frames_still_flow(ro
 
     node, collector, _, raw = run_rectify(ros_context, 2, topics=('depth/relative',), info=info)
     np.testing.assert_array_equal(node.estimator.inputs[-1], raw)
-    assert "'kannala_brandt' is not supported" in node._rectification.state
+    assert "'kannala_brandt' is not supported" in node.pipeline.rectification.state
     assert capfd.readouterr().err.count("'kannala_brandt' is not supported") == 1
