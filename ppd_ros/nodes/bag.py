@@ -5,14 +5,16 @@
                           | --dit ppvd.pth --encoder pi3.safetensors] [--storage mcap|sqlite3]
 
 Reads an image topic (sensor_msgs/Image or CompressedImage) and its CameraInfo, runs the model on
-every frame and writes ``/depth/image`` (32FC1 metres from the assumed --near/--far range, NaN
-invalid), ``/depth/relative`` (32FC1 relative depth), ``/depth/camera_info`` (describing those
-images) and ``/depth/points`` (organised PointCloud2) — each with the input image's header (stamp,
+every frame and writes ``/depth/image`` (32FC1 metres: MoGe-2's scale with the PPD-MoGe2 weights,
+else the assumed --near/--far range; NaN invalid), ``/depth/relative`` (32FC1 relative depth),
+``/depth/camera_info`` (describing those images) and ``/depth/points`` (organised PointCloud2) — each with the input image's header (stamp,
 frame_id) and at the image's bag time. The video model (PPVD) processes the whole bag as one clip:
 temporally consistent depth at the camera resolution.
 
 Bags are read and written with ``rosbags`` (pip install 'ppd_ros[bag]'), mcap and sqlite3 alike;
-messages are converted with the same code as depth_node (rclpy messages, serialised to CDR).
+frames become depth in the same frame pipeline as in depth_node (ppd_ros.pipeline, with its
+defaults) and messages with the same code (nodes.depth_messages), so a frame's outputs are the
+node's.
 The output is written to OUT_BAG.partial and renamed when complete: an interrupted run leaves the
 .partial bag (closed, readable) and says so; a new run starts over (restartable).
 Exit status: 0 done; 1 some frames failed (each reason counted); 2 usage error, unusable bag,
@@ -25,16 +27,11 @@ import shutil
 import sys
 import threading
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from ppd_ros.geometry.backproject import depth_to_points
-from ppd_ros.geometry.scale.depth_scale import near_far_scale, relative_to_metric
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
                                      fast_options)
+from ppd_ros.pipeline import DEFAULTS, FrameInput, FramePipeline, settings_for
 
 PROG = 'ppd-bag'
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -100,24 +97,12 @@ def choose_topics(topics: dict[str, str], image_topic: str | None, info_topic: s
 
 # ---------------------------------------------------------------------------------- frames
 
-@dataclass
-class Frame:
-    index: int
-    bag_time: int
-    image: object      # rclpy Image / CompressedImage
-    info: object       # rclpy CameraInfo (rectified geometry when the image was rectified)
-    rgb: np.ndarray
-    valid: np.ndarray | None = None  # rectified pixels that see a raw pixel (None: all / not rectified)
-
-
-def _stamp(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
 def _infos_by_stamp(reader, connections, msg_class) -> list[tuple[int, object]]:
     """All CameraInfo messages (small) as sorted (stamp, msg)."""
     from rclpy.serialization import deserialize_message
-    infos = [(_stamp(m), m) for m in (deserialize_message(bytes(raw), msg_class)
+
+    from ppd_ros.nodes.pairing import stamp_ns
+    infos = [(stamp_ns(m), m) for m in (deserialize_message(bytes(raw), msg_class)
                                       for _, _, raw in reader.messages(connections=connections))]
     return sorted(infos, key=lambda item: item[0])
 
@@ -130,61 +115,6 @@ def _info_for(infos, stamp: int):
     if i and stamps[i - 1] == stamp:
         return infos[i - 1][1]
     return infos[i - 1][1] if i else infos[0][1]
-
-
-# --------------------------------------------------------------------------- depth messages
-
-def depth_messages(frame: Frame, relative: np.ndarray, scale, points_rgb: bool) -> dict[str, object]:
-    """The depth_node outputs for one frame (same helpers, same conventions), keyed by OUTPUTS."""
-    from ppd_ros.geometry.rectify import resize_valid
-    from ppd_ros.nodes.camera_info import camera_intrinsics, scaled_camera_info
-    from ppd_ros.nodes.cloud import points_to_cloud_msg
-    from ppd_ros.nodes.image_codec import depth_to_image_msg
-    header = frame.image.header
-    height, width = relative.shape
-    if frame.valid is not None:  # as depth_node: rectified pixels that see no raw pixel have no depth
-        relative = np.where(resize_valid(frame.valid, height, width), relative, np.float32(np.nan))
-    info_out = scaled_camera_info(frame.info, width, height, header)
-    metric = relative_to_metric(relative, *scale)
-    out = {'relative': depth_to_image_msg(relative, header), 'image': depth_to_image_msg(metric, header),
-           'camera_info': info_out}
-    points = depth_to_points(metric, camera_intrinsics(info_out))
-    colour = None
-    if points_rgb:
-        rgb = frame.rgb
-        colour = rgb if rgb.shape[:2] == (height, width) else cv2.resize(rgb, (width, height),
-                                                                         interpolation=cv2.INTER_AREA)
-    out['points'] = points_to_cloud_msg(points, header, colour)
-    return out
-
-
-class DepthRunner:
-    """Frames in, (frame, relative depth) out: per frame for image models; through the window
-    stream for the video model (outputs arrive when their window is done)."""
-
-    def __init__(self, estimator):
-        self.estimator = estimator
-        self.video = getattr(estimator, 'is_video', False)
-        self.stream = estimator.stream() if self.video else None
-        self.waiting: dict[int, Frame] = {}
-
-    def push(self, frame: Frame) -> list[tuple[Frame, np.ndarray]]:
-        if not self.video:
-            return [(frame, np.asarray(self.estimator.predict(frame.rgb), dtype=np.float32))]
-        import torch
-        self.waiting[frame.index] = frame
-        tensor = torch.from_numpy(frame.rgb).permute(2, 0, 1).float() / 255.0
-        try:
-            return self._done(self.stream.push(tensor, frame.index))
-        except ValueError:
-            self.waiting.pop(frame.index, None)
-            raise
-
-    def flush(self) -> list[tuple[Frame, np.ndarray]]:
-        return self._done(self.stream.flush()) if self.video else []
-
-    def _done(self, results):
-        return [(self.waiting.pop(key), depth.cpu().numpy()) for key, depth in results]
 
 
 # ---------------------------------------------------------------------------------- recorder
@@ -251,15 +181,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--overwrite', action='store_true', help='replace an existing output bag')
     p.add_argument('--copy-inputs', action='store_true', help='also copy the image and camera_info topics')
     p.add_argument('--no-points', action='store_true', help='do not write /depth/points')
-    p.add_argument('--points-rgb', action='store_true', help='colour the points with the image')
-    p.add_argument('--near', type=float, default=0.5, help='metres assumed at relative depth 0 (default 0.5)')
-    p.add_argument('--far', type=float, default=20.0, help='metres assumed at relative depth 1 (default 20)')
+    p.add_argument('--no-points-rgb', dest='points_rgb', action='store_false',
+                   help='do not colour the points with the image (as depth_node\'s output.points_rgb false)')
+    p.add_argument('--near', type=float, default=DEFAULTS.near,
+                   help=f'metres assumed at relative depth 0 (default {DEFAULTS.near})')
+    p.add_argument('--far', type=float, default=DEFAULTS.far,
+                   help=f'metres assumed at relative depth 1 (default {DEFAULTS.far})')
+    p.add_argument('--video-new-frames', type=int, default=DEFAULTS.video_new_frames, metavar='N',
+                   help=f'video model: new frames per window, 1..13 (default {DEFAULTS.video_new_frames}, '
+                        'as depth_node; 13: the released offline windows, fewer frames run twice)')
     model = p.add_argument_group('model')
     model.add_argument('--model', choices=MODELS, default='demo',
                        help='without --dit: demo (bundled weights), random-tiny / random-ppvd (untrained, tests)')
     add_model_arguments(model)
     model.add_argument('--steps', type=int, help='sampling steps (default: the model\'s)')
-    model.add_argument('--seed', type=int, default=0, help='noise seed (default 0: reproducible)')
+    model.add_argument('--seed', type=int, default=DEFAULTS.seed,
+                       help=f'noise seed (default {DEFAULTS.seed}: reproducible, as depth_node)')
     model.add_argument('--area', metavar='WxH', help='pixel area an image model runs at (default: the model\'s '
                                                      'own); the video model always runs at its fixed size')
     p.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
@@ -273,10 +210,10 @@ def _error(message: str) -> int:
 
 def main(argv=None, estimator=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        scale = near_far_scale(args.near, args.far)
-    except ValueError as exc:
-        return _error(f'--near/--far: {exc}')
+    if not 0 < args.near < args.far:
+        return _error(f'--near/--far: needs 0 < near < far, got {args.near} and {args.far}')
+    if not 1 <= args.video_new_frames <= 13:
+        return _error(f'--video-new-frames must be in 1..13, got {args.video_new_frames}')
     area = None
     if args.area is not None:
         try:
@@ -329,19 +266,20 @@ def main(argv=None, estimator=None) -> int:
             except EstimatorBuildError as exc:
                 print(exc.line(PROG), file=sys.stderr)
                 return EXIT_USAGE
-        return _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, total, scale, estimator,
+        return _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, total, estimator,
                         Image if image_conns[0].msgtype.endswith('/Image') else CompressedImage)
     finally:
         reader.close()
 
 
-def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, total, scale, estimator,
+def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, total, estimator,
              image_class) -> int:
     from rclpy.serialization import deserialize_message, serialize_message
 
-    from ppd_ros.geometry.rectify import Rectifier
-    from ppd_ros.nodes.camera_info import calibration_of, looks_rectified, rectified_camera_info
+    from ppd_ros.nodes.camera_info import calibration_of, looks_rectified
+    from ppd_ros.nodes.depth_messages import depth_message, output_camera_info
     from ppd_ros.nodes.image_codec import rgb_from_any
+    from ppd_ros.nodes.pairing import stamp_ns
 
     storage = args.storage or ('mcap' if any(args.input.glob('*.mcap')) else 'sqlite3')
     plugin = rosbag2.StoragePlugin.MCAP if storage == 'mcap' else rosbag2.StoragePlugin.SQLITE3
@@ -361,11 +299,11 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
         for c in image_conns + info_conns:
             copies[c.id] = writer.add_connection(c.topic, c.msgtype, typestore=typestore)
 
-    runner = DepthRunner(estimator)
-    rectifier = Rectifier()
+    settings = settings_for(estimator, near=args.near, far=args.far, points_rgb=args.points_rgb,
+                            video_new_frames=args.video_new_frames)
+    pipeline = FramePipeline(estimator, settings, log=lambda line: print(f'{PROG}: warning: {line}', file=sys.stderr))
     input_rectified = looks_rectified(image_conns[0].topic)
     failures: Counter = Counter()  # frames skipped, by reason
-    notes: Counter = Counter()     # frames written with a caveat, by reason
     written = 0
     bar = None
     if not args.quiet:
@@ -374,21 +312,23 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
 
     def write(done) -> None:
         nonlocal written
-        for frame, relative in done:
+        for depth in done:
+            bag_time, header, info = depth.context
             try:
-                messages = depth_messages(frame, relative, scale, args.points_rgb)
+                messages = {name: output_camera_info(depth, header, info) if name == 'camera_info'
+                            else depth_message(name, depth, header) for name in names}
             except ValueError as exc:
                 failures[str(exc).splitlines()[0]] += 1
                 continue
             for name in names:
-                writer.write(conns[name], frame.bag_time, serialize_message(messages[name]))
+                writer.write(conns[name], bag_time, serialize_message(messages[name]))
             written += 1
             if bar is not None:
                 bar.update(1)
 
     interrupted = False
     try:
-        for index, (conn, bag_time, raw) in enumerate(reader.messages(connections=image_conns + info_conns)):
+        for conn, bag_time, raw in reader.messages(connections=image_conns + info_conns):
             if conn.id in copies:
                 writer.write(copies[conn.id], bag_time, raw)
             if conn.topic != image_conns[0].topic:
@@ -401,23 +341,14 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
                 if bar is not None:
                     bar.update(1)
                 continue
-            info, valid = _info_for(infos, _stamp(msg)), None
-            if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
-                failures[f'CameraInfo is {info.width}x{info.height} but the image is {rgb.shape[1]}x{rgb.shape[0]}'] += 1
-                continue
-            calibration = calibration_of(info)
-            if calibration.distorted and not input_rectified:  # as depth_node's input.rectify auto
-                try:
-                    rgb, valid = rectifier.rectify(rgb, calibration), rectifier.valid(calibration)
-                    info, valid = rectified_camera_info(info), None if valid.all() else valid
-                except ValueError as exc:
-                    notes[f'used unrectified ({exc})'] += 1
-            frame = Frame(index, bag_time, msg, info, rgb, valid)
+            info = _info_for(infos, stamp_ns(msg))
+            frame = FrameInput(rgb, stamp_ns(msg), calibration_of(info), (bag_time, msg.header, info),
+                               input_rectified)
             try:
-                write(runner.push(frame))
+                write(pipeline.process(frame))
             except ValueError as exc:
                 failures[str(exc).splitlines()[0]] += 1
-        write(runner.flush())
+        write(pipeline.flush())
     except KeyboardInterrupt:
         interrupted = True
     except Exception as exc:  # noqa: BLE001 — a corrupt chunk in the middle of the bag
@@ -440,8 +371,6 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
     staging.rmdir()
     for reason, count in failures.most_common():
         print(f'{PROG}: {count} frame(s) skipped: {reason}', file=sys.stderr)
-    for reason, count in notes.most_common():
-        print(f'{PROG}: warning: {count} frame(s) {reason}', file=sys.stderr)
     print(f'{PROG}: {written} of {total} frame(s) → {args.output} ({storage}; topics: '
           f'{", ".join(c.topic for c in conns.values())})', file=sys.stderr)
     return EXIT_SOME_FAILED if failures else EXIT_OK
