@@ -105,7 +105,7 @@ def test_all_good_exits_0_and_default_format_is_color(tmp_path):
 def test_size_input_resizes_to_the_image(tmp_path):
     _png(tmp_path / 'one.png', width=80, height=60)
     out = tmp_path / 'out'
-    assert depth_cli.main([str(tmp_path / 'one.png'), '--out', str(out), '--format', 'npy', '--size', 'input'],
+    assert depth_cli.main([str(tmp_path / 'one.png'), '--out', str(out), '--format', 'npy', '--resolution', 'camera'],
                           estimator=FakeEstimator()) == 0
     depth = np.load(out / 'one_depth.npy')
     assert depth.shape == (60, 80)
@@ -162,7 +162,7 @@ def test_ply_from_hfov_at_input_size(tmp_path):
     _png(tmp_path / 'cam.png', width=64, height=48)
     out = tmp_path / 'out'
     assert depth_cli.main([str(tmp_path / 'cam.png'), '--out', str(out), '--ply', '--hfov', '90',
-                           '--size', 'input', '--format', 'npy'], estimator=FakeEstimator(value=0.0)) == 0
+                           '--resolution', 'camera', '--format', 'npy'], estimator=FakeEstimator(value=0.0)) == 0
     vertices = io.read_ply(out / 'cam_points.ply')
     assert len(vertices) == 64 * 48
     np.testing.assert_allclose(vertices['z'], 0.5, rtol=1e-6)  # r = 0 → --near default 0.5 m
@@ -227,13 +227,13 @@ def test_random_tiny_model_end_to_end(tmp_path):
     out = tmp_path / 'out'
     code = depth_cli.main([str(tmp_path / 'one.png'), '--out', str(out), '--model', 'random-tiny',
                            '--area', '64x48', '--device', 'cpu', '--steps', '2', '--seed', '3',
-                           '--format', 'npy', 'color', '--size', 'input'])
+                           '--format', 'npy', 'color', '--resolution', 'camera'])
     assert code == 0
     depth = np.load(out / 'one_depth.npy')
     assert depth.shape == (60, 80) and np.isfinite(depth).all() and depth.std() > 0
     again = tmp_path / 'again'
     depth_cli.main([str(tmp_path / 'one.png'), '--out', str(again), '--model', 'random-tiny', '--area', '64x48',
-                    '--device', 'cpu', '--steps', '2', '--seed', '3', '--format', 'npy', '--size', 'input'])
+                    '--device', 'cpu', '--steps', '2', '--seed', '3', '--format', 'npy', '--resolution', 'camera'])
     np.testing.assert_array_equal(np.load(again / 'one_depth.npy'), depth)  # --seed makes it repeatable
 
 

@@ -11,26 +11,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from ppd_ros.geometry.backproject import depth_to_points
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.geometry.colorize import colorize_depth
-from ppd_ros.geometry.scale.depth_scale import near_far_scale, relative_to_metric
-from ppd_ros.geometry.scale.model_scale import ModelScale
-from ppd_ros.geometry.upsample import DEFAULT_METHOD, METHODS, upsample_depth
+from ppd_ros.geometry.rectify import Calibration
+from ppd_ros.geometry.scale.model_scale import SOURCE_MODEL
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
                                      fast_options)
+from ppd_ros.pipeline import (DEFAULTS, FrameDepth, FrameError, FrameInput, FramePipeline, PipelineSettings,
+                              settings_for)
+from ppd_ros.pipeline.settings import RESOLUTIONS, UPSAMPLE_METHODS
 from ppd_ros.cli import depth_video, io
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 FORMATS = ('color', 'png16', 'npy')
 PROG = 'ppd-depth'
-
-#: A 2×2 neighbourhood whose relative depth spans more than this is a depth edge when resizing
-#: (relative depth ≈ normalised log-depth, so 0.02 ≈ 2 % of the scene's log-depth range).
-RELATIVE_EDGE_THRESHOLD = 0.02
 
 #: Output file suffixes, appended to the output stem of each image / video frame.
 SUFFIXES = {'color': '_depth_color.png', 'png16': '_depth16.png', 'npy': '_depth.npy', 'ply': '_points.ply'}
@@ -54,12 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--format', dest='formats', action='extend', nargs='+', choices=FORMATS, metavar='FMT',
                    help='one or more of: color (colourised PNG, default), png16 (16-bit PNG of the relative '
                         'depth), npy (float32 relative depth); repeatable')
-    p.add_argument('--size', choices=('model', 'input'), default='model',
-                   help='model: depth at the model resolution (default); input: resized to the input image '
-                        'size with edge-aware upsampling')
-    p.add_argument('--upsample', choices=METHODS, default=DEFAULT_METHOD,
-                   help=f'resampling for --size input (default {DEFAULT_METHOD}: no blending across depth '
-                        'edges; guided: edges follow the image)')
+    p.add_argument('--resolution', choices=RESOLUTIONS, default=DEFAULTS.resolution,
+                   help=f'inference: depth at the model resolution; camera: enlarged to the input image size '
+                        f'without blending across depth edges (default {DEFAULTS.resolution}, as depth_node)')
+    p.add_argument('--size', choices=('model', 'input'), help=argparse.SUPPRESS)  # deprecated: --resolution
+    p.add_argument('--upsample', choices=UPSAMPLE_METHODS, default=DEFAULTS.upsample,
+                   help=f'how --resolution camera enlarges (default {DEFAULTS.upsample}: edges follow the image)')
     p.add_argument('--color-range', type=float, nargs=2, metavar=('LO', 'HI'),
                    help='relative depth range of the colour map (near = red, far = blue); default: the '
                         '2nd..98th percentile of each image. A fixed range keeps video colours stable')
@@ -79,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                             'clip, with an mp4 preview <clip>_depth.mp4')
     add_model_arguments(model)
     model.add_argument('--steps', type=int, help='Euler sampling steps (default: the model\'s, 4)')
-    model.add_argument('--seed', type=int, help='noise seed, for reproducible output')
+    model.add_argument('--seed', type=int, default=DEFAULTS.seed,
+                       help=f'noise seed (default {DEFAULTS.seed}: reproducible, as depth_node)')
     model.add_argument('--area', metavar='WxH',
                        help='pixel area the model runs at, aspect ratio kept (default: the model\'s own: '
                             '1024x768 for the released weights, the training resolution of the demo model; '
@@ -95,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.add_argument('--cx', type=float, help='principal point in input-image pixels (default: image centre)')
     cloud.add_argument('--cy', type=float, help='(default: image centre)')
     cloud.add_argument('--hfov', type=float, metavar='DEG', help='horizontal field of view instead of --fx/--fy')
-    cloud.add_argument('--near', type=float, default=0.5, help='metres assumed at relative depth 0 (default 0.5)')
-    cloud.add_argument('--far', type=float, default=20.0, help='metres assumed at relative depth 1 (default 20)')
+    cloud.add_argument('--near', type=float, default=DEFAULTS.near,
+                       help=f'metres assumed at relative depth 0 (default {DEFAULTS.near})')
+    cloud.add_argument('--far', type=float, default=DEFAULTS.far,
+                       help=f'metres assumed at relative depth 1 (default {DEFAULTS.far})')
 
     p.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
     return p
@@ -123,12 +122,12 @@ class CameraOptions:
 class OutputOptions:
     out_dir: Path
     formats: tuple[str, ...]
-    size: str = 'model'
-    upsample: str = DEFAULT_METHOD
+    resolution: str = DEFAULTS.resolution
+    upsample: str = DEFAULTS.upsample
     color_range: tuple[float, float] | None = None
     camera: CameraOptions | None = None  # set ⇔ --ply
-    near: float = 0.5
-    far: float = 20.0
+    near: float = DEFAULTS.near
+    far: float = DEFAULTS.far
     metric: bool = False  # --metric: depth is metres (MoGe-2 scale), not relative
 
 
@@ -159,10 +158,8 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
             parser.error(f'--hfov must be in (0, 180) degrees, got {args.hfov}')
         if args.fx is not None and (args.fx <= 0 or (args.fy is not None and args.fy <= 0)):
             parser.error('--fx/--fy must be positive')
-        try:
-            near_far_scale(args.near, args.far)
-        except ValueError as err:
-            parser.error(f'--near/--far: {err}')
+        if not 0 < args.near < args.far:
+            parser.error(f'--near/--far: needs 0 < near < far, got {args.near} and {args.far}')
         camera = CameraOptions(args.fx, args.fy, args.cx, args.cy, args.hfov)
     elif any(v is not None for v in (args.fx, args.fy, args.cx, args.cy, args.hfov)):
         parser.error('--fx/--fy/--cx/--cy/--hfov only make sense with --ply')
@@ -170,7 +167,10 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
     color_range = tuple(args.color_range) if args.color_range else None
     if color_range is not None and not (np.isfinite(color_range).all() and color_range[0] < color_range[1]):
         parser.error(f'--color-range needs finite LO < HI, got {color_range[0]} {color_range[1]}')
-    return OutputOptions(args.out, formats, args.size, args.upsample, color_range, camera, args.near, args.far,
+    if args.size is not None:
+        print(f'{PROG}: --size is deprecated, use --resolution inference|camera', file=sys.stderr)
+        args.resolution = {'model': 'inference', 'input': 'camera'}[args.size]
+    return OutputOptions(args.out, formats, args.resolution, args.upsample, color_range, camera, args.near, args.far,
                          args.metric)
 
 
@@ -188,81 +188,63 @@ def colorize(depth: np.ndarray, color_range: tuple[float, float] | None = None) 
     return colorize_depth(depth, 'fixed', *color_range)
 
 
-def resize_depth_to(depth: np.ndarray, rgb: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:
-    """Depth resized to the input image size without blending across depth edges (see
-    geometry.upsample); relative depth, so edges are found with an absolute threshold."""
+def pipeline_settings(estimator, opts: OutputOptions) -> PipelineSettings:
+    """The frame pipeline's settings for these options: depth_node's defaults otherwise."""
+    no_camera = opts.camera is None or (opts.camera.fx is None and opts.camera.hfov is None)
+    return settings_for(estimator, near=opts.near, far=opts.far, resolution=opts.resolution,
+                        upsample=opts.upsample, metric_source='model' if opts.metric else DEFAULTS.metric_source,
+                        intrinsics='model' if opts.metric and no_camera else DEFAULTS.intrinsics)
+
+
+def frame_input(rgb: np.ndarray, stem: str, opts: OutputOptions, stamp_ns: int = 0) -> FrameInput:
+    """The pipeline's input for one image: its calibration from --fx/--hfov, if given."""
     height, width = rgb.shape[:2]
-    guide = rgb if method == 'guided' else None
-    return upsample_depth(depth, width, height, method=method, guide=guide,
-                          absolute_threshold=RELATIVE_EDGE_THRESHOLD)
+    intrinsics = opts.camera.for_image(width, height) if opts.camera is not None else None
+    calibration = None
+    if intrinsics is not None:
+        k = intrinsics.K
+        calibration = Calibration.of(width, height, 'plumb_bob', [0.0] * 5, k.ravel(), np.eye(3).ravel(),
+                                     np.hstack((k, np.zeros((3, 1)))).ravel())
+    return FrameInput(rgb, stamp_ns, calibration, stem)
 
 
-def point_cloud(rgb: np.ndarray, depth: np.ndarray, opts: OutputOptions,
-                model_intrinsics: Intrinsics | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 3) float32 points and (N, 3) uint8 RGB colours for the depth map (any resolution).
-
-    The user's intrinsics are in input pixels; they are scaled to the depth resolution
-    (pixel-centre convention). Without them (--metric) the model's intrinsics of this depth map
-    are used. Relative depth becomes metres through the near/far range; metric depth is used as is.
-    """
-    in_h, in_w = rgb.shape[:2]
-    h, w = depth.shape
-    intr = opts.camera.for_image(in_w, in_h)
-    if intr is None:
-        intr = model_intrinsics
-    elif (h, w) != (in_h, in_w):
-        intr = intr.scaled(w / in_w, h / in_h)
-    metres = depth if opts.metric else relative_to_metric(depth, *near_far_scale(opts.near, opts.far))
-    points = depth_to_points(metres, intr)
-    colors = rgb if (h, w) == (in_h, in_w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-    return points.reshape(-1, 3), colors.reshape(-1, 3)
-
-
-def write_outputs(stem: str, rgb: np.ndarray, depth: np.ndarray, opts: OutputOptions,
-                  model_intrinsics: Intrinsics | None = None) -> list[Path]:
-    """All requested files for one image / frame; returns their paths."""
-    base = opts.out_dir / stem
+def write_outputs(depth: FrameDepth, opts: OutputOptions, color_range=None) -> list[Path]:
+    """All requested files for one image / frame (``depth.context`` is its output stem); returns
+    their paths. With --metric the files hold MoGe-2's metres, else the relative depth."""
+    if opts.metric and (depth.scale is None or depth.scale.source != SOURCE_MODEL):
+        raise ValueError(f'no metric scale for this image: {depth.scale.message if depth.scale else "none"}')
+    values = depth.metric if opts.metric else depth.relative
+    base = opts.out_dir / depth.context
     written = []
     for fmt in opts.formats:
         path = base.with_name(base.name + SUFFIXES[fmt])
         if fmt == 'color':
-            io.write_color_png(path, colorize(depth, opts.color_range))
+            io.write_color_png(path, colorize(values, color_range or opts.color_range))
         elif fmt == 'png16' and opts.metric:
-            io.write_png16_millimetres(path, depth)
+            io.write_png16_millimetres(path, values)
         elif fmt == 'png16':
-            io.write_png16(path, depth)
+            io.write_png16(path, values)
         else:
-            io.write_npy(path, depth)
+            io.write_npy(path, values)
         written.append(path)
     if opts.camera is not None:
         path = base.with_name(base.name + SUFFIXES['ply'])
-        io.write_ply(path, *point_cloud(rgb, depth, opts, model_intrinsics))
+        try:
+            points = depth.points
+        except FrameError as err:
+            raise ValueError(f'{err}: give --fx or --hfov for the PLY') from None
+        io.write_ply(path, points, depth.point_colours)
         written.append(path)
     return written
 
 
-def process_rgb(estimator, rgb: np.ndarray, stem: str, opts: OutputOptions,
-                scale: ModelScale | None = None, stamp: float = 0.0) -> list[Path]:
-    """Depth of one image / frame and its files. With --metric, ``scale`` (one per input item, so a
-    video's scale is smoothed over its frames) turns the relative depth into metres."""
-    depth = np.asarray(estimator.predict(rgb), dtype=np.float32)
-    if depth.ndim != 2:
-        raise RuntimeError(f'estimator returned shape {depth.shape}, expected (h, w)')
-    state = None
-    if opts.metric:
-        scale = scale or ModelScale()
-        state = scale.update(stamp, depth, estimator.metric_geometry(rgb))
-        if not state.usable:
-            raise ValueError(f'no metric scale for this image: {state.message}')
-    if opts.size == 'input':
-        depth = resize_depth_to(depth, rgb, opts.upsample)
-    if state is None:
-        return write_outputs(stem, rgb, depth, opts)
-    intrinsics = scale.geometry.intrinsics
-    if intrinsics is None and opts.camera.for_image(*rgb.shape[1::-1]) is None:
-        raise ValueError('MoGe-2 gave no usable intrinsics for this image: give --fx or --hfov for the PLY')
-    intrinsics = intrinsics.resized_to(depth.shape[1], depth.shape[0]) if intrinsics is not None else None
-    return write_outputs(stem, rgb, scale.metric(depth, state), opts, intrinsics)
+def process_rgb(pipeline: FramePipeline, rgb: np.ndarray, stem: str, opts: OutputOptions,
+                stamp_ns: int = 0) -> list[Path]:
+    """Depth of one image / frame through the pipeline, and its files."""
+    written = []
+    for depth in pipeline.process(frame_input(rgb, stem, opts, stamp_ns), want_metric=opts.metric or opts.camera is not None):
+        written += write_outputs(depth, opts)
+    return written
 
 
 # ------------------------------------------------------------------------------ driver
@@ -276,7 +258,12 @@ class Reporter:
 
     def error(self, what: str, message: str) -> None:
         self.failed.append(what)
-        line = f'{what}: error: {message}'
+        self._print(f'{what}: error: {message}')
+
+    def warning(self, message: str) -> None:
+        self._print(f'{PROG}: warning: {message}')
+
+    def _print(self, line: str) -> None:
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
         else:
@@ -302,24 +289,25 @@ def _describe_error(err: Exception) -> str:
     return f'{type(err).__name__}: {_one_line(err)}'
 
 
-def run_item(estimator, item: io.InputItem, opts: OutputOptions, reporter: Reporter, bar) -> None:
+def run_item(pipeline: FramePipeline, item: io.InputItem, opts: OutputOptions, reporter: Reporter, bar) -> None:
     if item.kind == 'unsupported':
         reporter.error(str(item.path), item.problem)
         return
+    pipeline.reset()  # every image, and every video, starts afresh (scale, temporal state)
     if item.kind == 'image':
         try:
-            process_rgb(estimator, io.read_image_rgb(item.path), item.name, opts)  # fresh scale per image
+            process_rgb(pipeline, io.read_image_rgb(item.path), item.name, opts)
         except Exception as err:  # noqa: BLE001 — report and go on with the next file
             reporter.error(str(item.path), _describe_error(err))
         if bar is not None:
             bar.update(1)
         return
     video_stem = Path(item.name).name
-    scale = ModelScale() if opts.metric else None
+    frame_ns = 1e9 / (io.video_fps(item.path) or depth_video.FOLDER_FPS)
     try:
         for index, rgb in io.iter_video_frames(item.path):
             try:
-                process_rgb(estimator, rgb, f'{item.name}/{video_stem}_{index:06d}', opts, scale, float(index))
+                process_rgb(pipeline, rgb, f'{item.name}/{video_stem}_{index:06d}', opts, round(index * frame_ns))
             except Exception as err:  # noqa: BLE001
                 reporter.error(f'{item.path} [frame {index}]', _describe_error(err))
             if bar is not None:
@@ -359,6 +347,12 @@ def main(argv=None, estimator=None) -> int:
         print(f'{opts.out_dir}: error: cannot create output folder: {err.strerror or err}', file=sys.stderr)
         return EXIT_USAGE
 
+    try:
+        pipeline = FramePipeline(estimator, pipeline_settings(estimator, opts),
+                                 log=lambda line: reporter.warning(line))
+    except ValueError as err:  # settings this model cannot run
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return EXIT_USAGE
     bar = _progress_bar(items, args.quiet)
     reporter = Reporter(bar)
     try:
@@ -369,12 +363,13 @@ def main(argv=None, estimator=None) -> int:
             for name, members in depth_video.clips(items):
                 if bar is not None:
                     bar.set_postfix_str(name, refresh=False)
-                depth_video.run_clip(estimator, name, members, opts, reporter, bar, write_outputs, colorize)
+                depth_video.run_clip(pipeline, name, members, opts, reporter, bar, frame_input, write_outputs,
+                                     colorize)
         else:
             for item in items:
                 if bar is not None:
                     bar.set_postfix_str(item.path.name, refresh=False)
-                run_item(estimator, item, opts, reporter, bar)
+                run_item(pipeline, item, opts, reporter, bar)
     finally:
         if bar is not None:
             bar.close()

@@ -1,6 +1,6 @@
 """ppd-depth with the video model (PPVD): every video, and every folder of frames, is one clip.
 
-Frames go through the causal window stream (``model.video``) one by one, so memory stays at one
+Frames go through the frame pipeline (its video step: the causal window stream) one by one, so memory stays at one
 window however long the clip; each frame's outputs are written as soon as its window is done, and
 an mp4 preview (``<clip>_depth.mp4``, colourised depth) is written beside them. The colour range
 is fixed per clip (2nd..98th percentile of the first window, or ``--color-range``) so colours do
@@ -9,13 +9,11 @@ resizes each window back, as the released code does.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
-import torch
 
 from ppd_ros.cli import io
 
@@ -58,40 +56,37 @@ def _frames(members: list[io.InputItem], reporter) -> Iterator[tuple[str, np.nda
             reporter.error(str(item.path), str(err))
 
 
-def run_clip(estimator, name: str, members: list[io.InputItem], opts, reporter, bar, write_outputs, colorize) -> None:
+def run_clip(pipeline, name: str, members: list[io.InputItem], opts, reporter, bar, frame_input, write_outputs,
+             colorize) -> None:
+    """One clip through the pipeline; ppd-depth passes its frame_input, write_outputs and colorize."""
     video = members[0].kind == 'video'
     fps = io.video_fps(members[0].path) if video else FOLDER_FPS
     preview = io.PreviewWriter(opts.out_dir / f'{name}{PREVIEW_SUFFIX}', fps)
-    stream = estimator.stream()
-    waiting: dict[str, np.ndarray] = {}   # stem → RGB until its window is done (≤ one window)
     color_range = opts.color_range
+    pipeline.reset()  # every clip starts afresh
 
-    def emit(results: Iterable[tuple[str, torch.Tensor]]) -> None:
+    def emit(done) -> None:
         nonlocal color_range
-        results = [(stem, depth.cpu().numpy()) for stem, depth in results]
-        if results and color_range is None:
-            lo, hi = np.percentile(np.stack([d for _, d in results]), [2, 98])
+        if done and color_range is None:
+            lo, hi = np.percentile(np.stack([d.relative for d in done]), [2, 98])
             color_range = (float(lo), float(hi) if hi > lo else float(lo) + 1e-6)
-        for stem, depth in results:
-            rgb = waiting.pop(stem)
+        for depth in done:
             try:
-                write_outputs(stem, rgb, depth, dataclasses.replace(opts, color_range=color_range))
-                preview.write(colorize(depth, color_range))
+                write_outputs(depth, opts, color_range)
+                preview.write(colorize(depth.relative, color_range))
             except (OSError, ValueError) as err:
-                reporter.error(stem, str(err))
+                reporter.error(depth.context, str(err))
             if bar is not None:
                 bar.update(1)
 
+    want_metric = opts.metric or opts.camera is not None
     try:
-        for stem, rgb in _frames(members, reporter):
-            frame = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
-            waiting[stem] = rgb
+        for index, (stem, rgb) in enumerate(_frames(members, reporter)):
             try:
-                emit(stream.push(frame, stem))
+                emit(pipeline.process(frame_input(rgb, stem, opts, round(index * 1e9 / fps)), want_metric))
             except ValueError as err:  # e.g. a frame of another size in a folder clip
-                waiting.pop(stem, None)
                 reporter.error(stem, str(err))
-        emit(stream.flush())
+        emit(pipeline.flush(want_metric))
     finally:
         preview.close()
     if preview.frames == 0 and not reporter.failed:
