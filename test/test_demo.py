@@ -44,12 +44,17 @@ def test_side_view_looks_at_the_cloud():
 def test_offline_run_with_random_tiny_model_writes_a_labelled_snapshot(tmp_path, capsys, fusion):
     pytest.importorskip('rclpy')
     snapshot = tmp_path / 'snap.png'
-    args = ['--model', 'random-tiny', '--frames', '2', '--width', '64', '--height', '48', '--rate', '10',
-            '--target-area', '64', '48', '--snapshot', str(snapshot), '--timeout', '60']
+    args = ['--model', 'random-tiny', '--frames', '2', '--camera-size', '64x48', '--rate', '10',
+            '--area', '64x48', '--snapshot', str(snapshot), '--timeout', '60']
     assert main(args + (['--metric-fusion'] if fusion else [])) == EXIT_OK
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert RANDOM_TINY_LABEL in out
-    assert 'frames    2/2' in out and 'latency' in out
+    assert 'frames    2/2' not in out                   # no live status line off a terminal
+    last = out.splitlines()[-1]                          # one summary line ends the run
+    assert last.startswith('ppd-demo: 2 depth frames in ') and 'latency' in last
+    assert last.endswith(f'snapshot {snapshot}')
+    assert 'deprecated' not in captured.err
     image = cv2.imread(str(snapshot))
     assert image.shape == (48 + 22, 3 * 64, 3)          # banner + input | depth | cloud
     assert image[22:, 64:128].std() > 0                  # the depth panel is not empty
@@ -69,6 +74,33 @@ def test_usage_errors():
     assert exit_info.value.code == EXIT_USAGE
     with pytest.raises(SystemExit):
         main(['--dit', 'ppd.pth'])
+    for bad in (['--near', '5', '--far', '2'], ['--camera-size', '8x8'], ['--area', '64']):
+        with pytest.raises(SystemExit) as exit_info:
+            main(bad)
+        assert exit_info.value.code == EXIT_USAGE
+
+
+def test_flags_and_their_old_spellings(capsys):
+    """--area, --camera-size, --scene-seed and --noise-seed; the old --target-area W H,
+    --width/--height and --seed (still the scene seed) store the same, with one note each."""
+    from ppd_ros.nodes.demo import build_parser
+    parser = build_parser()
+    new = parser.parse_args(['--area', '64x48', '--camera-size', '80x60', '--scene-seed', '3',
+                             '--noise-seed', '9'])
+    assert capsys.readouterr().err == ''
+    old = parser.parse_args(['--target-area', '64', '48', '--width', '80', '--height', '60', '--seed', '3',
+                             '--noise-seed', '9'])
+    for name in ('area', 'camera_size', 'scene_seed', 'seed'):
+        assert getattr(old, name) == getattr(new, name), name
+    assert (new.area, new.camera_size, new.scene_seed, new.seed) == ((64, 48), (80, 60), 3, 9)
+    err = capsys.readouterr().err.splitlines()
+    assert err[:3] == ['ppd-demo: --target-area is deprecated, use --area WxH',
+                       'ppd-demo: --width is deprecated, use --camera-size WxH',
+                       'ppd-demo: --height is deprecated, use --camera-size WxH']
+    assert len(err) == 4 and err[3].startswith('ppd-demo: --seed is the scene seed in this release')
+    defaults = parser.parse_args([])
+    assert (defaults.seed, defaults.scene_seed, defaults.near, defaults.far, defaults.resolution) == \
+        (0, 0, 0.5, 10.0, 'inference')
 
 
 def test_synthetic_camera_publishes_one_stamp_per_frame_on_all_topics(ros_context):

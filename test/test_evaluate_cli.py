@@ -8,14 +8,17 @@ import pytest
 from ppd_ros.synthetic import render_frame
 from ppd_ros.cli import evaluate
 
-TINY = ['--width', '64', '--height', '48', '--area', '128x96', '--no-progress']
+TINY = ['--camera-size', '64x48', '--area', '128x96', '--quiet']
 
 
 def test_oracle_on_two_tiny_scenes(tmp_path, capsys):
     out = tmp_path / 'oracle.json'
-    assert evaluate.main(['--baseline', 'oracle', '--scenes', '2', '--seed', '5', *TINY, '--json', str(out)]) == 0
-    text = capsys.readouterr().out
+    assert evaluate.main(['--baseline', 'oracle', '--scenes', '2', '--scene-seed', '5', *TINY, '--json', str(out)]) == 0
+    captured = capsys.readouterr()
+    text = captured.out
     assert 'AbsRel' in text and 'indoor' in text and 'outdoor' in text and '128x96' in text
+    assert text.splitlines()[-1].startswith('ppd-eval: 2 scenes scored in ')   # one summary line last
+    assert captured.err == ''                                                  # no notes, no bar
     result = json.loads(out.read_text())
     assert [f['name'] for f in result['frames']] == ['indoor-5', 'outdoor-6']
     s = result['summary']['all']
@@ -34,7 +37,7 @@ def test_bilinear_baseline_is_worse_than_the_oracle(tmp_path):
 
 def test_at_camera_resolution(tmp_path):
     out = tmp_path / 'camera.json'
-    assert evaluate.main(['--baseline', 'oracle', '--scenes', '1', *TINY, '--at', 'camera',
+    assert evaluate.main(['--baseline', 'oracle', '--scenes', '1', *TINY, '--resolution', 'camera',
                           '--upsample', 'edge_aware', '--json', str(out)]) == 0
     frame = json.loads(out.read_text())['frames'][0]
     assert (frame['eval_width'], frame['eval_height']) == (64, 48) and frame['abs_rel'] < 1e-3
@@ -67,7 +70,7 @@ def test_folder_of_rgbd_pairs(tmp_path, capsys):
             cv2.imwrite(str(tmp_path / f'pair{i}_depth.png'), np.round(f.depth * 1000).astype(np.uint16))
     (tmp_path / 'intrinsics.json').write_text(json.dumps({'fx': 52.5, 'fy': 52.5, 'cx': 31.5, 'cy': 23.5}))
     out = tmp_path / 'folder.json'
-    assert evaluate.main(['--baseline', 'oracle', '--folder', str(tmp_path), '--area', '64x48', '--no-progress',
+    assert evaluate.main(['--baseline', 'oracle', '--folder', str(tmp_path), '--area', '64x48', '-q',
                           '--json', str(out)]) == 0
     result = json.loads(out.read_text())
     assert [f['name'] for f in result['frames']] == ['pair0', 'pair1']
@@ -77,7 +80,8 @@ def test_folder_of_rgbd_pairs(tmp_path, capsys):
 @pytest.mark.parametrize('argv, message', [
     ([], 'exactly one estimator'),
     (['--baseline', 'oracle', '--dit', 'x.pth'], 'exactly one estimator'),
-    (['--dit', '/nonexistent/ppd.pth'], 'file not found'),
+    (['--dit', '/nonexistent/ppd.pth', '--encoder', '/nonexistent/depth_anything_v2_vitl.pth'], 'file not found'),
+    (['--dit', '/nonexistent/ppd.pth'], 'together'),
     (['--baseline', 'oracle', '--folder', '/nonexistent'], 'not a folder'),
 ])
 def test_clear_errors(argv, message, capsys):
@@ -100,4 +104,30 @@ def test_real_estimator_interface_runs():
     """A tiny random PPDEstimator: predictions at its own model resolution, scored there."""
     estimator_mod = pytest.importorskip('ppd_ros.model.estimator')
     est = estimator_mod.PPDEstimator.from_config(device='cpu', seed=0, target_area=(128, 96))
-    assert evaluate.main(['--scenes', '1', '--width', '64', '--height', '48', '--no-progress'], estimator=est) == 0
+    assert evaluate.main(['--scenes', '1', '--camera-size', '64x48', '-q'], estimator=est) == 0
+
+
+def test_old_spellings_keep_their_meaning_with_one_note_each(tmp_path, capsys):
+    """--width/--height, --seed (still the scene seed), --no-progress and --at work for one more
+    release; each says once on stderr what replaces it."""
+    out = tmp_path / 'old.json'
+    assert evaluate.main(['--baseline', 'oracle', '--scenes', '2', '--seed', '5', '--seed', '5',
+                          '--width', '64', '--height', '48', '--area', '128x96', '--no-progress',
+                          '--at', 'camera', '--json', str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(':')[1].split()[0] for line in err] == ['--seed', '--width', '--height', '--no-progress',
+                                                                '--at']
+    assert 'use --scene-seed N' in err[0] and 'noise seed' in err[0]
+    assert 'use --camera-size WxH' in err[1] and 'use --resolution inference|camera' in err[4]
+    result = json.loads(out.read_text())
+    assert [f['name'] for f in result['frames']] == ['indoor-5', 'outdoor-6']       # the scene seed
+    assert result['resolution'] == 'camera' and result['frames'][0]['eval_width'] == 64
+
+
+def test_noise_seed_reaches_the_model():
+    """--noise-seed is the model's noise seed (default 0) while --seed is still the scene seed."""
+    parser = evaluate.build_parser()
+    assert parser.parse_args([]).seed == 0
+    assert parser.parse_args(['--noise-seed', '7', '--scene-seed', '3']).seed == 7
+    args = parser.parse_args(['--seed', '3'])
+    assert (args.seed, args.scene_seed) == (0, 3)

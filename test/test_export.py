@@ -61,13 +61,26 @@ def test_missing_providers_and_files_are_one_clear_line(exported, tmp_path):
 
 def test_ppd_export_command_writes_and_checks(tmp_path, capsys):
     out = tmp_path / 'm.onnx'
-    code = export_cli.main(['--model', 'random-tiny', '--height', '32', '--width', '48', '--steps', '2',
+    code = export_cli.main(['--model', 'random-tiny', '--area', '48x32', '--steps', '2',
                             '--out', str(out), '--check'])
     text = capsys.readouterr().out
     assert code == 0, text
-    assert 'random, 48x32, 2 steps, encoder + sampler in one graph' in text
-    assert 'check: max |onnxruntime - pytorch| = ' in text
+    (line,) = text.splitlines()                                    # one summary line
+    assert 'random, 48x32, 2 steps, encoder + sampler in one graph' in line
+    assert 'check: max |onnxruntime - pytorch| = ' in line
     assert OnnxFrame(out).size == (32, 48)
-    assert export_cli.main(['--model', 'random-tiny', '--height', '30', '--width', '48',
-                            '--out', str(out)]) == 2
+    assert export_cli.main(['--model', 'random-tiny', '--area', '48x30', '--out', str(out)]) == 2
     assert 'multiples of 16' in capsys.readouterr().err
+
+
+def test_ppd_export_old_height_width_still_work_with_a_note(tmp_path, capsys):
+    out = tmp_path / 'old.onnx'
+    assert export_cli.main(['--model', 'random-tiny', '--height', '32', '--width', '48', '--steps', '1',
+                            '--out', str(out)]) == 0
+    captured = capsys.readouterr()
+    assert 'random, 48x32, 1 steps' in captured.out and OnnxFrame(out).size == (32, 48)
+    assert captured.err.splitlines() == ['ppd-export: --height is deprecated, use --area WxH',
+                                         'ppd-export: --width is deprecated, use --area WxH']
+    with pytest.raises(SystemExit) as exit_info:
+        export_cli.main(['--model', 'random-tiny', '--height', '32', '--out', str(out)])
+    assert exit_info.value.code == 2 and 'go together' in capsys.readouterr().err

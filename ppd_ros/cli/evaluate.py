@@ -1,6 +1,6 @@
 """ppd-eval: score a depth estimator on seeded synthetic scenes or on a folder of RGB + depth pairs.
 
-  ppd-eval --baseline oracle --scenes 20 --width 512 --height 384
+  ppd-eval --baseline oracle --scenes 20 --camera-size 512x384
   ppd-eval --model demo --scenes 50 --kind mixed --json results.json
   ppd-eval --dit ppd.pth --encoder depth_anything_v2_vitl.pth --folder my_pairs/ --fx 525
 
@@ -9,16 +9,22 @@ ground-truth baseline (`--baseline oracle`: exact GT; `--baseline gt-bilinear`: 
 resolution enlarged bilinearly — a blurry, flying-pixel reference). Baselines produce their output
 at the model resolution of `--area`, like the model.
 
-Data: `--scenes N --seed S --kind indoor|outdoor|mixed` (mixed alternates, starting indoor;
+Data: `--scenes N --scene-seed S --kind indoor|outdoor|mixed` (mixed alternates, starting indoor;
 scene i uses seed S + i), or `--folder DIR` holding `NAME.png|jpg` with `NAME_depth.npy` (float
 metres; 0, NaN, inf = invalid) or `NAME_depth.png` (16-bit, millimetres; 0 = invalid). Folder
 intrinsics: `--fx/--fy/--cx/--cy`, else DIR/intrinsics.json ({"fx", "fy", "cx", "cy"}, for the
 images' size), else `--hfov` (default 60°, with a warning).
 
 Scoring (ppd_ros/eval/protocol.py): each relative prediction is aligned to the GT by least
-squares in log(d + 1) and scored at model resolution against GT resized with nearest (never
-blended), or with `--at camera` after enlarging the metric prediction with `--upsample`.
-Printed: AbsRel, δ1, edge Chamfer (m), flying-pixel rate, latency (ms, median per frame).
+squares in log(d + 1) and scored at the output resolution: `--resolution inference` (the model
+resolution) against GT resized with nearest (never blended), or `--resolution camera` after
+enlarging the prediction with `--upsample`.
+Printed: AbsRel, δ1, edge Chamfer (m), flying-pixel rate, latency (ms, median per frame), then
+one summary line.
+
+Old spellings (one more release, with a note on stderr): --width/--height → --camera-size,
+--no-progress → --quiet, --at model|camera → --resolution inference|camera; --seed is still the
+scene seed (use --scene-seed; --seed becomes the noise seed, now --noise-seed).
 """
 from __future__ import annotations
 
@@ -33,10 +39,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ppd_ros.cli.flags import (add_quiet_flag, add_resolution_flag, add_sampling_flags, add_scene_flags,
+                               exit_status, format_size, progress_bar, summary_line)
 from ppd_ros.model.factory import EstimatorBuildError, add_model_arguments, build_estimator, fast_options
 
 PROG = 'ppd-eval'
-EXIT_USAGE = 2
+EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_CODES = {EXIT_OK: 'scored', EXIT_USAGE: 'usage error, bad data or a model that cannot be loaded'}
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 
 
@@ -54,49 +63,35 @@ class PairFrame:
     kind: str = 'folder'
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected WxH, e.g. 1024x768, got {text!r}') from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f'size must be positive, got {text!r}')
-    return w, h
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0],
+    sections = __doc__.split('\n\n')
+    p = argparse.ArgumentParser(prog=PROG, description=sections[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
+                                epilog='\n\n'.join(sections[1:]) + '\n\n' + exit_status(EXIT_CODES))
     est = p.add_argument_group('estimator (one of)')
     est.add_argument('--model', choices=('demo',), help='bundled demo weights')
     add_model_arguments(est)
     est.add_argument('--baseline', choices=('gt-bilinear', 'oracle'), help='ground-truth reference instead of a model')
     est.add_argument('--bilinear-scale', type=float, default=0.125,
                      help='gt-bilinear: resolution factor of the shrunk GT (default 0.125)')
-    est.add_argument('--steps', type=int, help="Euler steps (default: the model's)")
-    est.add_argument('--noise-seed', type=int, default=0, help='model noise seed (default 0, reproducible)')
-    est.add_argument('--area', type=_size, metavar='WxH',
-                     help='target pixel area of the model resolution (default: the model\'s own; '
-                          '1024x768 for the ground-truth baselines)')
+    add_sampling_flags(est, scene=True, area_help="(default: the model's own; 1024x768 for the ground-truth "
+                                                  'baselines)')
     data = p.add_argument_group('data')
     data.add_argument('--scenes', type=int, default=20, help='number of synthetic scenes (default 20)')
-    data.add_argument('--seed', type=int, default=0, help='seed of the first scene (default 0)')
+    add_scene_flags(data, camera_size=(640, 480), scene_seed_help=': of the first scene; scene i uses N + i')
     data.add_argument('--kind', choices=('indoor', 'outdoor', 'mixed'), default='mixed')
-    data.add_argument('--width', type=int, default=640, help='synthetic camera width (default 640)')
-    data.add_argument('--height', type=int, default=480, help='synthetic camera height (default 480)')
     data.add_argument('--folder', type=Path, metavar='DIR', help='RGB + depth pairs instead of synthetic scenes')
     for name in ('fx', 'fy', 'cx', 'cy'):
         data.add_argument(f'--{name}', type=float, help=f'folder intrinsics: {name} in image pixels')
     data.add_argument('--hfov', type=float, metavar='DEG', help='folder intrinsics from a horizontal FOV')
     score = p.add_argument_group('scoring and output')
-    score.add_argument('--at', choices=('model', 'camera'), default='model',
-                       help='compare at the model resolution (default) or at camera resolution')
+    add_resolution_flag(score, help_tail=': where the prediction is scored', old='--at',
+                        old_choices={'model': 'inference', 'camera': 'camera'})
     score.add_argument('--upsample', default=None, choices=('guided', 'edge_aware', 'bilinear', 'nearest', 'area'),
-                       help='with --at camera: how the prediction is enlarged (default guided)')
+                       help='with --resolution camera: how the prediction is enlarged (default guided)')
     score.add_argument('--json', type=Path, metavar='OUT', help='also write all numbers as JSON')
     score.add_argument('--per-frame', action='store_true', help='print one line per frame')
-    score.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_quiet_flag(score, old=('--no-progress',))
     return p
 
 
@@ -122,7 +117,7 @@ def choose_estimator(args):
             raise SetupError(str(err)) from err
     try:
         return build_estimator('demo', args.dit, args.encoder, args.device, args.precision, args.steps,
-                               args.noise_seed, args.area, **fast_options(args))
+                               args.seed, args.area, **fast_options(args))
     except EstimatorBuildError as err:
         raise SetupError(str(err)) from err
 
@@ -134,8 +129,9 @@ def synthetic_frames(args):
     from ppd_ros.synthetic import render_frame
     for i in range(args.scenes):
         kind = args.kind if args.kind != 'mixed' else ('indoor', 'outdoor')[i % 2]
-        seed = args.seed + i
-        yield f'{kind}-{seed}', render_frame(seed, width=args.width, height=args.height, kind=kind)
+        seed = args.scene_seed + i
+        width, height = args.camera_size
+        yield f'{kind}-{seed}', render_frame(seed, width=width, height=height, kind=kind)
 
 
 def folder_pairs(folder: Path) -> list:
@@ -227,13 +223,15 @@ def format_table(summary: dict) -> str:
     return '\n'.join(lines)
 
 
-def run(estimator, frames, total: int, at: str, upsample, progress: bool, per_frame: bool) -> list:
+def run(estimator, frames, total: int, at: str, upsample, quiet: bool, per_frame: bool) -> list:
+    """Score every frame; `at` is the protocol's scoring resolution (model | camera). A progress
+    bar on a terminal only (none with `quiet` or for one frame)."""
     from tqdm import tqdm
 
     from ppd_ros.eval.baselines import predict_for_eval
     from ppd_ros.eval.protocol import evaluate_prediction
     rows = []
-    bar = tqdm(total=total, desc=PROG, unit='frame', disable=not progress, file=sys.stderr)
+    bar = progress_bar(total, quiet or total <= 1, desc=PROG, unit='frame')
     try:
         for name, frame in frames:
             start = time.perf_counter()
@@ -253,6 +251,10 @@ def run(estimator, frames, total: int, at: str, upsample, progress: bool, per_fr
     return rows
 
 
+#: --resolution (the output-resolution vocabulary) → the protocol's scoring resolution
+PROTOCOL_AT = {'inference': 'model', 'camera': 'camera'}
+
+
 def main(argv=None, estimator=None) -> int:
     """Entry point; `estimator` (predict/predict_frame, steps, describe) replaces the flags' one, for tests."""
     from ppd_ros.eval.protocol import summarize
@@ -260,10 +262,12 @@ def main(argv=None, estimator=None) -> int:
     args = parser.parse_args(argv)
     if args.scenes < 1:
         parser.error('--scenes must be >= 1')
-    if args.width < 1 or args.height < 1:
-        parser.error('--width and --height must be positive')
-    if args.upsample is not None and args.at != 'camera':
-        parser.error('--upsample only applies with --at camera')
+    if min(args.camera_size) < 1:
+        parser.error(f'--camera-size must be positive, got {format_size(args.camera_size)}')
+    if args.upsample is not None and args.resolution != 'camera':
+        parser.error('--upsample only applies with --resolution camera')
+    at = PROTOCOL_AT[args.resolution]
+    started = time.perf_counter()
     try:
         if estimator is None:
             estimator = choose_estimator(args)
@@ -273,13 +277,14 @@ def main(argv=None, estimator=None) -> int:
             total = len(folder_pairs(args.folder))
             frames = folder_frames(args)
             source = f'{total} RGB-D pairs from {args.folder}'
+            counted = f'{total} RGB-D pair{"s" * (total != 1)}'
         else:
             total = args.scenes
             frames = synthetic_frames(args)
-            source = (f'{args.scenes} synthetic scenes ({args.kind}, {args.width}x{args.height}, '
-                      f'seeds {args.seed}-{args.seed + args.scenes - 1})')
-        rows = run(estimator, frames, total, args.at, args.upsample,
-                   progress=not args.no_progress and total > 1, per_frame=args.per_frame)
+            source = (f'{args.scenes} synthetic scenes ({args.kind}, {format_size(args.camera_size)}, '
+                      f'seeds {args.scene_seed}-{args.scene_seed + args.scenes - 1})')
+            counted = f'{total} scene{"s" * (total != 1)}'
+        rows = run(estimator, frames, total, at, args.upsample, quiet=args.quiet, per_frame=args.per_frame)
     except SetupError as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return EXIT_USAGE
@@ -291,18 +296,23 @@ def main(argv=None, estimator=None) -> int:
     summary['all'] = summarize(rows)
     description = estimator.describe() if hasattr(estimator, 'describe') else {'model': type(estimator).__name__}
     first = rows[0]
-    where = (f"model resolution ({first['eval_width']}x{first['eval_height']}, GT resized nearest)" if args.at == 'model'
-             else f"camera resolution ({first['eval_width']}x{first['eval_height']}, "
-                  f"prediction upsampled {args.upsample or 'guided'})")
+    where = (f"model resolution ({first['eval_width']}x{first['eval_height']}, GT resized nearest)"
+             if at == 'model' else f"camera resolution ({first['eval_width']}x{first['eval_height']}, "
+                                   f"prediction upsampled {args.upsample or 'guided'})")
     print(f'{PROG}: {description.get("model")} | {source} | scored at {where}')
     print(format_table(summary))
     if args.json is not None:
         payload = {'estimator': {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
                                  for k, v in description.items()},
-                   'data': source, 'at': args.at, 'upsample': args.upsample, 'summary': summary, 'frames': rows}
+                   'data': source, 'resolution': args.resolution, 'at': at, 'upsample': args.upsample,
+                   'summary': summary, 'frames': rows}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2, allow_nan=True))
-    return 0
+    everything = summary['all']
+    summary_line(PROG, f'{counted} scored in {time.perf_counter() - started:.1f} s: AbsRel '
+                       f'{_fmt(everything["abs_rel"])}, delta1 {_fmt(everything["delta1"])}'
+                       + (f' → {args.json}' if args.json is not None else ''))
+    return EXIT_OK
 
 
 if __name__ == '__main__':

@@ -6,8 +6,8 @@ or ``model.backend``/``model.onnx_path`` in depth_node. ``--check`` runs the fil
 onnxruntime on the CPU against PyTorch on the same input and noise and prints the largest
 difference (exit 1 above ``--tolerance``).
 
-Exit status: 0 written (and checked); 1 the check failed; 2 usage error, model not loadable,
-export impossible.
+``--area WxH`` is the graph's exact model resolution (both sides multiples of 16; the old
+``--width W --height H`` still work for one release, with a note).
 """
 from __future__ import annotations
 
@@ -18,25 +18,30 @@ from pathlib import Path
 
 import numpy as np
 
+from ppd_ros.cli.flags import Deprecated, add_sampling_flags, exit_status, format_size, summary_line
 from ppd_ros.model.factory import MODELS, EstimatorBuildError, add_model_arguments, build_estimator
 
 PROG = 'ppd-export'
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_CODES = {EXIT_OK: 'written (and checked)', EXIT_CHECK_FAILED: '--check failed (difference above --tolerance)',
+              EXIT_USAGE: 'usage error, model not loadable or export impossible'}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0],
-                                epilog='Exit status: 0 written, 1 --check failed, 2 usage error or model '
-                                       'not loadable.')
+    sections = __doc__.split('\n\n')
+    p = argparse.ArgumentParser(prog=PROG, description=sections[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog='\n\n'.join(sections[1:]) + '\n\n' + exit_status(EXIT_CODES))
     p.add_argument('--out', '-o', required=True, type=Path, metavar='FILE', help='ONNX file to write')
     p.add_argument('--model', choices=MODELS, default='demo',
                    help='demo (bundled weights, default) or random weights of a size (random-large: the '
                         'released architecture); ignored with --dit')
     add_model_arguments(p, fast=False)
-    p.add_argument('--height', type=int, help='model resolution height, a multiple of 16 '
-                   '(default: the model\'s own target area)')
-    p.add_argument('--width', type=int, help='model resolution width, a multiple of 16')
-    p.add_argument('--steps', type=int, help='Euler steps in the graph (default: the model\'s own, 4)')
+    add_sampling_flags(p, exact_area=True, area_help="(default: the model's own target area, at its aspect)",
+                       seed_help='noise seed of the --check input (default 0); the graph itself takes the '
+                                 'noise as an input')
+    for part, old in enumerate(('--width', '--height')):
+        p.add_argument(old, dest='area', type=int, action=Deprecated, part=part, new='--area WxH')
     p.add_argument('--check', action='store_true',
                    help='run the file with onnxruntime (CPU) against PyTorch and print the max difference')
     p.add_argument('--tolerance', type=float, default=1e-4, help='--check tolerance (default 1e-4)')
@@ -70,40 +75,42 @@ def check_export(path, estimator, seed: int = 0) -> float:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (args.height is None) != (args.width is None):
-        parser.error('--height and --width go together')
+    if args.area is not None and None in args.area:
+        parser.error('--width and --height go together (better: --area WxH)')
     try:
         estimator = _estimator(args)
     except EstimatorBuildError as err:
         print(err.line(PROG), file=sys.stderr)
         return EXIT_USAGE
-    if args.height is None:
+    if args.area is None:
         from ppd_ros.model.preprocess import model_size
         area = estimator.target_area
-        args.height, args.width = model_size(area[1], area[0], area)
+        height, width = model_size(area[1], area[0], area)
+        args.area = (width, height)
+    width, height = args.area
     from ppd_ros.model.export import ExportError, export_onnx
     start = time.perf_counter()
     try:
-        export_onnx(estimator.dit, estimator.encoder, estimator.steps, args.height, args.width, args.out,
+        export_onnx(estimator.dit, estimator.encoder, estimator.steps, height, width, args.out,
                     name=estimator.name)
     except (ExportError, ValueError) as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return EXIT_USAGE
     size = sum(f.stat().st_size for f in args.out.parent.glob(args.out.name + '*'))  # + external data
-    print(f'{PROG}: wrote {args.out} ({size / 1e6:.1f} MB): {estimator.name}, '
-          f'{args.width}x{args.height}, {estimator.steps} steps, encoder + sampler in one graph '
-          f'({time.perf_counter() - start:.1f} s)')
-    if args.check:
-        try:
-            error = check_export(args.out, estimator)
-        except ExportError as err:
-            print(f'{PROG}: error: {err}', file=sys.stderr)
-            return EXIT_USAGE
-        ok = error <= args.tolerance
-        print(f'{PROG}: check: max |onnxruntime - pytorch| = {error:.3g} '
-              f'({"<=" if ok else ">"} {args.tolerance:g})')
-        return EXIT_OK if ok else EXIT_CHECK_FAILED
-    return EXIT_OK
+    wrote = (f'wrote {args.out} ({size / 1e6:.1f} MB): {estimator.name}, {format_size(args.area)}, '
+             f'{estimator.steps} steps, encoder + sampler in one graph ({time.perf_counter() - start:.1f} s)')
+    if not args.check:
+        summary_line(PROG, wrote)
+        return EXIT_OK
+    try:
+        error = check_export(args.out, estimator, seed=args.seed)
+    except ExportError as err:
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return EXIT_USAGE
+    ok = error <= args.tolerance
+    summary_line(PROG, f'{wrote}; check: max |onnxruntime - pytorch| = {error:.3g} '
+                       f'({"<=" if ok else ">"} {args.tolerance:g})')
+    return EXIT_OK if ok else EXIT_CHECK_FAILED
 
 
 if __name__ == '__main__':

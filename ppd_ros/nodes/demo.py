@@ -10,8 +10,10 @@ input | colorized depth | the point cloud rendered from a virtual camera beside 
 randomly initialised model: it shows the plumbing only — its depth is meaningless, and the
 snapshot and printout say so.
 
-Exit status: 0 done; 1 a node failed to start or no depth frame arrived; 2 usage error or the
-model could not be loaded.
+On a terminal a status line (rates, latency) is rewritten in place while it runs (not with
+--quiet); the run ends with one summary line. Old spellings (one more release, with a note on
+stderr): --target-area W H → --area WxH, --width/--height → --camera-size WxH; --seed is still
+the scene seed (use --scene-seed; --seed becomes the noise seed, now --noise-seed).
 """
 from __future__ import annotations
 
@@ -25,10 +27,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ppd_ros.cli.flags import (Deprecated, add_near_far_flags, add_quiet_flag, add_resolution_flag,
+                               add_sampling_flags, add_scene_flags, exit_status, format_size, summary_line)
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
                                      fast_options)
 
+PROG = 'ppd-demo'
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_CODES = {EXIT_OK: 'done', EXIT_FAILED: 'a node failed to start or no depth frame arrived',
+              EXIT_USAGE: 'usage error or the model could not be loaded'}
 RANDOM_TINY_LABEL = 'RANDOM-TINY MODEL (untrained): depth is meaningless, plumbing demo only'
 
 
@@ -118,50 +125,52 @@ def snapshot_image(rgb: np.ndarray, colorized_bgr: np.ndarray, points: np.ndarra
 # ------------------------------------------------------------------------------ command line
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ppd-demo', description=__doc__.split('\n\n')[0],
+    sections = __doc__.split('\n\n')
+    p = argparse.ArgumentParser(prog=PROG, description=sections[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog='Exit status: 0 done, 1 pipeline failed, 2 usage error or model not loadable.')
+                                epilog='\n\n'.join(sections[1:]) + '\n\n' + exit_status(EXIT_CODES))
     p.add_argument('--frames', type=int, default=30, help='stop after this many depth frames (default 30)')
     p.add_argument('--snapshot', type=Path, metavar='PATH', help='write input | depth | cloud as a PNG')
     p.add_argument('--model', choices=MODELS, default='demo',
                    help='demo: bundled demo weights (default); random-tiny / random-ppvd: untrained tiny '
                         'image / video model, plumbing only (meaningless depth)')
     add_model_arguments(p)
-    p.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
-    p.add_argument('--target-area', type=int, nargs=2, metavar=('W', 'H'),
-                   help='model resolution area (default: the model\'s own — the demo model\'s training '
-                        'resolution, 1024x768 for the released weights)')
+    add_sampling_flags(p, scene=True)
+    p.add_argument('--target-area', dest='area', type=int, nargs=2, action=Deprecated, new='--area WxH',
+                   convert=tuple)
     p.add_argument('--metric-fusion', action='store_true',
                    help='add scale_fusion_node, fed by the synthetic 16-line LiDAR')
-    p.add_argument('--rate', type=float, default=5.0, help='camera rate in Hz (default 5)')
-    p.add_argument('--width', type=int, default=320)
-    p.add_argument('--height', type=int, default=240)
-    p.add_argument('--kind', choices=('indoor', 'outdoor'), default='indoor')
-    p.add_argument('--seed', type=int, default=0, help='synthetic world seed')
-    p.add_argument('--temporal', choices=('off', 'align', 'warm_start', 'video'), default='off',
-                   help='depth_node temporal.mode (video is chosen by itself for the video model)')
+    camera = p.add_argument_group('synthetic camera')
+    camera.add_argument('--rate', type=float, default=5.0, help='camera rate in Hz (default 5)')
+    add_scene_flags(camera, camera_size=(320, 240))
+    camera.add_argument('--kind', choices=('indoor', 'outdoor'), default='indoor')
+    depth = p.add_argument_group('depth_node')
+    depth.add_argument('--temporal', choices=('off', 'align', 'warm_start', 'video'), default='off',
+                       help='depth_node temporal.mode (video is chosen by itself for the video model)')
+    add_resolution_flag(depth, help_tail=' of depth_node (output.resolution)')
+    add_near_far_flags(depth)
     p.add_argument('--record', type=Path, metavar='BAG',
                    help='also record the camera (image_raw, camera_info) and depth topics into a new rosbag2 '
                         '(needs rosbags); ppd-bag can process it again later')
     p.add_argument('--record-storage', choices=('mcap', 'sqlite3'), default='mcap')
     p.add_argument('--timeout', type=float, default=600.0, help='give up after this many seconds')
+    add_quiet_flag(p)
     return p
 
 
 def load_estimator(args):
     """(estimator, label) from the options — released checkpoints, the demo model (as depth_node
     builds it) or the random tiny model; raises SystemExit(2) with one line when it cannot be built."""
-    target_area = tuple(args.target_area) if args.target_area else None  # None: the model's own
     random_tiny = args.dit is None and args.model == 'random-tiny'
     try:
         # defer_warm_up: depth_node warms the model up on its inference thread
         estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
-                                    args.steps, target_area=target_area, defer_warm_up=True,
+                                    args.steps, seed=args.seed, target_area=args.area, defer_warm_up=True,
                                     **fast_options(args))
     except EstimatorBuildError as exc:
         demo_model = args.dit is None and not random_tiny
         hint = ' (try --model random-tiny to see the plumbing without weights)' if demo_model else ''
-        print(f'ppd-demo: error: {exc}{hint}', file=sys.stderr)
+        print(f'{PROG}: error: {exc}{hint}', file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     return estimator, RANDOM_TINY_LABEL if random_tiny else ''
 
@@ -279,7 +288,7 @@ def run(args) -> int:
 
     estimator, label = load_estimator(args)
     if getattr(estimator, 'is_video', False) and args.temporal != 'video':
-        print('ppd-demo: the video model runs with temporal mode video')
+        print(f'{PROG}: the video model runs with temporal mode video')
         args.temporal = 'video'
     recorder = None
     if args.record is not None:
@@ -301,18 +310,23 @@ def run(args) -> int:
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
     nodes, spinner, stop = [], None, threading.Event()
+    summary = None  # the last line, once depth frames arrived
     try:
         try:
+            width, height = args.camera_size
             camera = SyntheticCameraNode(context=context, parameter_overrides=[
-                Parameter('rate', value=float(args.rate)), Parameter('width', value=args.width),
-                Parameter('height', value=args.height), Parameter('kind', value=args.kind),
-                Parameter('seed', value=args.seed), Parameter('num_frames', value=20),
+                Parameter('rate', value=float(args.rate)), Parameter('width', value=width),
+                Parameter('height', value=height), Parameter('kind', value=args.kind),
+                Parameter('seed', value=args.scene_seed), Parameter('num_frames', value=20),
                 Parameter('lidar_lines', value=16 if args.metric_fusion else 0)])
             nodes.append(camera)
             depth = DepthNode(estimator=estimator, context=context,
                               cli_args=['--ros-args', '-r', 'image:=image_raw'],
                               parameter_overrides=[Parameter('temporal.mode', value=args.temporal),
-                                                   Parameter('model.steps', value=args.steps)])
+                                                   Parameter('model.steps', value=int(estimator.steps)),
+                                                   Parameter('output.resolution', value=args.resolution),
+                                                   Parameter('output.near', value=float(args.near)),
+                                                   Parameter('output.far', value=float(args.far))])
             nodes.append(depth)
             cloud_topics, scale_topic = ('depth/points',), None
             if args.metric_fusion:
@@ -346,40 +360,49 @@ def run(args) -> int:
         spinner = threading.Thread(target=spin, name='ppd-demo-executor', daemon=True)
         spinner.start()
         started = time.monotonic()
+        live = not args.quiet and sys.stdout.isatty()  # the status line is for a terminal only
         try:
             while not monitor.done.wait(1.0):
                 if time.monotonic() - started > args.timeout:
-                    print(f'ppd-demo: timed out after {args.timeout:.0f} s', file=sys.stderr)
+                    print(f'{PROG}: timed out after {args.timeout:.0f} s', file=sys.stderr)
                     break
-                _print_status(monitor, depth, args.frames)
+                if live:
+                    print('\r' + _status(monitor, depth, args.frames), end='', flush=True)
         except KeyboardInterrupt:
-            print('\nppd-demo: interrupted')
-        _print_status(monitor, depth, args.frames)
-        if sys.stdout.isatty():
-            print()
+            print(f'\n{PROG}: interrupted', file=sys.stderr)
+        if live:
+            print('\r' + _status(monitor, depth, args.frames), flush=True)
+        elapsed = time.monotonic() - started
         if monitor.count == 0:
-            print('ppd-demo: error: no depth frame arrived', file=sys.stderr)
+            print(f'{PROG}: error: no depth frame arrived', file=sys.stderr)
             return EXIT_FAILED
+        summary = _summary(monitor, depth, elapsed)
         if args.snapshot is not None:
             snapshot = monitor.latest_snapshot()
             if snapshot is None:
-                print('ppd-demo: error: no complete (input, depth, cloud) frame for the snapshot', file=sys.stderr)
+                print(f'{PROG}: error: no complete (input, depth, cloud) frame for the snapshot', file=sys.stderr)
+                summary = None
                 return EXIT_FAILED
             write_snapshot(args.snapshot, snapshot, camera.frames[0].intrinsics.fx, label)
-            print(f'ppd-demo: snapshot written to {args.snapshot}')
+            summary += f'; snapshot {args.snapshot}'
         return EXIT_OK
     finally:
         stop.set()
         if spinner is not None:
             spinner.join(5.0)
         executor.shutdown(timeout_sec=2.0)
+        recorded = ''
         if recorder is not None:
             recorder.close()
-            print(f'ppd-demo: recorded {recorder.count} message(s) to {args.record}')
+            recorded = f'recorded {recorder.count} message(s) to {args.record}'
+            if summary is None:
+                print(f'{PROG}: {recorded}')
         for node in reversed(nodes):
             node.destroy_node()
         if context.ok():
             rclpy.shutdown(context=context)
+        if summary is not None:
+            summary_line(PROG, summary + (f'; {recorded}' if recorded else ''))
 
 
 RECORDED_TOPICS = {'image_raw': 'Image', 'camera_info': 'CameraInfo', 'depth/image': 'Image',
@@ -399,35 +422,50 @@ def _record_topics(node, recorder) -> None:
         node.create_subscription(getattr(sensor_msgs, kind), topic, lambda m, t=topic: write(t, m), qos)
 
 
-def _print_status(monitor: Monitor, depth, frames: int) -> None:
-    """One status line; rewritten in place on a terminal, one line each otherwise (logs)."""
+def _status(monitor: Monitor, depth, frames: int) -> str:
+    """The live status line (rewritten in place on a terminal)."""
     latencies = list(monitor.latencies)
     inference = depth.inference_time.summary()
     stats = depth.worker.stats()
     latency = f'{np.mean(latencies) * 1e3:6.0f} ms' if latencies else '     - ms'
     inference_ms = inference['mean'] * 1e3 if inference['count'] else float('nan')
-    tty = sys.stdout.isatty()
-    print(f'{chr(13) if tty else ""}frames {monitor.count:4d}/{frames}  camera {depth.input_rate.rate():5.1f} Hz  '
-          f'depth {monitor.rate():5.1f} Hz  latency {latency}  inference {inference_ms:6.0f} ms  '
-          f"dropped {stats['dropped']:4d}{_scale_text(monitor.scale)}", end='' if tty else '\n', flush=True)
+    return (f'frames {monitor.count:4d}/{frames}  camera {depth.input_rate.rate():5.1f} Hz  '
+            f'depth {monitor.rate():5.1f} Hz  latency {latency}  inference {inference_ms:6.0f} ms  '
+            f"dropped {stats['dropped']:4d}{_scale_text(monitor.scale)}")
 
 
-def _scale_text(scale) -> str:
+def _summary(monitor: Monitor, depth, elapsed: float) -> str:
+    """The run in one line (without the 'ppd-demo: ' prefix)."""
+    latencies = list(monitor.latencies)
+    inference = depth.inference_time.summary()
+    latency = f'{np.mean(latencies) * 1e3:.0f} ms' if latencies else '- ms'
+    inference_ms = f"{inference['mean'] * 1e3:.0f} ms" if inference['count'] else '- ms'
+    return (f'{monitor.count} depth frame{"s" * (monitor.count != 1)} in {elapsed:.1f} s: camera '
+            f'{depth.input_rate.rate():.1f} Hz, depth {monitor.rate():.1f} Hz, latency {latency}, inference '
+            f"{inference_ms}, dropped {depth.worker.stats()['dropped']}{_scale_text(monitor.scale, ',')}")
+
+
+def _scale_text(scale, separator: str = ' ') -> str:
     """The fusion node's latest metric/scale in a few words."""
     if scale is None:
         return ''
     if scale.status in (scale.STATUS_OK, scale.STATUS_HELD):
-        return f'  fusion: a={scale.a:.3f} b={scale.b:.3f} inliers {scale.inlier_ratio:.0%}'
-    return f'  fusion: {scale.message[:60]}'
+        return f'{separator} fusion: a={scale.a:.3f} b={scale.b:.3f} inliers {scale.inlier_ratio:.0%}'
+    return f'{separator} fusion: {scale.message[:60]}'
 
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.frames < 1:
-        build_parser().error('--frames must be at least 1')
+        parser.error('--frames must be at least 1')
     if (args.dit is None) != (args.encoder is None):
-        build_parser().error('--dit and --encoder go together')
+        parser.error('--dit and --encoder go together')
+    if min(args.camera_size) < 16:
+        parser.error(f'--camera-size must be at least 16x16, got {format_size(args.camera_size)}')
+    if not 0 < args.near < args.far:
+        parser.error(f'--near ({args.near:g}) must be positive and smaller than --far ({args.far:g})')
     try:
         return run(args)
     except SystemExit as exc:

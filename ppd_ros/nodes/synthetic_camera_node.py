@@ -112,7 +112,8 @@ class SyntheticCameraNode(Node):
 
 
 def main(args=None) -> int:
-    return run_node(SyntheticCameraNode, 'synthetic_camera_node', args)
+    return run_node(SyntheticCameraNode, 'synthetic_camera_node', args,
+                    help=(__doc__, SYNTHETIC_CAMERA_PARAMETERS))
 
 
 if __name__ == '__main__':
