@@ -15,23 +15,6 @@ from ppd_ros.cli import flags
 from ppd_ros.cli.flags import (COMMANDS, FLAG_DEFAULTS, FLAG_TABLE, PARSERS, SEED_DURING_TRANSITION, Deprecated,
                                exit_status, parse_size)
 
-#: (command, flag) pairs whose parser has not adopted the vocabulary yet (ppd-depth and ppd-bag are
-#: being moved onto the frame pipeline). Empty it as they do: an entry that passes fails the test.
-TODO = {
-    ('ppd-depth', '--resolution'),      # today --size model|input
-    ('ppd-depth', '--seed'),            # default None (random noise), the pipeline's is 0
-    ('ppd-depth', '--far'),             # default 20, the pipeline's is 10
-    ('ppd-depth', '--near'),            # help text 'metres assumed ...'
-    ('ppd-depth', '--area'),            # a string, not parse_size
-    ('ppd-bag', '--resolution'),
-    ('ppd-bag', '--far'),
-    ('ppd-bag', '--near'),
-    ('ppd-bag', '--area'),
-    ('ppd-bag', '--steps'),
-    ('ppd-bag', 'exit status'),
-}
-#: node executables that do not pass help=(docstring, parameter table) to run_node yet
-NODE_TODO = {'depth_node', 'depth_lifecycle_node'}
 
 #: the argparse type each size flag must use
 TYPES = {'--area': parse_size, '--camera-size': parse_size}
@@ -66,11 +49,7 @@ def _problems(command: str, flag: str) -> list[str]:
 
 
 def _check(key, problems):
-    if key in TODO:
-        if problems:
-            pytest.skip(f'TODO {key}: ' + '; '.join(problems))
-        pytest.fail(f'{key} is done: remove it from TODO in test_cli_flags.py')
-    assert not problems, '; '.join(problems)
+    assert not problems, f'{key}: ' + '; '.join(problems)
 
 
 @pytest.mark.parametrize('command, flag', [(c, f) for f, table in FLAG_TABLE.items() for c in table])
@@ -182,14 +161,7 @@ def test_node_help_lists_parameters_and_does_not_start(node, monkeypatch, capsys
     monkeypatch.setattr(runner.rclpy, 'init', no_start)
     monkeypatch.setattr(runner, 'use_package_fastdds_profile', no_start)
     monkeypatch.setattr(runner, 'node_help', spy)
-    try:
-        code = module.main(['--help'])
-    except _Started:
-        if node in NODE_TODO:
-            pytest.skip(f'TODO: {node} main passes no help= to run_node yet')
-        raise
-    if node in NODE_TODO:
-        pytest.fail(f'{node} answers --help: remove it from NODE_TODO in test_cli_flags.py')
+    code = module.main(['--help'])  # _Started if it starts
     out = capsys.readouterr().out
     assert code == 0
     (name, specs), = seen

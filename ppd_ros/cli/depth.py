@@ -21,8 +21,8 @@ from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_argume
                                      fast_options)
 from ppd_ros.pipeline import (DEFAULTS, FrameDepth, FrameError, FrameInput, FramePipeline, PipelineSettings,
                               settings_for)
-from ppd_ros.pipeline.settings import RESOLUTIONS, UPSAMPLE_METHODS
-from ppd_ros.cli import depth_video, io
+from ppd_ros.pipeline.settings import UPSAMPLE_METHODS
+from ppd_ros.cli import depth_video, flags, io
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 FORMATS = ('color', 'png16', 'npy')
@@ -44,16 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
                'PPD predicts RELATIVE depth (normalised log-depth, larger = farther); png16 maps its '
                'min..max to 0..65535 and stores min/max in the PNG (tEXt "ppd_depth") so '
                'relative = min + value/65535*(max-min). '
-               'Exit status: 0 all inputs done, 1 some inputs failed, 2 usage error or model not loadable.')
+               + flags.exit_status({0: 'all inputs done', 1: 'some inputs failed (one error line each)',
+                                    2: 'usage error, nothing to process, or model not loadable'}))
     p.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, folders or video files')
     p.add_argument('--out', '-o', required=True, type=Path, metavar='DIR', help='output folder (created)')
     p.add_argument('--format', dest='formats', action='extend', nargs='+', choices=FORMATS, metavar='FMT',
                    help='one or more of: color (colourised PNG, default), png16 (16-bit PNG of the relative '
                         'depth), npy (float32 relative depth); repeatable')
-    p.add_argument('--resolution', choices=RESOLUTIONS, default=DEFAULTS.resolution,
-                   help=f'inference: depth at the model resolution; camera: enlarged to the input image size '
-                        f'without blending across depth edges (default {DEFAULTS.resolution}, as depth_node)')
-    p.add_argument('--size', choices=('model', 'input'), help=argparse.SUPPRESS)  # deprecated: --resolution
+    flags.add_resolution_flag(p, help_tail=', enlarged without blending across depth edges', old='--size',
+                              old_choices={'model': 'inference', 'input': 'camera'})
     p.add_argument('--upsample', choices=UPSAMPLE_METHODS, default=DEFAULTS.upsample,
                    help=f'how --resolution camera enlarges (default {DEFAULTS.upsample}: edges follow the image)')
     p.add_argument('--color-range', type=float, nargs=2, metavar=('LO', 'HI'),
@@ -74,13 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                             'PPVD), every video and every folder of frames is one temporally consistent '
                             'clip, with an mp4 preview <clip>_depth.mp4')
     add_model_arguments(model)
-    model.add_argument('--steps', type=int, help='Euler sampling steps (default: the model\'s, 4)')
-    model.add_argument('--seed', type=int, default=DEFAULTS.seed,
-                       help=f'noise seed (default {DEFAULTS.seed}: reproducible, as depth_node)')
-    model.add_argument('--area', metavar='WxH',
-                       help='pixel area the model runs at, aspect ratio kept (default: the model\'s own: '
-                            '1024x768 for the released weights, the training resolution of the demo model; '
-                            'smaller is faster and coarser)')
+    flags.add_sampling_flags(model)
 
     cloud = p.add_argument_group(
         'point cloud',
@@ -92,12 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.add_argument('--cx', type=float, help='principal point in input-image pixels (default: image centre)')
     cloud.add_argument('--cy', type=float, help='(default: image centre)')
     cloud.add_argument('--hfov', type=float, metavar='DEG', help='horizontal field of view instead of --fx/--fy')
-    cloud.add_argument('--near', type=float, default=DEFAULTS.near,
-                       help=f'metres assumed at relative depth 0 (default {DEFAULTS.near})')
-    cloud.add_argument('--far', type=float, default=DEFAULTS.far,
-                       help=f'metres assumed at relative depth 1 (default {DEFAULTS.far})')
+    flags.add_near_far_flags(cloud)
 
-    p.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    flags.add_quiet_flag(p)
     return p
 
 
@@ -137,13 +127,8 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
         parser.error('--dit and --encoder must be given together')
     if args.steps is not None and args.steps < 1:
         parser.error(f'--steps must be >= 1, got {args.steps}')
-    if args.area is not None:
-        try:
-            args.area = tuple(int(v) for v in args.area.lower().split('x'))
-            if len(args.area) != 2 or min(args.area) < 16:
-                raise ValueError
-        except ValueError:
-            parser.error(f'--area must look like 1024x768 (each side >= 16), got {args.area!r}')
+    if args.area is not None and min(args.area) < 16:
+        parser.error(f'--area needs both sides >= 16, got {flags.format_size(args.area)}')
     camera = None
     if args.metric:  # the authors' point-cloud outputs: metres, millimetres, and the metric cloud
         args.ply = True
@@ -167,9 +152,6 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
     color_range = tuple(args.color_range) if args.color_range else None
     if color_range is not None and not (np.isfinite(color_range).all() and color_range[0] < color_range[1]):
         parser.error(f'--color-range needs finite LO < HI, got {color_range[0]} {color_range[1]}')
-    if args.size is not None:
-        print(f'{PROG}: --size is deprecated, use --resolution inference|camera', file=sys.stderr)
-        args.resolution = {'model': 'inference', 'input': 'camera'}[args.size]
     return OutputOptions(args.out, formats, args.resolution, args.upsample, color_range, camera, args.near, args.far,
                          args.metric)
 
@@ -279,8 +261,7 @@ def _progress_bar(items: list[io.InputItem], quiet: bool):
             total += 1
     if quiet or total <= 1:
         return None
-    from tqdm import tqdm
-    return tqdm(total=total, unit='img', file=sys.stderr, dynamic_ncols=True, disable=None)
+    return flags.progress_bar(total, unit='img')
 
 
 def _describe_error(err: Exception) -> str:
@@ -373,6 +354,7 @@ def main(argv=None, estimator=None) -> int:
     finally:
         if bar is not None:
             bar.close()
+    flags.summary_line(PROG, f'{len(items)} input(s), {len(reporter.failed)} failure(s) → {opts.out_dir}')
     return EXIT_SOME_FAILED if reporter.failed else EXIT_OK
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
                                      fast_options)
+from ppd_ros.cli import flags
 from ppd_ros.pipeline import DEFAULTS, FrameInput, FramePipeline, settings_for
 
 PROG = 'ppd-bag'
@@ -171,7 +172,10 @@ class BagRecorder:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
-                                epilog='Example: ppd-bag run1 run1_depth --image-topic /camera/image_raw '
+                                epilog=flags.exit_status({0: 'done', 1: 'some frames failed (each reason counted)',
+                                                          2: 'usage error, unusable bag, missing topic or model',
+                                                          130: 'interrupted'})
+                                       + ' Example: ppd-bag run1 run1_depth --image-topic /camera/image_raw '
                                        '--dit ppvd.pth --encoder pi3.safetensors')
     p.add_argument('input', type=Path, help='input rosbag2 (folder with metadata.yaml; mcap or sqlite3)')
     p.add_argument('output', type=Path, help='output bag folder (must not exist unless --overwrite)')
@@ -183,10 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-points', action='store_true', help='do not write /depth/points')
     p.add_argument('--no-points-rgb', dest='points_rgb', action='store_false',
                    help='do not colour the points with the image (as depth_node\'s output.points_rgb false)')
-    p.add_argument('--near', type=float, default=DEFAULTS.near,
-                   help=f'metres assumed at relative depth 0 (default {DEFAULTS.near})')
-    p.add_argument('--far', type=float, default=DEFAULTS.far,
-                   help=f'metres assumed at relative depth 1 (default {DEFAULTS.far})')
+    flags.add_near_far_flags(p)
+    flags.add_resolution_flag(p)
     p.add_argument('--video-new-frames', type=int, default=DEFAULTS.video_new_frames, metavar='N',
                    help=f'video model: new frames per window, 1..13 (default {DEFAULTS.video_new_frames}, '
                         'as depth_node; 13: the released offline windows, fewer frames run twice)')
@@ -194,12 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument('--model', choices=MODELS, default='demo',
                        help='without --dit: demo (bundled weights), random-tiny / random-ppvd (untrained, tests)')
     add_model_arguments(model)
-    model.add_argument('--steps', type=int, help='sampling steps (default: the model\'s)')
-    model.add_argument('--seed', type=int, default=DEFAULTS.seed,
-                       help=f'noise seed (default {DEFAULTS.seed}: reproducible, as depth_node)')
-    model.add_argument('--area', metavar='WxH', help='pixel area an image model runs at (default: the model\'s '
-                                                     'own); the video model always runs at its fixed size')
-    p.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    flags.add_sampling_flags(model, area_help="(default: the model's own; the video model always runs at its "
+                                              'fixed size)')
+    flags.add_quiet_flag(p)
     return p
 
 
@@ -214,14 +213,9 @@ def main(argv=None, estimator=None) -> int:
         return _error(f'--near/--far: needs 0 < near < far, got {args.near} and {args.far}')
     if not 1 <= args.video_new_frames <= 13:
         return _error(f'--video-new-frames must be in 1..13, got {args.video_new_frames}')
-    area = None
-    if args.area is not None:
-        try:
-            area = tuple(int(v) for v in args.area.lower().split('x'))
-            if len(area) != 2 or min(area) < 16:
-                raise ValueError
-        except ValueError:
-            return _error(f'--area must look like 640x480 (each side >= 16), got {args.area!r}')
+    area = args.area
+    if area is not None and min(area) < 16:
+        return _error(f'--area needs both sides >= 16, got {flags.format_size(area)}')
     if args.output.exists() and not args.overwrite:
         return _error(f'{args.output} exists (use --overwrite to replace it)')
     if args.output.resolve() == args.input.resolve():
@@ -299,16 +293,13 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
         for c in image_conns + info_conns:
             copies[c.id] = writer.add_connection(c.topic, c.msgtype, typestore=typestore)
 
-    settings = settings_for(estimator, near=args.near, far=args.far, points_rgb=args.points_rgb,
-                            video_new_frames=args.video_new_frames)
+    settings = settings_for(estimator, near=args.near, far=args.far, resolution=args.resolution,
+                            points_rgb=args.points_rgb, video_new_frames=args.video_new_frames)
     pipeline = FramePipeline(estimator, settings, log=lambda line: print(f'{PROG}: warning: {line}', file=sys.stderr))
     input_rectified = looks_rectified(image_conns[0].topic)
     failures: Counter = Counter()  # frames skipped, by reason
     written = 0
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=total, unit='frame', file=sys.stderr, dynamic_ncols=True, disable=None)
+    bar = flags.progress_bar(total, args.quiet, unit='frame')
 
     def write(done) -> None:
         nonlocal written

@@ -22,6 +22,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from ppd_ros.model.factory import EstimatorBuildError
 
 from .depth_node import DepthNode
+from .depth_node_params import PARAMETERS
 from .params import ParameterError
 from .runner import run_node
 
@@ -95,7 +96,8 @@ class DepthLifecycleNode(DepthNode, LifecycleNode):
 
 
 def main(args=None) -> int:
-    return run_node(DepthLifecycleNode, 'depth_lifecycle_node', args, startup_errors=(EstimatorBuildError,))
+    return run_node(DepthLifecycleNode, 'depth_lifecycle_node', args, startup_errors=(EstimatorBuildError,),
+                    help=(__doc__ + '\nTopics and parameters: those of depth_node.\n', PARAMETERS))
 
 
 if __name__ == '__main__':

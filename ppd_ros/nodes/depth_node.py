@@ -335,7 +335,7 @@ class DepthNode(Node):
 # ---------------------------------------------------------------------------------- main
 
 def main(args=None) -> int:
-    return run_node(DepthNode, 'depth_node', args, startup_errors=(EstimatorBuildError,))
+    return run_node(DepthNode, 'depth_node', args, startup_errors=(EstimatorBuildError,), help=(__doc__, PARAMETERS))
 
 
 if __name__ == '__main__':
