@@ -187,3 +187,10 @@ def test_node_executable_help_exits_0_in_a_process():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert 'image_raw' in result.stdout and 'lidar_lines' in result.stdout and 'num_frames' in result.stdout
+
+
+def test_the_readme_shows_the_flag_table():
+    from pathlib import Path
+    from ppd_ros.cli.flags import flag_table_markdown
+    readme = (Path(__file__).resolve().parents[1] / 'README.md').read_text()
+    assert flag_table_markdown().strip() in readme, 'README: paste ppd_ros.cli.flags.flag_table_markdown()'
