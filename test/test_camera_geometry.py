@@ -68,3 +68,24 @@ def test_pixel_rays_are_computed_once_per_camera_and_read_only():
     assert pixel_rays(Intrinsics(51.0, 60.0, 31.5, 23.5, 64, 48)) is not first
     with pytest.raises(ValueError):
         first[0][0, 0] = 1.0
+
+
+def test_scaled_camera_info_uses_the_intrinsics_rule():
+    """One pixel-centre rule: CameraInfo's K and P resize exactly as Intrinsics.scaled does."""
+    pytest.importorskip('sensor_msgs.msg')
+    from sensor_msgs.msg import CameraInfo
+    from std_msgs.msg import Header
+
+    from ppd_ros.geometry.camera import resized_camera_matrix
+    from ppd_ros.nodes.camera_info import scaled_camera_info
+    k_intr = Intrinsics(525.3, 519.7, 318.1, 243.9, 640, 480)
+    p_intr = Intrinsics(510.2, 511.4, 322.6, 236.8, 640, 480)
+    p = np.hstack([p_intr.K, [[-51.0], [0.0], [0.0]]])  # stereo right: Tx = -fx·B
+    info = CameraInfo(width=640, height=480, k=k_intr.K.ravel().tolist(), p=p.ravel().tolist())
+    for width, height in ((320, 240), (518, 392), (1280, 720)):
+        sx, sy = width / 640, height / 480
+        out = scaled_camera_info(info, width, height, Header())
+        assert np.array_equal(np.reshape(out.k, (3, 3)), k_intr.scaled(sx, sy).K)
+        out_p = np.reshape(out.p, (3, 4))
+        assert np.array_equal(out_p[:, :3], p_intr.scaled(sx, sy).K)
+        assert out_p[0, 3] == -51.0 * sx and np.array_equal(out_p, resized_camera_matrix(p, sx, sy))

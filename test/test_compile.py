@@ -108,8 +108,10 @@ def test_compiled_frame_describes_cuda_graphs_only_on_cuda(model):
 @pytest.mark.parametrize('options, message', [
     (dict(compile='fast'), 'compile must be one of off, on'),
     (dict(backend='tensorflow'), 'backend must be one of torch, onnxruntime, tensorrt'),
-    (dict(backend='onnxruntime'), 'backend onnxruntime needs onnx_path'),
-    (dict(onnx_path='x.onnx'), 'onnx_path is for the onnxruntime/tensorrt backends'),
+    (dict(backend='onnxruntime'), 'onnx_path is needed by backend onnxruntime'),
+    (dict(onnx_path='x.onnx'),
+     r'onnx_path is needed by backend onnxruntime/tensorrt and only by them \(backend is torch\)'),
+    (dict(backend='onnxruntime', onnx_path='x.onnx', compile='on'), 'compile on is for backend torch'),
 ])
 def test_bad_acceleration_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):

@@ -183,9 +183,12 @@ def test_from_checkpoints_released_layouts(est, tmp_path):
                                            target_area=AREA, encoder_heads=2)
     frame = _frame(7)
     np.testing.assert_allclose(loaded.predict(frame), est.predict(frame), atol=1e-5)
-    # A DiT-only file cannot provide the encoder.
-    with pytest.raises(CheckpointError, match='no DINOv2 encoder weights'):
+    # The two paths go together: the encoder never defaults to the DiT file ...
+    with pytest.raises(ValueError, match='dit_path and encoder_path must be given together'):
         PPDEstimator.from_checkpoints(dit_path, device='cpu')
+    # ... which is given twice when it holds both models; a DiT-only file cannot provide the encoder.
+    with pytest.raises(CheckpointError, match='no DINOv2 encoder weights'):
+        PPDEstimator.from_checkpoints(dit_path, dit_path, device='cpu')
 
 
 def test_default_warm_strength_constant():

@@ -288,7 +288,7 @@ def test_source_memory_is_bounded_by_bytes_not_count(harness):
     node = harness.node
     for i in range(40):
         node._on_source(_big_cloud(10.0 + 0.1 * i, 131072))
-        assert node.held_source_bytes <= 64 * 2**20
+        assert node.sensor.kept.held_bytes <= 64 * 2**20
     assert len(node._sources) == 10  # the byte budget (64 MB): the last second, not 40 clouds (252 MB)
     values = {v.key: v.value for v in harness.diagnostics().values}
     assert values['source messages kept'] == '10' and values['source dropped (budget)'] == '30'
@@ -309,7 +309,7 @@ def test_source_window_and_pairing_release_what_can_no_longer_be_used(harness):
 @pytest.mark.parametrize('harness', [{'source_budget_mb': 1.0}], indirect=True)
 def test_a_cloud_larger_than_the_budget_is_refused_with_a_reason(harness):
     harness.node._on_source(_big_cloud(4.0, 100_000, point_step=16))  # 1.5 MB > 1 MB
-    assert harness.node.held_source_bytes == 0
+    assert harness.node.sensor.kept.held_bytes == 0
     scale, _ = harness.frame(4.0, expect_metric=False)
     assert 'not kept for pairing: 1.5 MB is more than the whole buffer budget of 1.0 MB' in scale.message
     values = {v.key: v.value for v in harness.diagnostics().values}
@@ -397,7 +397,7 @@ def test_bad_parameters_refuse_to_start(ros_context):
 def test_extrinsic_can_change_at_runtime(harness):
     result = harness.node.set_parameters([Parameter('extrinsic.translation', value=[0.0, -0.05, 0.5])])
     assert result[0].successful
-    assert harness.node.T_cam_source[2, 3] == 0.5
+    assert harness.node.sensor.T_cam_source[2, 3] == 0.5
     bad = harness.node.set_parameters([Parameter('extrinsic.rotation', value=[0.0, 0.0, 0.0, 0.0])])
     assert not bad[0].successful
 
@@ -506,4 +506,13 @@ def test_source_stamped_off_is_reported_with_the_offset_and_the_fix(harness):
     diag = harness.diagnostics()
     values = {v.key: v.value for v in diag.values}
     assert diag.level == DiagnosticStatus.WARN and 'raise source_tolerance' in diag.message
-    assert values['frames_without_source'] == '1' and values['frames'] == '1'
+    assert values['frames without source'] == '1' and values['frames received'] == '1'
+
+
+def test_help_lists_the_topics_and_every_parameter_without_starting(capsys):
+    from ppd_ros.nodes.scale_fusion_params import PARAMETERS
+    assert fusion_module.main(['scale_fusion_node', '--help']) == 0
+    text = capsys.readouterr().out
+    for topic in ('depth/relative', 'metric_source/points', 'metric/scale', 'metric/points'):
+        assert topic in text
+    assert all(f'  {spec.name}  (' in text for spec in PARAMETERS)

@@ -11,7 +11,8 @@ from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from ppd_ros.msg import DepthScale  # noqa: E402
-from ppd_ros.nodes.scale_fusion_node import PARAMS, ScaleFusionNode  # noqa: E402
+from ppd_ros.nodes.scale_fusion_node import ScaleFusionNode  # noqa: E402
+from ppd_ros.nodes.scale_fusion_params import PARAMETERS  # noqa: E402
 from test_fusion_node import (A, B, FRAME, Q_XYZW, T_XYZ, Harness, assert_metric_close,  # noqa: E402
                               cloud_msg, header)
 
@@ -54,20 +55,20 @@ def tf_harness(ros_context, tf2_ros):
 
 
 def test_use_tf_is_the_default():
-    assert {spec.name: spec.default for spec in PARAMS}['use_tf'] is True
+    assert {spec.name: spec.default for spec in PARAMETERS}['use_tf'] is True
 
 
 def test_the_extrinsic_comes_from_tf2_at_the_cloud_stamp(tf_harness, tf2_ros):
-    node = tf_harness.node
-    assert node.extrinsic_origin == 'tf2' and isinstance(node._tf_listener, tf2_ros.TransformListener)
-    assert node._tf_listener.node is node
-    node._tf_buffer.set_transform_static(transform_msg(FRAME, 'lidar_link', T_XYZ, Q_XYZW), 'test')
+    node, sensor = tf_harness.node, tf_harness.node.sensor
+    assert sensor.extrinsic_origin == 'tf2' and isinstance(sensor.tf_listener, tf2_ros.TransformListener)
+    assert sensor.tf_listener.node is node
+    sensor.tf_buffer.set_transform_static(transform_msg(FRAME, 'lidar_link', T_XYZ, Q_XYZW), 'test')
     tf_harness.source(cloud_msg(10.02))
     scale, depth = tf_harness.frame(10.0)
     assert scale.status == DepthScale.STATUS_OK, scale.message
     assert scale.a == pytest.approx(A, rel=1e-3) and scale.b == pytest.approx(B, abs=1e-3)
     assert_metric_close(depth)
-    lookup = node._tf_buffer.lookups[-1]
+    lookup = sensor.tf_buffer.lookups[-1]
     assert (lookup.target, lookup.source) == (FRAME, 'lidar_link')
     assert lookup.time == rclpy.time.Time.from_msg(header(10.02).stamp)  # the cloud's stamp, not the image's
     assert lookup.timeout == rclpy.duration.Duration(seconds=0.02)
@@ -76,7 +77,7 @@ def test_the_extrinsic_comes_from_tf2_at_the_cloud_stamp(tf_harness, tf2_ros):
 
 
 def test_a_moving_transform_is_looked_up_at_the_cloud_stamp(tf_harness, tf2_ros):
-    buffer = tf_harness.node._tf_buffer
+    buffer = tf_harness.node.sensor.tf_buffer
     # right at t=20.0, wrong (1 m off) from t=20.5: the cloud at 20.0 must use the first one
     buffer.set_transform(transform_msg(FRAME, 'lidar_link', T_XYZ, Q_XYZW, stamp=19.9), 'test')
     buffer.set_transform(transform_msg(FRAME, 'lidar_link', T_XYZ, Q_XYZW, stamp=20.1), 'test')
@@ -90,7 +91,7 @@ def test_a_moving_transform_is_looked_up_at_the_cloud_stamp(tf_harness, tf2_ros)
 
 def test_a_missing_transform_is_a_clear_warning_and_the_fit_is_held(tf_harness, tf2_ros):
     node = tf_harness.node
-    node._tf_buffer.set_transform_static(transform_msg(FRAME, 'lidar_link', T_XYZ, Q_XYZW), 'test')
+    node.sensor.tf_buffer.set_transform_static(transform_msg(FRAME, 'lidar_link', T_XYZ, Q_XYZW), 'test')
     tf_harness.source(cloud_msg(1.0))
     assert tf_harness.frame(1.0)[0].status == DepthScale.STATUS_OK
     tf_harness.source(cloud_msg(1.1, frame='velodyne'))  # nobody publishes velodyne → camera
@@ -107,7 +108,7 @@ def test_a_missing_transform_is_a_clear_warning_and_the_fit_is_held(tf_harness, 
 def test_use_tf_false_selects_the_parameters_even_with_tf2(ros_context, tf2_ros):
     h = Harness(ros_context, use_tf=False)
     try:
-        assert h.node.extrinsic_origin == 'parameters' and h.node._tf_buffer is None
+        assert h.node.sensor.extrinsic_origin == 'parameters' and h.node.sensor.tf_buffer is None
         h.source(cloud_msg(3.0))
         scale, depth = h.frame(3.0)
         assert scale.status == DepthScale.STATUS_OK
@@ -119,7 +120,7 @@ def test_use_tf_false_selects_the_parameters_even_with_tf2(ros_context, tf2_ros)
 def test_without_tf2_the_parameters_are_the_fallback(ros_context, no_tf2):
     h = Harness(ros_context, use_tf=True)  # asked for, but not importable
     try:
-        assert h.node.extrinsic_origin == 'parameters'
+        assert h.node.sensor.extrinsic_origin == 'parameters'
         h.source(cloud_msg(4.0))
         assert h.frame(4.0)[0].status == DepthScale.STATUS_OK
     finally:
@@ -129,6 +130,6 @@ def test_without_tf2_the_parameters_are_the_fallback(ros_context, no_tf2):
 def test_sources_without_a_cloud_need_no_tf2(ros_context, tf2_ros):
     node = ScaleFusionNode(context=ros_context, parameter_overrides=[Parameter('source', value='range')])
     try:
-        assert node._tf_buffer is None
+        assert node.sensor.tf_buffer is None
     finally:
         node.destroy_node()

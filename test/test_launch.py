@@ -215,7 +215,7 @@ def test_config_yaml_lists_every_parameter_with_its_default(node):
     if node == 'depth_node':
         from ppd_ros.nodes.depth_node_params import PARAMETERS as specs
     else:
-        from ppd_ros.nodes.scale_fusion_node import PARAMS as specs
+        from ppd_ros.nodes.scale_fusion_params import PARAMETERS as specs
     config = yaml.safe_load((REPO / 'config' / 'ppd.yaml').read_text())
     values = dict(_flatten(config[f'/**/{node}']['ros__parameters']))
     assert set(values) == {spec.name for spec in specs}

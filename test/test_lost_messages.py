@@ -55,7 +55,7 @@ def test_fusion_node_reports_messages_lost_in_transport(ros_context):
         handlers = lost_handlers(node)
         assert {'/metric_source/points', '/depth/relative', '/depth/camera_info'} <= set(handlers)
         deliver(handlers['/metric_source/points'], 2)
-        level, message, values = node._collect_diagnostics()
+        level, message, values = node._diagnostics_status()
         assert values['messages lost in transport'] == 2
         assert '2 message(s) lost in transport' in message and level == DiagnosticStatus.WARN
     finally:
@@ -159,4 +159,4 @@ def test_fusion_node_switches_each_input_group_on_its_own(ros_context):
         assert _reliability(node, '/depth/camera_info') == ReliabilityPolicy.RELIABLE
         assert _reliability(node, '/metric_source/points') == ReliabilityPolicy.BEST_EFFORT
         assert len([s for s in node.subscriptions if s.topic_name == '/depth/relative']) == 1
-        assert node._collect_diagnostics()[2]['input reliability'] == node.input_reliability
+        assert node._diagnostics_status()[2]['input reliability'] == node.input_reliability

@@ -31,6 +31,7 @@ def test_missing_checkpoint_names_the_file_before_loading_anything(tmp_path):
         build_estimator(dit=dit, encoder=tmp_path / 'vitl.pth', device='cpu')
     err = error.value
     assert err.path == tmp_path / 'vitl.pth' and 'checkpoint not found' in err.reason and 'encoder' in err.reason
+    assert 'README, "Released weights"' in err.reason  # not a released file name: the README's table
     assert str(err) == f'{tmp_path / "vitl.pth"}: {err.reason}'
     assert err.line('prog') == f'{tmp_path / "vitl.pth"}: error: {err.reason}'
 
@@ -40,7 +41,8 @@ def test_corrupt_checkpoint_is_one_line_attributed_to_its_file(tmp_path):
     bad.write_bytes(b'')
     with pytest.raises(EstimatorBuildError) as error:
         build_estimator(dit=bad, encoder=bad, device='cpu')
-    assert error.value.path == bad and error.value.reason == 'checkpoint file is empty'
+    assert error.value.path == bad and error.value.reason.startswith('checkpoint file is empty; ')
+    assert error.value.reason.endswith('README, "Released weights"') and '\n' not in str(error.value)
 
 
 def test_missing_demo_weights_point_to_the_folder_and_the_released_weights(tmp_path, monkeypatch):
@@ -49,12 +51,32 @@ def test_missing_demo_weights_point_to_the_folder_and_the_released_weights(tmp_p
         build_estimator('demo', device='cpu')
     assert error.value.path == tmp_path / 'no_weights_here'
     assert 'demo weights' in error.value.reason and '--dit' in error.value.reason
-    assert 'model.dit_path' in error.value.reason
+    assert 'model.dit_path' in error.value.reason and 'README, "Released weights"' in error.value.reason
+
+
+def test_a_missing_released_file_names_its_page(tmp_path):
+    with pytest.raises(EstimatorBuildError) as error:
+        build_estimator(dit=tmp_path / 'ppd.pth', encoder=tmp_path / 'depth_anything_v2_vitl.pth', device='cpu')
+    assert error.value.path == tmp_path / 'ppd.pth'
+    assert error.value.reason == ('checkpoint not found (DiT: file not found; ppd.pth is published at '
+                                  'https://huggingface.co/gangweix/Pixel-Perfect-Depth)')
+
+
+def test_messages_speak_the_callers_names(tmp_path):
+    with pytest.raises(EstimatorBuildError, match='^--dit and --encoder must be given together'):
+        build_estimator(dit=tmp_path / 'ppd.pth', names='flags')
+    with pytest.raises(EstimatorBuildError, match=r'^model\.compile on is for model\.backend torch'):
+        build_estimator('random-tiny', compile='on', backend='onnxruntime', onnx_path='m.onnx', names='node')
 
 
 @pytest.mark.parametrize('kwargs, text', [
     (dict(model='large'), "unknown model 'large'"),
-    (dict(encoder='vitl.pth'), 'needs a DiT checkpoint'),
+    (dict(encoder='vitl.pth'), 'dit and encoder must be given together, or neither'),
+    (dict(dit='ppd.pth'), 'dit and encoder must be given together, or neither: ppd.pth needs its semantics '
+                          'encoder depth_anything_v2_vitl.pth'),
+    (dict(encoder='moge2.pt'), 'moge2.pt is the semantics encoder of ppd_moge.pth'),
+    (dict(backend='tensorrt'), 'onnx_path is needed by backend tensorrt'),
+    (dict(dit='a.pth', encoder='b.pth', backend='onnx'), "backend must be one of torch, onnxruntime, tensorrt"),
     (dict(model='random-tiny', device='nonsense-device'), 'nonsense-device'),
     (dict(model='random-tiny', device='cpu', precision='int8'), 'precision'),
     (dict(model='random-tiny', device='cpu', steps=0), 'steps'),
@@ -77,7 +99,7 @@ def test_model_arguments_defaults_match_build_estimator():
 
 def test_depth_node_default_runs_each_model_at_its_own_resolution():
     """[0, 0] (the default) must not force 1024x768 onto the demo model trained at a small size."""
-    from ppd_ros.nodes.depth_node import DEPTH_NODE_PARAMETERS, model_options
+    from ppd_ros.nodes.depth_node_params import PARAMETERS as DEPTH_NODE_PARAMETERS, model_options
     params = {spec.name: spec.default for spec in DEPTH_NODE_PARAMETERS}
     assert model_options(params)['target_area'] is None
     params['model.target_area'] = [512, 384]

@@ -26,6 +26,11 @@ def test_stamp_ns():
     assert stamp_ns(msg(12.5)) == 12_500_000_000
 
 
+def test_stamp_ns_takes_a_message_a_header_or_a_time():
+    m = msg(3.000000007)
+    assert stamp_ns(m) == stamp_ns(m.header) == stamp_ns(m.header.stamp) == 3_000_000_007
+
+
 def test_exact_and_approximate_stamps_pair_in_either_arrival_order():
     pairer, pairs = make()
     assert not pairer.add(0, msg(1.00, 'img1'))

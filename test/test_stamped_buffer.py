@@ -1,7 +1,7 @@
 """The fusion node's source buffer: bounded by time window and bytes, not by count (issue 13)."""
 import pytest
 
-from ppd_ros.nodes.stamped_buffer import StampedBuffer
+from ppd_ros.nodes.stamped_buffer import StampedBuffer, closest
 
 MB = 2**20
 CLOUD = 6_291_456  # a 128-line LiDAR: 131072 points × 48 B
@@ -74,3 +74,48 @@ def test_shrinking_the_limits_trims_at_once_and_bad_limits_raise():
     assert [item for _, item in buffer] == [7, 8, 9]
     with pytest.raises(ValueError):
         buffer.configure(window=0.0, max_bytes=1, max_count=1)
+
+
+# ------------------------------------------------------------------ closest stamp within a tolerance
+
+def test_closest_picks_the_nearest_within_the_tolerance_and_the_later_on_a_tie():
+    entries = [(1.0, 'a'), (2.0, 'b'), (2.0, 'b2'), (3.0, 'c'), (3.0, 'c2')]
+    assert closest(entries, 2.2) == (2.0, 'b2')  # of equal stamps, the last
+    assert closest(entries, 2.5) == (3.0, 'c2')  # tie between 2.0 and 3.0: the later
+    assert closest(entries, 2.8, tolerance=0.1) is None
+    assert closest(entries, 2.8, tolerance=0.25) == (3.0, 'c2')
+    assert closest(entries, -5.0) == (1.0, 'a') and closest(entries, 50.0) == (3.0, 'c2')
+    assert closest([], 1.0) is None
+
+
+def test_closest_works_on_integer_nanoseconds():
+    infos = [(1_000_000_000, 'first'), (2_000_000_000, 'second')]
+    assert closest(infos, 2_000_000_000, 0) == (2_000_000_000, 'second')  # ppd-bag: the image's own stamp
+    assert closest(infos, 1_400_000_000) == (1_000_000_000, 'first')
+    assert closest(infos, 1_500_000_000, 499_999_999) is None
+
+
+def test_closest_agrees_with_the_former_argmin_rule_on_random_stamps():
+    """The fusion node's former pick: argmin of |offset|, the most recent on ties."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        stamps = np.sort(rng.integers(0, 20, rng.integers(1, 8))) * 0.05
+        entries = [(float(s), i) for i, s in enumerate(stamps)]
+        stamp, tolerance = float(rng.integers(-5, 25) * 0.05), float(rng.choice([0.0, 0.05, 0.1, np.inf]))
+        offsets = np.abs(stamps - stamp)
+        best = len(stamps) - 1 - int(np.argmin(offsets[::-1]))
+        expected = entries[best] if offsets[best] <= tolerance else None
+        assert closest(entries, stamp, tolerance) == expected
+
+
+def test_buffer_closest_uses_seconds_and_sees_only_what_is_kept():
+    buffer = StampedBuffer(window=10.0, max_bytes=64 * MB, max_count=100)
+    assert buffer.closest(1.0) is None
+    for i in range(5):
+        buffer.add(1.0 + 0.1 * i, i, 10)
+    assert buffer.closest(1.26, 0.05) == (pytest.approx(1.3), 3)
+    assert buffer.closest(1.25) == (pytest.approx(1.3), 3)  # a tie: the later
+    assert buffer.closest(2.0, 0.1) is None and buffer.closest(2.0) == (pytest.approx(1.4), 4)
+    buffer.release_before(1.35)
+    assert buffer.closest(1.0) == (pytest.approx(1.4), 4)

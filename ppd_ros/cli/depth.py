@@ -18,7 +18,7 @@ from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.rectify import Calibration
 from ppd_ros.geometry.scale.model_scale import SOURCE_MODEL
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
-                                     fast_options)
+                                     fast_options, model_flags_problem)
 from ppd_ros.pipeline import (DEFAULTS, FrameDepth, FrameError, FrameInput, FramePipeline, PipelineSettings,
                               settings_for)
 from ppd_ros.pipeline.settings import UPSAMPLE_METHODS
@@ -123,8 +123,9 @@ class OutputOptions:
 
 def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
     """Cross-option checks argparse cannot express; usage errors exit with status 2."""
-    if (args.dit is None) != (args.encoder is None):
-        parser.error('--dit and --encoder must be given together')
+    problem = model_flags_problem(args)
+    if problem:
+        parser.error(problem)
     if args.steps is not None and args.steps < 1:
         parser.error(f'--steps must be >= 1, got {args.steps}')
     if args.area is not None and min(args.area) < 16:

@@ -2,12 +2,25 @@
 
 Pixel-centre convention (as OpenCV and ROS use): pixel (u, v) covers [u - 0.5, u + 0.5], so
 resizing by s maps a coordinate x to (x + 0.5)·s − 0.5 — the principal point moves with it.
+`resized_camera_matrix` is that rule, for Intrinsics and for CameraInfo's K and P alike.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def resized_camera_matrix(matrix, scale_x: float, scale_y: float) -> np.ndarray:
+    """K (3×3) or P (3×4, row-major, flat or not) of the same camera after resizing its image by
+    (scale_x, scale_y): each projected pixel x goes to (x + 0.5)·s − 0.5, i.e. in homogeneous rows
+    row_x' = (row_x + 0.5·row_w)·s − 0.5·row_w (row_w, the third row, is unchanged)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    m = m.reshape(3, 4) if m.size == 12 else m.reshape(3, 3)
+    out = m.copy()
+    out[0] = (m[0] + 0.5 * m[2]) * scale_x - 0.5 * m[2]
+    out[1] = (m[1] + 0.5 * m[2]) * scale_y - 0.5 * m[2]
+    return out
 
 
 @dataclass(frozen=True)
@@ -31,10 +44,9 @@ class Intrinsics:
 
     def scaled(self, scale_x: float, scale_y: float) -> 'Intrinsics':
         """Intrinsics of the same camera after resizing the image by (scale_x, scale_y)."""
-        return Intrinsics(
-            fx=self.fx * scale_x, fy=self.fy * scale_y,
-            cx=(self.cx + 0.5) * scale_x - 0.5, cy=(self.cy + 0.5) * scale_y - 0.5,
-            width=int(round(self.width * scale_x)), height=int(round(self.height * scale_y)))
+        k = resized_camera_matrix(self.K, scale_x, scale_y)
+        return Intrinsics(fx=float(k[0, 0]), fy=float(k[1, 1]), cx=float(k[0, 2]), cy=float(k[1, 2]),
+                          width=int(round(self.width * scale_x)), height=int(round(self.height * scale_y)))
 
     def resized_to(self, width: int, height: int) -> 'Intrinsics':
         """Intrinsics for the same view resampled to exactly width×height pixels."""

@@ -34,6 +34,11 @@ _EXPORTS = {
     'ImageSizeError': 'preprocess',
     'encoded_image_size': 'image_header',
     'Resized': 'preprocess',
+    'BACKENDS': 'runtime',
+    'model_options_problem': 'runtime',
+    'resolve_device': 'runtime',
+    'resolve_precision': 'runtime',
+    'RELEASED_WEIGHTS': 'released',
 }
 
 __all__ = sorted(_EXPORTS)

@@ -23,8 +23,6 @@ import torch
 
 from .frame_graph import FrameGraph
 
-COMPILE_MODES = ('off', 'on')
-
 
 class CompiledFrame:
     """(image (B, 3, h, w), noise (B, 1, h, w)) → depth (B, 1, h, w) float32, compiled per step
@@ -131,4 +129,4 @@ def _first_line(exc: BaseException) -> str:
     return f'{type(exc).__name__}: {lines[0] if lines else ""}'.strip()
 
 
-__all__ = ['COMPILE_MODES', 'CompiledFrame', 'PinnedUpload']
+__all__ = ['CompiledFrame', 'PinnedUpload']

@@ -22,11 +22,8 @@ Where compile is not available the estimator runs eager and logs why, once.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import logging
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -34,61 +31,19 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .accelerate import COMPILE_MODES, CompiledFrame, PinnedUpload
-from .factory import BACKENDS
+from .accelerate import CompiledFrame, PinnedUpload
 from .config import DiTConfig, EncoderConfig
 from .dit import SPDiT
 from .preprocess import DEFAULT_TARGET_AREA, model_size, resize_for_model
+from .released import where_to_get
+from .runtime import autocast, autocast_dtype, model_options_problem, resolve_device, resolve_precision
+from .runtime import release_device_memory  # noqa: F401 (importable from here, as before)
 from .sampler import sample, sampling_timesteps, warm_start_index
 from .vit import SemanticEncoder
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / 'weights'
 DEFAULT_WARM_STRENGTH = 0.5
-_PRECISIONS = {'fp32': None, 'float32': None, 'fp16': torch.float16, 'float16': torch.float16,
-               'half': torch.float16, 'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
-_CANONICAL = {None: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
 _LOG = logging.getLogger('ppd_ros.model')
-
-
-def resolve_device(device='auto') -> torch.device:
-    """'auto' → cuda, then mps, then cpu; explicit names are checked for availability."""
-    if device is None or device == 'auto':
-        if torch.cuda.is_available():
-            return torch.device('cuda')
-        mps = getattr(torch.backends, 'mps', None)
-        if mps is not None and mps.is_available():
-            return torch.device('mps')
-        return torch.device('cpu')
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f'invalid device {device!r}: {exc}') from exc
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {device!r} requested but CUDA is not available')
-    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
-        raise ValueError(f'device {device!r} requested but MPS is not available')
-    return dev
-
-
-def release_device_memory() -> None:
-    """Hand the memory of models no longer referenced back: collect Python's cycles, then empty
-    the CUDA allocator's cache (which otherwise keeps freed blocks for this process)."""
-    gc.collect()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'fp32' | 'fp16' | 'bf16' (autocast). fp16 on CPU falls back to fp32 with a warning."""
-    key = str(precision).lower()
-    if key not in _PRECISIONS:
-        raise ValueError(f'precision must be one of fp32, fp16, bf16; got {precision!r}')
-    name = _CANONICAL[_PRECISIONS[key]]
-    if name == 'fp16' and device.type == 'cpu':
-        warnings.warn('fp16 autocast is not supported well on CPU; running in fp32 '
-                      '(use precision="bf16" for reduced precision on CPU)', RuntimeWarning, stacklevel=3)
-        name = 'fp32'
-    return name
 
 
 class PPDEstimator:
@@ -103,15 +58,9 @@ class PPDEstimator:
         'eager'/'aot_eager' on CPU); log(line): where the one fallback line goes (logging);
         defer_warm_up: compile on leaves ``warm_up()`` to the caller, to run on the thread that
         will infer (CUDA-graph trees are per thread: a capture on another thread is not reused)."""
-        if compile not in COMPILE_MODES:
-            raise ValueError(f'compile must be one of {", ".join(COMPILE_MODES)}, got {compile!r}')
-        if backend not in BACKENDS:
-            raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
-        if (backend == 'torch') != (onnx_path is None):
-            raise ValueError(f'backend {backend} needs onnx_path' if onnx_path is None
-                             else f'onnx_path is for the onnxruntime/tensorrt backends, not {backend}')
-        if backend != 'torch' and compile == 'on':
-            raise ValueError('compile on is for the torch backend (an ONNX backend compiles itself)')
+        problem = model_options_problem(backend=backend, onnx_path=onnx_path, compile=compile)
+        if problem is not None:
+            raise ValueError(problem)
         if encoder.semantic_dim != dit.config.semantic_dim:
             raise ValueError(f'encoder width {encoder.semantic_dim} does not match the DiT '
                              f'semantic width {dit.config.semantic_dim}')
@@ -132,7 +81,7 @@ class PPDEstimator:
         self._upload = None      # PinnedUpload on CUDA with compile on
         if compile == 'on':
             self._frame = CompiledFrame(self.dit, self.encoder, self.device,
-                                        _PRECISIONS[self.precision], compile_backend)
+                                        autocast_dtype(self.precision), compile_backend)
             if not defer_warm_up:
                 self.warm_up()
             if self.device.type == 'cuda':
@@ -148,10 +97,16 @@ class PPDEstimator:
     def from_checkpoints(cls, dit_path, encoder_path=None, device='auto', precision: str = 'fp32',
                          steps: int = 4, seed: int | None = None, target_area=DEFAULT_TARGET_AREA,
                          encoder_heads: int | None = None, **fast) -> 'PPDEstimator':
-        """Released ``ppd.pth`` + ``depth_anything_v2_vitl.pth`` (or one file holding both).
-        ``fast``: the keyword-only options of the constructor (compile, backend, onnx_path, …)."""
+        """Released ``ppd.pth`` + ``depth_anything_v2_vitl.pth`` (or ``ppd_moge.pth`` + ``moge2.pt``).
+        Both paths are needed (``runtime.model_options_problem``): a file holding both models is
+        given as both. ``fast``: the keyword-only options of the constructor (compile, backend,
+        onnx_path, …)."""
+        problem = model_options_problem(dit_path, encoder_path,
+                                        names={'dit': 'dit_path', 'encoder': 'encoder_path'})
+        if problem is not None:
+            raise ValueError(problem)
         dit = checkpoint.load_dit(dit_path)
-        encoder = checkpoint.load_encoder(encoder_path or dit_path, num_heads=encoder_heads)
+        encoder = checkpoint.load_encoder(encoder_path, num_heads=encoder_heads)
         return cls(dit, encoder, device, precision, steps, seed, target_area, name=Path(dit_path).stem,
                    **fast)
 
@@ -198,8 +153,9 @@ class PPDEstimator:
             found = [p for p in found if p.stem == f'demo_{name}']
         if not found:
             wanted = f'demo_{name}.safetensors' if name else 'demo_*.safetensors'
-            raise FileNotFoundError(f'no bundled demo weights: {WEIGHTS_DIR / wanted} not found '
-                                    '(use from_checkpoints() with the released weights, or from_config())')
+            raise FileNotFoundError(f'no bundled demo weights: {WEIGHTS_DIR / wanted} not found (use '
+                                    f'from_checkpoints() with the released weights, or from_config(); '
+                                    f'{where_to_get()})')
         return cls.from_file(found[0], **kwargs)
 
     # -------------------------------------------------------------------------- settings
@@ -361,13 +317,7 @@ class PPDEstimator:
         return torch.cat(frames).to(self.device)
 
     def _autocast(self):
-        dtype = _PRECISIONS[self.precision]
-        if dtype is None:
-            return contextlib.nullcontext()
-        try:
-            return torch.autocast(device_type=self.device.type, dtype=dtype)
-        except RuntimeError as exc:
-            raise RuntimeError(f'{self.precision} autocast is not available on {self.device}: {exc}') from exc
+        return autocast(self.precision, self.device)
 
 
 def _check_init(init: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -395,5 +345,4 @@ def load_from_file(path, **kwargs) -> PPDEstimator:
     return PPDEstimator.from_file(path, **kwargs)
 
 
-__all__ = ['PPDEstimator', 'save_estimator', 'load_from_file', 'resolve_device', 'resolve_precision',
-           'DEFAULT_WARM_STRENGTH', 'BACKENDS']
+__all__ = ['PPDEstimator', 'save_estimator', 'load_from_file', 'DEFAULT_WARM_STRENGTH']

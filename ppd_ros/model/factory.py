@@ -4,7 +4,9 @@
 (``model='demo'``) or a model with random weights of a size of ``config.SIZES``
 (``model='random-tiny'`` … ``'random-large'``, the released size), and turns every reason it
 cannot do so into one ``EstimatorBuildError`` whose text is a single line naming the file or
-option at fault. ``add_model_arguments`` adds the argparse options whose names all the command
+option at fault; errors about weight files end with where the released file is published
+(``released``). The option rules themselves live in ``runtime`` (``model_options_problem``,
+``BACKENDS``). ``add_model_arguments`` adds the argparse options whose names all the command
 lines share. Importing this module does not import torch (the estimator is imported on use).
 """
 from __future__ import annotations
@@ -13,13 +15,14 @@ import warnings
 from pathlib import Path
 
 from .config import SIZES, model_configs
+from .released import where_to_get
+from .runtime import BACKENDS, model_options_problem, resolve_device, resolve_precision
 
 #: random-ppvd: a tiny untrained video model (PPVD), for plumbing tests
 MODELS = ('demo',) + tuple(f'random-{size}' for size in SIZES) + ('random-ppvd',)
-BACKENDS = ('torch', 'onnxruntime', 'tensorrt')  # model backends; here so nodes need no torch import
 NO_DEMO_WEIGHTS = ('no bundled demo weights (demo_*.safetensors) found; give the released weights with '
                    '--dit ppd.pth --encoder depth_anything_v2_vitl.pth, or depth_node\'s '
-                   'model.dit_path and model.encoder_path')
+                   f'model.dit_path and model.encoder_path; {where_to_get()}')
 #: What loading a checkpoint or constructing the model raises for bad files or settings.
 _BUILD_ERRORS = (OSError, RuntimeError, ValueError, KeyError, NotImplementedError)
 
@@ -41,19 +44,22 @@ class EstimatorBuildError(ValueError):
 def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', precision: str = 'fp32',
                     steps: int | None = None, seed: int | None = None, target_area=None,
                     compile: str = 'off', backend: str = 'torch', onnx_path=None, log=None,
-                    defer_warm_up: bool = False):
-    """``PPDEstimator`` from released checkpoints when ``dit`` is given (``encoder`` defaults to
-    ``dit``: one file holding both; ``model`` is then ignored), else the ``model`` of ``MODELS``.
-    ``steps``/``target_area`` None keep the model's own defaults; ``compile``, ``backend``,
-    ``onnx_path``, ``log`` and ``defer_warm_up`` as the estimator's fast paths. Raises
-    EstimatorBuildError."""
-    if dit is None and encoder is not None:
-        raise EstimatorBuildError('an encoder checkpoint needs a DiT checkpoint (dit) as well')
+                    defer_warm_up: bool = False, names='arguments'):
+    """``PPDEstimator`` (or ``VideoDepthEstimator``) from released checkpoints when ``dit`` and
+    ``encoder`` are given (together or not at all; a file holding both models is given as both;
+    ``model`` is then ignored), else the ``model`` of ``MODELS``. ``steps``/``target_area`` None
+    keep the model's own defaults; ``compile``, ``backend``, ``onnx_path``, ``log`` and
+    ``defer_warm_up`` as the estimator's fast paths. The option rule is
+    ``runtime.model_options_problem``; ``names`` ('arguments', 'node', 'flags') picks how its
+    messages name the options. Raises EstimatorBuildError."""
+    problem = model_options_problem(dit, encoder, backend, onnx_path, compile, names=names)
+    if problem is not None:
+        raise EstimatorBuildError(problem)
     if dit is None and model not in MODELS:
         raise EstimatorBuildError(f'unknown model {model!r}: choose {", ".join(MODELS)}, or give checkpoints')
     for role, path in (('DiT', dit), ('encoder', encoder)):
         if path is not None and not Path(path).is_file():  # checked before loading the other (large) file
-            raise EstimatorBuildError(f'checkpoint not found ({role}: file not found)', path)
+            raise EstimatorBuildError(f'checkpoint not found ({role}: file not found; {where_to_get(path)})', path)
     try:
         from . import estimator
     except ImportError as exc:
@@ -67,11 +73,11 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
     if target_area is not None:
         options['target_area'] = tuple(target_area)
     try:
-        _check_device_and_precision(estimator, device, precision)  # before loading any weights
+        _check_device_and_precision(device, precision)  # before loading any weights
         video = _is_video(dit, encoder) if dit is not None else model == 'random-ppvd'
-        if video and (compile != 'off' or backend != 'torch'):
-            raise EstimatorBuildError('compile and the ONNX backends are for the image model; the video '
-                                      'model runs eager PyTorch')
+        problem = model_options_problem(dit, encoder, backend, onnx_path, compile, video=video, names=names)
+        if problem is not None:
+            raise EstimatorBuildError(problem)
         if video:
             return _video_estimator(dit, encoder, device, precision, steps, seed)
         if dit is not None:
@@ -93,12 +99,9 @@ def _is_video(dit, encoder) -> bool:
     """The released video model (ppvd.pth, keys dit_video.*) is recognised from its keys."""
     from .checkpoint import peek_kind
     dit_kind = peek_kind(dit)
-    if dit_kind != 'video' and encoder is not None and peek_kind(encoder) == 'video':
+    if dit_kind != 'video' and peek_kind(encoder) == 'video':
         raise EstimatorBuildError('the video model goes --dit ppvd.pth --encoder pi3.safetensors '
-                                  '(the two files seem swapped)', dit)
-    if dit_kind == 'video' and encoder is None:
-        raise EstimatorBuildError('the video model ppvd.pth needs its semantics encoder: '
-                                  '--encoder pi3.safetensors', dit)
+                                  f'(the two files seem swapped; {where_to_get()})', dit)
     return dit_kind == 'video'
 
 
@@ -139,21 +142,32 @@ def fast_options(args) -> dict:
     return dict(compile=args.compile, backend=args.backend, onnx_path=args.onnx)
 
 
-def _check_device_and_precision(estimator, device, precision) -> None:
+def model_flags_problem(args) -> str | None:
+    """``runtime.model_options_problem`` for the options of ``add_model_arguments``, in flag names."""
+    return model_options_problem(args.dit, args.encoder, getattr(args, 'backend', 'torch'),
+                                 getattr(args, 'onnx', None), getattr(args, 'compile', 'off'), names='flags')
+
+
+def _check_device_and_precision(device, precision) -> None:
     """ValueError for an unknown/unavailable device or an unknown precision (the estimator warns
     about fp16 on CPU itself, so the warning is not given twice)."""
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
-        estimator.resolve_precision(precision, estimator.resolve_device(device))
+        resolve_precision(precision, resolve_device(device))
 
 
 def _one_line_error(exc: BaseException, *paths) -> EstimatorBuildError:
-    """The first line of `exc`; checkpoint errors start with the file name, which becomes `path`."""
+    """The first line of `exc`; checkpoint errors start with the file name, which becomes `path`,
+    and end with where the released weights are published."""
+    from .checkpoint import CheckpointError
     lines = str(exc).strip().splitlines()
     message = lines[0] if lines else type(exc).__name__
     for path in paths:
         if path is not None and message.startswith(f'{path}: '):
-            return EstimatorBuildError(message[len(f'{path}: '):], path)
+            reason = message[len(f'{path}: '):]
+            if isinstance(exc, CheckpointError):  # unreadable or the wrong file: the README's table
+                reason = f'{reason}; {where_to_get()}'
+            return EstimatorBuildError(reason, path)
     return EstimatorBuildError(message)
 
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from .dit_video import VideoDiT, VideoDiTConfig
 from .pi3 import Pi3Config, Pi3Semantics
+from .runtime import autocast, resolve_device, resolve_precision
 from .sampler import DEPTH_OFFSET, EulerStep, euler_schedule, euler_update, sampling_timesteps
 
 INFER_LEN = 16            # frames per released window
@@ -264,7 +265,6 @@ class VideoDepthEstimator:
 
     def __init__(self, model: PPVD, device='auto', precision: str = 'fp32', steps: int = 4,
                  seed: int | None = 666, name: str = 'ppvd'):
-        from .estimator import resolve_device, resolve_precision
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
@@ -340,9 +340,5 @@ class VideoDepthEstimator:
                 'parameters': sum(t.numel() for t in self.model.parameters())}
 
     def _autocast(self):
-        from .estimator import _PRECISIONS
-        dtype = _PRECISIONS[self.precision]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return autocast(self.precision, self.device)
 

@@ -108,16 +108,6 @@ def _infos_by_stamp(reader, connections, msg_class) -> list[tuple[int, object]]:
     return sorted(infos, key=lambda item: item[0])
 
 
-def _info_for(infos, stamp: int):
-    """The CameraInfo with the image's stamp, else the latest one before it, else the first."""
-    import bisect
-    stamps = [s for s, _ in infos]
-    i = bisect.bisect_right(stamps, stamp)
-    if i and stamps[i - 1] == stamp:
-        return infos[i - 1][1]
-    return infos[i - 1][1] if i else infos[0][1]
-
-
 # ---------------------------------------------------------------------------------- recorder
 
 class BagRecorder:
@@ -274,6 +264,7 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
     from ppd_ros.nodes.depth_messages import depth_message, output_camera_info
     from ppd_ros.nodes.image_codec import rgb_from_any
     from ppd_ros.nodes.pairing import stamp_ns
+    from ppd_ros.nodes.stamped_buffer import closest
 
     storage = args.storage or ('mcap' if any(args.input.glob('*.mcap')) else 'sqlite3')
     plugin = rosbag2.StoragePlugin.MCAP if storage == 'mcap' else rosbag2.StoragePlugin.SQLITE3
@@ -332,7 +323,7 @@ def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, t
                 if bar is not None:
                     bar.update(1)
                 continue
-            info = _info_for(infos, stamp_ns(msg))
+            info = closest(infos, stamp_ns(msg))[1]
             frame = FrameInput(rgb, stamp_ns(msg), calibration_of(info), (bag_time, msg.header, info),
                                input_rectified)
             try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from sensor_msgs.msg import CameraInfo
 
-from ppd_ros.geometry.camera import Intrinsics
+from ppd_ros.geometry.camera import Intrinsics, resized_camera_matrix
 from ppd_ros.geometry.rectify import Calibration
 
 COMPRESSED_SUFFIX = '/compressed'
@@ -102,11 +102,11 @@ def copy_camera_info(info: CameraInfo, header=None) -> CameraInfo:
 
 def scaled_camera_info(info: CameraInfo, width: int, height: int, header) -> CameraInfo:
     """CameraInfo of the same camera resampled to width×height: K and P scaled per axis with the
-    pixel-centre convention of Intrinsics.scaled (x' = (x + 0.5)·s − 0.5); D and R unchanged."""
+    pixel-centre rule of geometry.camera (resized_camera_matrix, as Intrinsics.scaled); D and R
+    unchanged."""
     sx, sy = width / info.width, height / info.height
-    resample = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
-    k = resample @ np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-    p = resample @ np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+    k = resized_camera_matrix(info.k, sx, sy)
+    p = resized_camera_matrix(info.p, sx, sy)
     out = CameraInfo(header=header, width=int(width), height=int(height),
                      distortion_model=info.distortion_model, d=list(info.d), r=info.r,
                      k=k.ravel().tolist(), p=p.ravel().tolist())

@@ -30,7 +30,7 @@ import numpy as np
 from ppd_ros.cli.flags import (Deprecated, add_near_far_flags, add_quiet_flag, add_resolution_flag,
                                add_sampling_flags, add_scene_flags, exit_status, format_size, summary_line)
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
-                                     fast_options)
+                                     fast_options, model_flags_problem)
 
 PROG = 'ppd-demo'
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -460,8 +460,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error('--frames must be at least 1')
-    if (args.dit is None) != (args.encoder is None):
-        parser.error('--dit and --encoder go together')
+    problem = model_flags_problem(args)
+    if problem:
+        parser.error(problem)
     if min(args.camera_size) < 16:
         parser.error(f'--camera-size must be at least 16x16, got {format_size(args.camera_size)}')
     if not 0 < args.near < args.far:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 from sensor_msgs.msg import CameraInfo
 
-from ppd_ros.msg import DepthScale
-
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.pipeline import FrameError
 
 from .camera_info import rectified_camera_info, scaled_camera_info
 from .cloud import points_to_cloud_msg
 from .image_codec import bgr_to_image_msg, depth_to_image_msg
+from .scale_message import depth_scale_message
 
 #: depth_node's outputs (depth/<name>); the metric ones need a scale
 DEPTH_OUTPUTS = ('relative', 'scale', 'image', 'colorized', 'points')  # in publishing order
@@ -39,13 +38,6 @@ def output_camera_info(depth, header, info: CameraInfo | None) -> CameraInfo:
     return scaled_camera_info(rectified_camera_info(info) if depth.rectified else info, width, height, header)
 
 
-def scale_message(header, scale) -> DepthScale:
-    """ppd_ros/DepthScale of the pipeline's ScaleInUse."""
-    return DepthScale(header=header, a=scale.a, b=scale.b, age=scale.age, inlier_ratio=scale.inlier_ratio,
-                      num_points=scale.num_points, residual=scale.residual, source=scale.source,
-                      status=scale.status, message=scale.message)
-
-
 def depth_message(name: str, depth, header):
     """The message of output ``name`` (one of DEPTH_OUTPUTS); FrameError when it cannot be made."""
     if name == 'relative':
@@ -57,5 +49,5 @@ def depth_message(name: str, depth, header):
     if name == 'colorized':
         return bgr_to_image_msg(depth.colorized, header)
     if name == 'scale':
-        return scale_message(header, depth.scale)
+        return depth_scale_message(header, depth.scale)
     raise ValueError(f'unknown depth output {name!r}')

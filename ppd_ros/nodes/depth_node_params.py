@@ -6,7 +6,7 @@ defaults ppd-bag and ppd-depth use.
 """
 from __future__ import annotations
 
-from ppd_ros.model.runtime import BACKENDS
+from ppd_ros.model.runtime import BACKENDS, model_options_problem
 from ppd_ros.model.preprocess import DEFAULT_MAX_PIXELS
 from ppd_ros.pipeline.settings import (COLORIZE_MODES, DEFAULTS, INTRINSICS_SOURCES, METRIC_SOURCES,
                                        RECTIFY_MODES, RESOLUTIONS, TEMPORAL_MODES, UPSAMPLE_METHODS,
@@ -163,11 +163,5 @@ def check_parameters(values) -> str | None:
     """Relations between parameters that no single spec can check (before the model is known)."""
     if not values['output.near'] < values['output.far']:
         return f"output.near ({values['output.near']}) must be smaller than output.far ({values['output.far']})"
-    if (values['model.backend'] == 'torch') == bool(values['model.onnx_path']):
-        return ('model.onnx_path is needed by model.backend onnxruntime/tensorrt and only by them '
-                f"(backend {values['model.backend']}, onnx_path '{values['model.onnx_path']}')")
-    if values['model.compile'] == 'on' and values['model.backend'] != 'torch':
-        return 'model.compile on is for model.backend torch (an ONNX backend compiles itself)'
-    if bool(values['model.dit_path']) != bool(values['model.encoder_path']):
-        return 'model.dit_path and model.encoder_path must be given together (or both empty for the demo model)'
-    return None
+    return model_options_problem(values['model.dit_path'], values['model.encoder_path'], values['model.backend'],
+                                 values['model.onnx_path'], values['model.compile'], names='node')

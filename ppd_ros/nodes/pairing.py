@@ -28,8 +28,11 @@ from collections import deque
 from typing import Callable
 
 
-def stamp_ns(msg) -> int:
-    stamp = msg.header.stamp
+def stamp_ns(stamped) -> int:
+    """Integer nanoseconds of a stamp, the one conversion every node and tool uses: `stamped` is a
+    message with a header, a std_msgs/Header or a builtin_interfaces/Time."""
+    stamp = getattr(stamped, 'header', stamped)
+    stamp = getattr(stamp, 'stamp', stamp)
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 

@@ -14,11 +14,36 @@ A message more than ``window`` older than the newest one means time went back (a
 a clock reset): the buffer starts again from it.
 
 Counters say what was dropped and why, for diagnostics.
+
+``closest`` is the one rule for "the message closest in stamp, within a tolerance" (the fusion
+node's source and model scale, ppd-bag's CameraInfo): on a tie the later stamp wins. Stamps are
+seconds (float) in StampedBuffer, as the fusion node's fit tracker counts them; the plain function
+takes any unit, as long as stamp, entries and tolerance share it (ppd-bag: integer nanoseconds).
 """
 from __future__ import annotations
 
+import bisect
+import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+
+def closest(entries: Sequence[tuple], stamp, tolerance=math.inf) -> tuple | None:
+    """The (stamp, item) of `entries` (sorted by stamp, ascending) whose stamp is closest to
+    `stamp`, if at most `tolerance` away; on a tie the later one (of equal stamps, the last).
+    None when `entries` is empty or nothing is within `tolerance`."""
+    if not entries:
+        return None
+
+    def key(entry):
+        return entry[0]
+    before = bisect.bisect_right(entries, stamp, key=key) - 1   # the last at or before stamp
+    candidates = [entries[before]] if before >= 0 else []
+    if before + 1 < len(entries):  # the last of the equal stamps just after
+        candidates.append(entries[bisect.bisect_right(entries, key(entries[before + 1]), key=key) - 1])
+    best = min(reversed(candidates), key=lambda entry: abs(entry[0] - stamp))  # reversed: ties → later
+    return best if abs(best[0] - stamp) <= tolerance else None
 
 
 @dataclass
@@ -56,6 +81,11 @@ class StampedBuffer:
     def __iter__(self):
         """(stamp, item) pairs, oldest first."""
         return ((stamp, item) for stamp, item, _ in self._items)
+
+    def closest(self, stamp: float, tolerance: float = math.inf) -> tuple | None:
+        """The kept (stamp, item) closest to `stamp` (seconds) within `tolerance` (seconds), or None
+        (module function `closest`: on a tie the later one)."""
+        return closest([(s, item) for s, item, _ in self._items], stamp, tolerance)
 
     def add(self, stamp: float, item, nbytes: int) -> str | None:
         """Keep item; returns why it was not kept, or None."""
@@ -106,4 +136,4 @@ class StampedBuffer:
             self.counts.budget += 1
 
 
-__all__ = ['BufferCounts', 'StampedBuffer']
+__all__ = ['BufferCounts', 'StampedBuffer', 'closest']

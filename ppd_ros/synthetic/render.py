@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry.camera import Intrinsics
+from .pose import OPTICAL_IN_WORLD, camera_pose
 from .scene import Scene, shade, trace_grid, trace_rays
 from .shading import to_srgb8
 
-# Optical axes expressed in the world frame when yaw = pitch = roll = 0 (looking along world +x).
-OPTICAL_IN_WORLD = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 SUPERSAMPLE_OFFSETS = ((-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25))
 
 
@@ -44,24 +43,6 @@ class Frame:
 def default_intrinsics(width: int = 640, height: int = 480) -> Intrinsics:
     """fx = fy = 525 at 640 px wide (Kinect-like, ~63° horizontal FOV), principal point centred."""
     return Intrinsics.from_focal(525.0 * width / 640.0, width, height)
-
-
-def camera_pose(position, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
-    """T_world_cam for a camera at `position` (world, m); angles in radians.
-
-    yaw turns left about world z, pitch > 0 looks up, roll turns about the optical axis.
-    With all angles 0 the camera looks along world +x with image x = world −y, image y = world −z.
-    """
-    cy, sy = np.cos(yaw), np.sin(yaw)
-    cp, sp = np.cos(pitch), np.sin(pitch)
-    cr, sr = np.cos(roll), np.sin(roll)
-    Rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
-    Ry = np.array([[cp, 0.0, -sp], [0.0, 1.0, 0.0], [sp, 0.0, cp]])  # pitch up about world y (left)
-    Rx = np.array([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])  # roll about world x (forward)
-    T = np.eye(4)
-    T[:3, :3] = Rz @ Ry @ Rx @ OPTICAL_IN_WORLD
-    T[:3, 3] = np.asarray(position, dtype=np.float64)
-    return T
 
 
 def _check_pose(T):

@@ -22,7 +22,7 @@ import colorsys
 import numpy as np
 
 from .primitives import Box, Cylinder, Plane, Sphere, rotation_z
-from .render import camera_pose
+from .pose import camera_pose
 from .scene import Scene
 from .shading import Material
 
