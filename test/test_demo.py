@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ppd_ros.nodes.demo import (EXIT_OK, EXIT_USAGE, RANDOM_TINY_LABEL, look_at, main,
-                                render_point_cloud, side_view_pose)
+from ppd_ros.nodes.demo import EXIT_OK, EXIT_USAGE, RANDOM_TINY_LABEL, main
+from ppd_ros.nodes.snapshot import look_at, render_point_cloud, side_view_pose
 
 
 def test_z_buffer_keeps_the_nearest_point_per_pixel():

@@ -25,23 +25,9 @@ from ppd_ros import synthetic
 from .cloud import points_to_cloud_msg
 from .runner import run_node
 from .image_codec import depth_to_image_msg, rgb_to_image_msg
-from .params import NodeParameters, ParamSpec, qos_specs
+from .params import NodeParameters
 from .qos import configured_qos
-
-SYNTHETIC_CAMERA_PARAMETERS = (
-    ParamSpec('rate', 10.0, 'Frames per second', low=0.1, high=1000.0),
-    ParamSpec('width', 640, 'Image width in pixels', low=16, high=8192),
-    ParamSpec('height', 480, 'Image height in pixels', low=16, high=8192),
-    ParamSpec('kind', 'indoor', 'Synthetic world', choices=('indoor', 'outdoor')),
-    ParamSpec('motion', 'smooth', 'Camera motion', choices=('smooth', 'static')),
-    ParamSpec('seed', 0, 'Seed of the world and the trajectory', low=0),
-    ParamSpec('num_frames', 30, 'Distinct frames rendered at start (played forwards and backwards)',
-              low=1, high=10000),
-    ParamSpec('lidar_lines', 16, 'LiDAR scan lines; 0 disables lidar/points', low=0, high=256),
-    ParamSpec('frame_id', 'camera_optical_frame', 'frame_id of the camera topics'),
-    ParamSpec('lidar_frame_id', 'lidar_link', 'frame_id of lidar/points'),
-    *qos_specs(subscriptions=False),
-)
+from .synthetic_camera_params import PARAMETERS
 
 
 def camera_info_msg(intrinsics, header) -> CameraInfo:
@@ -58,7 +44,7 @@ class SyntheticCameraNode(Node):
 
     def __init__(self, frames=None, node_name: str = 'synthetic_camera', **node_kwargs):
         super().__init__(node_name, **node_kwargs)
-        self.params = p = NodeParameters(self, SYNTHETIC_CAMERA_PARAMETERS)
+        self.params = p = NodeParameters(self, PARAMETERS)
         started = time.monotonic()
         if frames is None:
             frames = synthetic.camera_sequence(p['seed'], p['num_frames'], p['width'], p['height'],
@@ -113,7 +99,7 @@ class SyntheticCameraNode(Node):
 
 def main(args=None) -> int:
     return run_node(SyntheticCameraNode, 'synthetic_camera_node', args,
-                    help=(__doc__, SYNTHETIC_CAMERA_PARAMETERS))
+                    help=(__doc__, PARAMETERS))
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@ frame gives the same depth from each of them unless a user changes a setting.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 
 TEMPORAL_MODES = ('off', 'align', 'warm_start', 'video')
 RECTIFY_MODES = ('auto', 'on', 'off')
