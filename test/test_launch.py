@@ -245,3 +245,13 @@ def test_rviz_config_shows_input_depth_and_cloud():
     assert ('rviz_default_plugins/Image', 'depth/colorized') in displays
     cloud = displays[('rviz_default_plugins/PointCloud2', 'depth/points')]
     assert cloud['Color Transformer'] == 'RGB8'
+
+
+def test_the_parameter_page_shows_every_node_table():
+    from ppd_ros.nodes.depth_node_params import PARAMETERS as depth
+    from ppd_ros.nodes.params import parameter_table_markdown
+    from ppd_ros.nodes.scale_fusion_params import PARAMETERS as fusion
+    from ppd_ros.nodes.synthetic_camera_params import PARAMETERS as camera
+    page = (REPO / 'docs' / 'parameters.md').read_text()
+    for specs in (depth, fusion, camera):
+        assert parameter_table_markdown(specs) in page, 'docs/parameters.md: paste params.parameter_table_markdown'

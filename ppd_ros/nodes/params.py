@@ -206,3 +206,16 @@ def qos_specs(subscriptions: bool = True, auto_subscription: bool = False) -> tu
 DIAGNOSTICS_SPECS = (
     ParamSpec('diagnostics.period', 1.0, 'Seconds between /diagnostics messages', low=0.05, high=60.0),
 )
+
+
+def parameter_table_markdown(specs: Iterable[ParamSpec]) -> str:
+    """The Markdown table of a parameter table (docs/parameters.md shows each node's; a test keeps
+    the page equal to the specs)."""
+    def default(value) -> str:
+        if isinstance(value, bool):
+            return 'true' if value else 'false'
+        return "''" if value == '' else str(list(value) if isinstance(value, (list, tuple)) else value)
+    rows = ['| parameter | default | meaning | allowed |', '| --- | --- | --- | --- |']
+    rows += [f"| `{s.name}` | `{default(s.default)}` | {s.description.replace('|', chr(92) + '|')} | "
+             f'{s.constraints()} |' for s in specs]
+    return '\n'.join(rows)
