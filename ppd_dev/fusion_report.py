@@ -1,10 +1,11 @@
 """Metric accuracy of scale fusion per metric source, on seeded synthetic scenes.
 
-For each scene: a relative depth (model-like, made from the ground truth — or a real estimator's
-with --model), the simulated sensors (64- and 16-line LiDAR, RGB-D with 50 % holes and noise, one
-range finder), the same sample extraction and fits the fusion node runs, and the metric AbsRel and
-δ1 against the ground truth. The oracle is the least-squares fit of log(d + 1) = a·r + b against
-the full ground truth: the best any (a, b) can do with that relative depth.
+For each scene: a relative depth (model-like, made from the ground truth — or, with --model, a real
+estimator's as depth_node publishes it: its frame pipeline with default settings and
+output.resolution camera), the simulated sensors (64- and 16-line LiDAR, RGB-D with 50 % holes and
+noise, one range finder), the same sample extraction and fits the fusion node runs, and the metric
+AbsRel and δ1 against the ground truth. The oracle is the least-squares fit of log(d + 1) = a·r + b
+against the full ground truth: the best any (a, b) can do with that relative depth.
 
 Model-like relative depth (what PPD outputs, without needing a model): PPD's normalisation
 r = (log(gt + 1) − q2) / (q98 − q2) (2 %/98 % quantiles of the frame's log depth, as in training),
@@ -16,10 +17,10 @@ units: the model's slowly varying scale errors over the image) and per-pixel Gau
 
 Sequence evaluation (--sequence): a single range finder on a moving camera. Per sequence: frames of
 `camera_sequence(motion='smooth')` → model-like relative per frame (per-frame normalisation, own
-error field) → TemporalAligner (the depth node's temporal.mode: align) → one range reading per
-frame at the principal point → the per-frame prior fit and the windowed fit (range_window) →
-metric AbsRel per frame. The oracle is the per-frame least squares of the same aligned relative
-depth against the full ground truth.
+error field) → the depth node's frame pipeline with temporal.mode align (its TemporalAligner) → one
+range reading per frame at the principal point → the per-frame prior fit and the windowed fit
+(range_window) → metric AbsRel per frame. The oracle is the per-frame least squares of the same
+aligned relative depth against the full ground truth.
 
     python -m ppd_dev.fusion_report --sequence --scenes 8 --frames 30 [--window 30]
 """
@@ -38,8 +39,9 @@ from ppd_ros.geometry.scale.depth_scale import metric_to_relative, near_far_scal
 from ppd_ros.geometry.scale.range_window import RangePrior, RangeWindow, RangeWindowConfig
 from ppd_ros.geometry.scale.fit import (RANGE_MODES, FitConfig, fit_scale, fit_single_range, fit_with_prior,
                                         least_squares)
-from ppd_ros.geometry.scale.source_samples import (SampleError, resample_nearest, samples_from_depth_image,
-                                             samples_from_points, samples_from_range)
+from ppd_ros.geometry.scale.source_samples import (SampleError, samples_from_depth_image, samples_from_points,
+                                                   samples_from_range)
+from ppd_ros.pipeline import DEFAULTS, FrameInput, FramePipeline, PipelineSettings, settings_for
 
 SOURCES = ('lidar64', 'lidar16', 'rgbd50', 'range')
 #: Range-finder prior per scene kind: metres at relative 0 and 1 (the 2 % / 98 % depths), the medians
@@ -49,6 +51,7 @@ RANGE_SIGMAS = (0.2, 0.5)
 RANGE_WINDOW = 0  # the ray's own pixel: choosing an edge side by the prior helped indoors, hurt outdoors
 SEQUENCE_SIZE = (160, 120)  # --sequence renders every frame: smaller than the per-scene default
 MAX_DEPTH = 80.0  # PPD's training clips at 80 m; farther ground truth is not scored
+FRAME_PERIOD_NS = 1_000_000_000 // 30  # stamps of the --sequence frames: a 30 Hz camera
 
 
 def model_like_relative(gt: np.ndarray, valid: np.ndarray, seed: int, lowfreq: float = 0.03,
@@ -66,6 +69,38 @@ def model_like_relative(gt: np.ndarray, valid: np.ndarray, seed: int, lowfreq: f
     r = r + lowfreq * field / max(float(field.std()), 1e-6) + rng.normal(0.0, noise, (h, w))
     r[~mask] = 1.2
     return r.astype(np.float32), a0, b0
+
+
+class PreparedRelative:
+    """An estimator for the frame pipeline that returns the relative depth prepared for the frame
+    about to be processed (``relative``): model-like depth made from the ground truth, not the RGB."""
+
+    def __init__(self):
+        self.relative: np.ndarray | None = None
+
+    def predict(self, rgb):
+        if self.relative is None:
+            raise RuntimeError('no relative depth prepared for this frame')
+        relative, self.relative = self.relative, None
+        return relative
+
+
+def published_relative(pipeline: FramePipeline, rgb: np.ndarray, stamp_ns: int = 0) -> np.ndarray:
+    """depth/relative as depth_node publishes it for this frame (``pipeline`` holds its settings and
+    temporal state); the video model's frame once its window has run (flushed here)."""
+    done = pipeline.process(FrameInput(rgb, stamp_ns), want_metric=False)
+    if not done:
+        done = pipeline.flush(want_metric=False)
+    if len(done) != 1:
+        raise RuntimeError(f'the frame pipeline returned {len(done)} frames for one')
+    return done[0].relative
+
+
+def node_relative(estimator, rgb: np.ndarray, settings: PipelineSettings = DEFAULTS) -> np.ndarray:
+    """One frame's depth/relative from ``estimator`` as depth_node publishes it with ``settings``
+    and output.resolution camera (the camera's pixels, as the ground truth and the sensors)."""
+    pipeline = FramePipeline(estimator, settings_for(estimator, settings, resolution='camera'))
+    return published_relative(pipeline, rgb)
 
 
 # A failed fit (NaN prediction) is scored as entirely wrong instead of raising.
@@ -118,7 +153,7 @@ def evaluate_scene(seed: int, kind: str = 'indoor', width: int = 320, height: in
     if estimator is None:
         relative, _, _ = model_like_relative(gt, frame.valid, seed + 10_000, lowfreq, noise)
     else:
-        relative = resample_nearest(np.asarray(estimator.predict(frame.rgb), np.float32), width, height)
+        relative = node_relative(estimator, frame.rgb)
     ok_r = mask & np.isfinite(relative)
     a_o, b_o = least_squares(relative[ok_r], np.log1p(gt[ok_r]))
     oracle = abs_rel(relative_to_metric(relative, a_o, b_o), gt, mask)
@@ -163,21 +198,23 @@ def format_table(rows: list[dict], title: str = '') -> str:
 
 def evaluate_sequence(seed: int, kind: str = 'indoor', frames: int = 30, width: int = 160, height: int = 120,
                       window: RangeWindowConfig = RangeWindowConfig(), lowfreq: float = 0.03, noise: float = 0.01,
-                      config: FitConfig = FitConfig(), aligner_kwargs: dict | None = None) -> dict:
+                      config: FitConfig = FitConfig(), settings: PipelineSettings = DEFAULTS) -> dict:
     """Per-frame metric AbsRel of a single range finder on one moving-camera sequence (see --sequence):
-    {'prior': [...], 'window': [...], 'oracle': [...], 'kinds': [fit kind of the windowed fit per frame]}."""
-    from ppd_ros.geometry.temporal import TemporalAligner
+    {'prior': [...], 'window': [...], 'oracle': [...], 'kinds': [fit kind of the windowed fit per frame]}.
+    The relative depth goes through depth_node's frame pipeline with ``settings`` and temporal.mode
+    align."""
     from ppd_ros.synthetic import camera_sequence, simulate_range
     near, far = RANGE_PRIORS.get(kind, RANGE_PRIORS['indoor'])
     prior = RangePrior(near, far, *RANGE_SIGMAS)
-    aligner = TemporalAligner(**(aligner_kwargs or {}))
+    model = PreparedRelative()
+    pipeline = FramePipeline(model, settings.replace(temporal_mode='align'))
     accumulator = RangeWindow(window)
     out = {'prior': [], 'window': [], 'oracle': [], 'kinds': []}
     for k, frame in enumerate(camera_sequence(seed, frames, width, height, kind, motion='smooth')):
         gt = frame.depth
         mask = frame.valid & np.isfinite(gt) & (gt <= MAX_DEPTH) & (gt >= config.min_depth)
-        relative, _, _ = model_like_relative(gt, frame.valid, seed * 1000 + k + 10_000, lowfreq, noise)
-        relative = aligner.update(relative)
+        model.relative, _, _ = model_like_relative(gt, frame.valid, seed * 1000 + k + 10_000, lowfreq, noise)
+        relative = published_relative(pipeline, frame.rgb, k * FRAME_PERIOD_NS)
         ok_r = mask & np.isfinite(relative)
         a_o, b_o = least_squares(relative[ok_r], np.log1p(gt[ok_r]))
         out['oracle'].append(abs_rel(relative_to_metric(relative, a_o, b_o), gt, mask))

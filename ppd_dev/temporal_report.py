@@ -1,18 +1,20 @@
 """Temporal smoothing report: flicker, accuracy cost and speed of depth_node's temporal.mode.
 
-Runs a synthetic smooth camera sequence (ground truth known) through an estimator three ways, as
-depth_node does for `temporal.mode`:
+Runs a synthetic smooth camera sequence (ground truth known) through the frame pipeline that
+depth_node runs (ppd_ros.pipeline.FramePipeline, default settings but for `temporal_mode`), so the
+relative depth measured is the relative depth the node publishes:
   off         every frame predicted on its own
   align       each prediction mapped onto a running reference (geometry.temporal.TemporalAligner)
   warm_start  sampling starts from the previous prediction, re-running a fraction `strength`
-              of the steps (predict(rgb, init_depth=prev, init_strength=strength))
+              of the steps (predict(rgb, init_depth=prev, init_strength=strength)); a non-finite
+              prediction is not used as a start (the next frame starts cold)
 and prints, per mode:
   flicker (seq)    temporal_flicker after ONE (a, b) for the whole sequence (align_sequence):
                    frame-to-frame scale jitter counts, as a robot sees it
   flicker (frame)  the same after per-frame alignment (align_to_gt): only structural flicker
   AbsRel           per-frame aligned (standard) and sequence aligned — the accuracy cost
-  ms/frame         inference time (warm_start runs fewer sampling steps; the semantic
-                   encoder still runs every frame)
+  ms/frame         inference time: the estimator's predict calls the pipeline makes (warm_start
+                   runs fewer sampling steps; the semantic encoder still runs every frame)
 
 Estimators: `demo` (bundled demo weights), `random-tiny` (untrained: timings are real, accuracy
 numbers are meaningless), `stand-in` (NOT the model: ground-truth log-depth normalised per frame
@@ -27,6 +29,7 @@ random weights. Every table says which estimator produced it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -37,10 +40,12 @@ import numpy as np
 
 from ppd_ros.eval.metrics import abs_rel, align_sequence, align_to_gt, temporal_flicker
 from ppd_ros.eval.protocol import ground_truth_at
-from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.model.factory import EstimatorBuildError, build_estimator
+from ppd_ros.pipeline import DEFAULTS, FrameInput, FramePipeline
 from ppd_ros.synthetic import camera_sequence
 
+#: stamps of the synthetic sequence: a 30 Hz camera (the pipeline restarts its state when time goes back)
+FRAME_PERIOD_NS = 1_000_000_000 // 30
 STAND_IN_LABEL = 'STAND-IN (noisy ground truth, NOT the PPD model; warm start emulated)'
 RANDOM_TINY_LABEL = 'random-tiny (untrained tiny PPD: accuracy meaningless, timing real)'
 RANDOM_RELEASED_LABEL = 'random-released (released ViT-L + DiT-L sizes, random weights: timing only)'
@@ -88,22 +93,40 @@ class ModeResult:
     ms_per_frame: float
 
 
+class _TimedEstimator:
+    """``estimator`` with the duration of every predict call recorded in ``seconds``; predict keeps
+    its signature (the pipeline reads it to know whether warm starts are supported)."""
+
+    def __init__(self, estimator):
+        self._estimator = estimator
+        self.seconds: list[float] = []
+
+        @functools.wraps(estimator.predict)
+        def predict(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return estimator.predict(*args, **kwargs)
+            finally:
+                self.seconds.append(time.perf_counter() - started)
+        self.predict = predict
+
+    def __getattr__(self, name):
+        return getattr(self._estimator, name)
+
+
 def run_mode(estimator, frames, mode: str, strength: float = 0.5):
-    """Predictions for the sequence under one temporal mode (as depth_node does) and ms/frame."""
-    aligner = TemporalAligner()
-    previous, predictions, times = None, [], []
-    for frame in frames:
-        started = time.perf_counter()
-        if mode == 'warm_start' and previous is not None:
-            relative = estimator.predict(frame.rgb, init_depth=previous, init_strength=strength)
-        else:
-            relative = estimator.predict(frame.rgb)
-        times.append(time.perf_counter() - started)
-        relative = np.asarray(relative, dtype=np.float32)
-        if mode == 'align':
-            relative = aligner.update(relative)
-        previous = relative
-        predictions.append(relative)
+    """Relative depth of the sequence as depth_node publishes it under one temporal mode (its frame
+    pipeline, default settings otherwise), and the model's ms/frame."""
+    timed = _TimedEstimator(estimator)
+    settings = DEFAULTS.replace(temporal_mode=mode, warm_start_strength=strength)
+    pipeline = FramePipeline(timed, settings)
+    predictions = []
+    for k, frame in enumerate(frames):
+        done = pipeline.process(FrameInput(frame.rgb, k * FRAME_PERIOD_NS, context=k), want_metric=False)
+        if [depth.context for depth in done] != [k]:
+            raise RuntimeError(f'the pipeline returned frames {[d.context for d in done]} for frame {k}')
+        predictions.append(done[0].relative)
+    times = timed.seconds
     steady = times[1:] if len(times) > 1 else times  # the first frame warms caches up
     return predictions, 1e3 * float(np.mean(steady))
 

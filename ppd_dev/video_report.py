@@ -11,10 +11,11 @@ compute keeps up with the camera, column 'keeps up').
 
 Quality: a STAND-IN video model (not PPVD): per window, ground-truth log-depth normalised once for
 the whole window, with ONE random scale/shift per window (σ as the per-frame stand-in of
-temporal_report) plus per-frame smooth and pixel noise. It runs through the real stream code
-(window schedule, shared keyframes, least-squares alignment); the per-frame modes (off, align,
-warm_start) use temporal_report's per-frame stand-in with the same noise levels. So the table
-measures the alignment machinery under an assumed error model, not PPVD's accuracy.
+temporal_report) plus per-frame smooth and pixel noise. It runs through depth_node's frame pipeline
+(temporal.mode video) and so the real stream code (window schedule, shared keyframes, least-squares
+alignment); the per-frame modes (off, align, warm_start) use temporal_report's per-frame stand-in,
+through the same pipeline, with the same noise levels. So the table measures the alignment
+machinery under an assumed error model, not PPVD's accuracy.
 
   python -m ppd_dev.video_report [--frames 48] [--new-frames 1 3 5 8 13] [--json out.json]
 """
@@ -33,9 +34,11 @@ from ppd_dev.temporal_report import StandInEstimator, evaluate, report
 from ppd_ros.model.dit_video import VideoDiTConfig
 from ppd_ros.model.pi3 import Pi3Config, pi3_encoder_config
 from ppd_ros.model.video import VideoDepthEstimator, VideoDepthStream
+from ppd_ros.pipeline import DEFAULTS, FrameInput, FramePipeline
 from ppd_ros.synthetic import camera_sequence
 
 CAMERA_HZ = 30.0
+FRAME_PERIOD_NS = int(1e9 / CAMERA_HZ)
 
 
 def small_random_estimator(size: int = 128, width: int = 64, steps: int = 4) -> VideoDepthEstimator:
@@ -105,13 +108,30 @@ class StandInVideoModel:
         return torch.from_numpy(np.stack(out))[:, None]
 
 
+class StandInVideoEstimator:
+    """The stand-in model as a video estimator (what the frame pipeline runs for temporal.mode
+    video): its streams are the real VideoDepthStream around StandInVideoModel."""
+    is_video = True
+
+    def __init__(self, model: StandInVideoModel):
+        self.model = model
+
+    def stream(self, new_frames: int) -> VideoDepthStream:
+        size = self.model.size
+        return VideoDepthStream(self.model, torch.zeros(16, 1, size, size), steps=1, new_frames=new_frames)
+
+
 def video_predictions(frames, new_frames: int, size: int, seed: int) -> list[np.ndarray]:
-    model = StandInVideoModel(frames, size, seed)
-    stream = VideoDepthStream(model, torch.zeros(16, 1, size, size), steps=1, new_frames=new_frames)
+    """Relative depth per frame as depth_node publishes it with temporal.mode video (its frame
+    pipeline; the frames still waiting at the end are flushed, as ppd-bag does at the end of a bag)."""
+    estimator = StandInVideoEstimator(StandInVideoModel(frames, size, seed))
+    pipeline = FramePipeline(estimator, DEFAULTS.replace(temporal_mode='video', video_new_frames=new_frames))
     depths = {}
     for i, frame in enumerate(frames):
-        depths.update(stream.push_rgb(frame.rgb, i))
-    depths.update((k, d.numpy()) for k, d in stream.flush())
+        for depth in pipeline.process(FrameInput(frame.rgb, i * FRAME_PERIOD_NS, context=i), want_metric=False):
+            depths[depth.context] = depth.relative
+    for depth in pipeline.flush(want_metric=False):
+        depths[depth.context] = depth.relative
     return [depths[i] for i in range(len(frames))]
 
 

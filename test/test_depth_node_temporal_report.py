@@ -49,3 +49,23 @@ def test_command_line_labels_the_stand_in(tmp_path, capsys):
     assert numbers['accuracy_estimator'] == STAND_IN_LABEL
     assert {r['mode'] for r in numbers['results']} == {'off', 'align', 'warm_start 0.5'}
     assert set(numbers['speed_ms']) == {'cold', 'warm_start 0.5'}
+
+
+def test_warm_start_never_starts_from_a_non_finite_frame():
+    """As depth_node (its frame pipeline): a prediction with NaN is not used as the next start."""
+    frames = camera_sequence(1, 4, 48, 32, kind='indoor', motion='smooth')
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def predict(self, rgb, init_depth=None, init_strength=None):
+            self.calls.append((init_depth is not None, init_strength))
+            depth = np.tile(np.linspace(0, 1, 48, dtype=np.float32), (32, 1))
+            if len(self.calls) == 2:
+                depth[0, 0] = np.nan
+            return depth
+
+    recorder = Recorder()
+    run_mode(recorder, frames, 'warm_start', 0.3)
+    assert recorder.calls == [(False, None), (True, 0.3), (False, None), (True, 0.3)]

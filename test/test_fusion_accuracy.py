@@ -51,3 +51,21 @@ def test_prior_mode_beats_offset_and_scale_for_a_single_range(kind):
 
 def test_all_sources_are_reported():
     assert [r.source for r in evaluate_scene(0, 'indoor', 128, 96)] == list(SOURCES)
+
+
+def test_an_estimators_relative_depth_is_depth_nodes_at_the_camera_size():
+    """--model: the relative depth goes through depth_node's frame pipeline (output.resolution
+    camera), so a model running below the camera size is scored at the camera's pixels."""
+    import numpy as np
+    from ppd_dev.fusion_report import node_relative
+
+    class HalfSize:
+        def predict(self, rgb):
+            h, w = rgb.shape[:2]
+            return np.tile(np.linspace(0, 1, w // 2, dtype=np.float32), (h // 2, 1))
+
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    relative = node_relative(HalfSize(), rgb)
+    assert relative.shape == (48, 64) and np.isfinite(relative).all()
+    results = evaluate_scene(0, 'indoor', 64, 48, estimator=HalfSize(), sources=('rgbd50',))
+    assert results[0].num_samples > 0
