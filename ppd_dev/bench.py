@@ -403,7 +403,7 @@ class OfficialRunner:
 
     def _resize(self, frame_bgr: np.ndarray) -> np.ndarray:
         """Their resize_keep_aspect targets 1024×768 pixels; for other areas, our resize_for_model,
-        which is the same rule (the parity README's preprocessing facts) at any area."""
+        which is the same rule (the authors' preprocessing, docs/development.md) at any area."""
         if tuple(self.target_area) == DEFAULT_AREA:
             return self.transform.resize_keep_aspect(frame_bgr)
         return resize_for_model(frame_bgr, self.target_area).image

@@ -33,12 +33,13 @@ from ppd_ros.geometry.temporal import TemporalAligner
 from ppd_ros.geometry.upsample import upsample_depth
 from ppd_ros.model.preprocess import model_size, resize_for_model
 from ppd_ros.nodes.cloud import PointCloud2, PointField, points_to_cloud_msg
+from ppd_ros.pipeline import DEFAULTS
 from ppd_ros.nodes.image_codec import (
     bgr_to_image_msg, compressed_to_rgb, depth_to_image_msg, image_to_rgb, retain_freed_memory,
     rgb_to_compressed_msg, rgb_to_image_msg)
 from ppd_ros.synthetic import render_frame
 
-EDGE_THRESHOLD = 0.02  # the depth node's output.upsample_edge_threshold default (relative units)
+EDGE_THRESHOLD = DEFAULTS.upsample_edge_threshold  # depth_node's default (relative units)
 
 
 def synthetic_input(width: int, height: int, seed: int):
@@ -122,7 +123,7 @@ EXTRA_STAGES = [
 ]
 
 
-def bench_config(rgb, depth, intr, target_area, mode: str, repeats: int, near=0.5, far=10.0) -> Timer:
+def bench_config(rgb, depth, intr, target_area, mode: str, repeats: int, near=DEFAULTS.near, far=DEFAULTS.far) -> Timer:
     """Run the node's per-frame data path `repeats` times; mode 'camera' or 'inference'."""
     height, width = rgb.shape[:2]
     header = None
@@ -214,7 +215,7 @@ QUALITY_METHODS = [  # (label, method, keyword arguments); relative = the depth 
 ]
 
 
-def resample_quality(num_frames: int, width: int, height: int, near=0.5, far=10.0) -> None:
+def resample_quality(num_frames: int, width: int, height: int, near=DEFAULTS.near, far=DEFAULTS.far) -> None:
     """Flying-pixel rate and AbsRel of each method on synthetic frames (half indoor, half outdoor).
 
     'up': the true depth shrunk to the 512×384-area model size (nearest: a perfectly sharp model

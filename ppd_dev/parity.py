@@ -1,9 +1,12 @@
 """Check this implementation against vectors recorded from the official Pixel-Perfect Depth code.
 
-    python -m ppd_dev.parity /work/shared/parity/ppd_official_tiny.pt
-    python -m ppd_dev.parity /work/shared/parity/ppd_official_moge_tiny.pt   (PPD with MoGe-2 semantics)
-    python -m ppd_dev.parity /work/shared/parity/ppvd_official_tiny.pt   (video model: parity_video)
+    python -m ppd_dev.parity PARITY_DIR/ppd_official_tiny.pt
+    python -m ppd_dev.parity PARITY_DIR/ppd_official_moge_tiny.pt   (PPD with MoGe-2 semantics)
+    python -m ppd_dev.parity PARITY_DIR/ppvd_official_tiny.pt   (video model: parity_video)
     python -m ppd_dev.parity FILE --bench [--official /path/to/official/checkout] [--size 256x384]
+
+PARITY_DIR: the folder of the outputs recorded from the authors' code (docs/development.md, "Parity
+with the authors' code").
 
 Prints the max abs error of each part (dit_forward, sampling, encoder_forward) on its own line;
 exit status 1 if any exceeds the tolerance (1e-5), 2 if the file is missing or invalid. A MoGe

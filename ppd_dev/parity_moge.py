@@ -1,5 +1,5 @@
 """Parity checks for PPD with MoGe-2 semantics (``ppd_official_moge_tiny.pt``; see the shared
-parity README). Used by ``ppd_dev.parity``, which recognises the file by its ``moge_config``.
+docs/development.md). Used by ``ppd_dev.parity``, which recognises the file by its ``moge_config``.
 
 Every check is a ``Check``: the error, the tolerance it must meet and how it was measured.
 Tolerances: 1e-5 max abs error, except

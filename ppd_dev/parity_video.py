@@ -1,4 +1,4 @@
-"""Parity of the video model (PPVD) against ``ppvd_official_tiny.pt`` (see the parity README).
+"""Parity of the video model (PPVD) against ``ppvd_official_tiny.pt`` (see docs/development.md, "Parity with the authors' code").
 
 Parts, each a max abs error: ``pi3_forward_semantics`` (Pi3 on one clip), ``dit_video_forward``
 (one video-DiT call), ``window_semantics``/``window_preds``/``window_preds_resized`` (every window
