@@ -8,7 +8,7 @@ travels through as an opaque ``context``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Hashable
+from typing import Callable
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class FrameInput:
     rgb: np.ndarray                        # H×W×3 uint8
     stamp_ns: int
     calibration: Calibration | None = None
-    context: Hashable | object = None
+    context: object = None                 # what the caller wants back with the depth
     input_rectified: bool = False          # the source names its images rectified (image_rect...)
 
 
