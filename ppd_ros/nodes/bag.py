@@ -177,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-points', action='store_true', help='do not write /depth/points')
     p.add_argument('--no-points-rgb', dest='points_rgb', action='store_false',
                    help='do not colour the points with the image (as depth_node\'s output.points_rgb false)')
+    p.add_argument('--points-rgb', dest='points_rgb', action=flags.Deprecated, const=True, new='the default',
+                   note='--points-rgb is the default now (as depth_node); --no-points-rgb turns it off')
     flags.add_near_far_flags(p)
     flags.add_resolution_flag(p)
     p.add_argument('--video-new-frames', type=int, default=DEFAULTS.video_new_frames, metavar='N',
