@@ -144,8 +144,9 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
             parser.error(f'--hfov must be in (0, 180) degrees, got {args.hfov}')
         if args.fx is not None and (args.fx <= 0 or (args.fy is not None and args.fy <= 0)):
             parser.error('--fx/--fy must be positive')
-        if not 0 < args.near < args.far:
-            parser.error(f'--near/--far: needs 0 < near < far, got {args.near} and {args.far}')
+        problem = flags.near_far_flags_problem(args)
+        if problem:
+            parser.error(problem)
         camera = CameraOptions(args.fx, args.fy, args.cx, args.cy, args.hfov)
     elif any(v is not None for v in (args.fx, args.fy, args.cx, args.cy, args.hfov)):
         parser.error('--fx/--fy/--cx/--cy/--hfov only make sense with --ply')
@@ -225,7 +226,8 @@ def process_rgb(pipeline: FramePipeline, rgb: np.ndarray, stem: str, opts: Outpu
                 stamp_ns: int = 0) -> list[Path]:
     """Depth of one image / frame through the pipeline, and its files."""
     written = []
-    for depth in pipeline.process(frame_input(rgb, stem, opts, stamp_ns), want_metric=opts.metric or opts.camera is not None):
+    want_metric = opts.metric or opts.camera is not None
+    for depth in pipeline.process(frame_input(rgb, stem, opts, stamp_ns), want_metric):
         written += write_outputs(depth, opts)
     return written
 

@@ -1,8 +1,8 @@
 """ppd-depth with the video model (PPVD): every video, and every folder of frames, is one clip.
 
-Frames go through the frame pipeline (its video step: the causal window stream) one by one, so memory stays at one
-window however long the clip; each frame's outputs are written as soon as its window is done, and
-an mp4 preview (``<clip>_depth.mp4``, colourised depth) is written beside them. The colour range
+Frames go through the frame pipeline (its video step: the causal window stream) one by one, so
+memory stays at one window however long the clip; each frame's outputs are written as soon as its
+window is done, and an mp4 preview (``<clip>_depth.mp4``, colourised depth) is written beside them. The colour range
 is fixed per clip (2nd..98th percentile of the first window, or ``--color-range``) so colours do
 not flicker. Depth comes at the input size: the video model runs at its fixed S×S (512×512) and
 resizes each window back, as the released code does.

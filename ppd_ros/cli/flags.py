@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ppd_ros.pipeline.settings import DEFAULTS, RESOLUTIONS
+from ppd_ros.pipeline.settings import DEFAULTS, RESOLUTIONS, near_far_problem
 
 COMMANDS = ('ppd-demo', 'ppd-depth', 'ppd-bag', 'ppd-eval', 'ppd-export')
 #: Where each command's build_parser() lives (the flag-table test reads them all).
@@ -247,6 +247,11 @@ def add_resolution_flag(group, *, help_tail: str = '', old: str | None = None, o
     if old is not None:
         group.add_argument(old, dest='resolution', choices=tuple(old_choices), action=Deprecated,
                            new='--resolution ' + '|'.join(RESOLUTIONS), convert=old_choices.get)
+
+
+def near_far_flags_problem(args) -> str | None:
+    """The pipeline's near/far rule for a command's --near/--far."""
+    return near_far_problem(args.near, args.far, ('--near', '--far'))
 
 
 def add_near_far_flags(group) -> None:

@@ -7,9 +7,9 @@
 Reads an image topic (sensor_msgs/Image or CompressedImage) and its CameraInfo, runs the model on
 every frame and writes ``/depth/image`` (32FC1 metres: MoGe-2's scale with the PPD-MoGe2 weights,
 else the assumed --near/--far range; NaN invalid), ``/depth/relative`` (32FC1 relative depth),
-``/depth/camera_info`` (describing those images) and ``/depth/points`` (organised PointCloud2) — each with the input image's header (stamp,
-frame_id) and at the image's bag time. The video model (PPVD) processes the whole bag as one clip:
-temporally consistent depth at the camera resolution.
+``/depth/camera_info`` (describing those images) and ``/depth/points`` (organised PointCloud2) —
+each with the input image's header (stamp, frame_id) and at the image's bag time. The video model
+(PPVD) processes the whole bag as one clip: temporally consistent depth at the camera resolution.
 
 Bags are read and written with ``rosbags`` (pip install 'ppd_ros[bag]'), mcap and sqlite3 alike;
 frames become depth in the same frame pipeline as in depth_node (ppd_ros.pipeline, with its
@@ -201,8 +201,9 @@ def _error(message: str) -> int:
 
 def main(argv=None, estimator=None) -> int:
     args = build_parser().parse_args(argv)
-    if not 0 < args.near < args.far:
-        return _error(f'--near/--far: needs 0 < near < far, got {args.near} and {args.far}')
+    problem = flags.near_far_flags_problem(args)
+    if problem:
+        return _error(problem)
     if not 1 <= args.video_new_frames <= 13:
         return _error(f'--video-new-frames must be in 1..13, got {args.video_new_frames}')
     area = args.area

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ppd_ros.cli.flags import (Deprecated, add_near_far_flags, add_quiet_flag, add_resolution_flag,
-                               add_sampling_flags, add_scene_flags, exit_status, format_size, summary_line)
+                               add_sampling_flags, add_scene_flags, exit_status, format_size,
+                               near_far_flags_problem, summary_line)
 from .snapshot import write_snapshot
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
                                      fast_options, model_flags_problem)
@@ -365,8 +366,9 @@ def main(argv=None) -> int:
         parser.error(problem)
     if min(args.camera_size) < 16:
         parser.error(f'--camera-size must be at least 16x16, got {format_size(args.camera_size)}')
-    if not 0 < args.near < args.far:
-        parser.error(f'--near ({args.near:g}) must be positive and smaller than --far ({args.far:g})')
+    problem = near_far_flags_problem(args)
+    if problem:
+        parser.error(problem)
     try:
         return run(args)
     except SystemExit as exc:

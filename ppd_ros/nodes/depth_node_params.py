@@ -10,7 +10,7 @@ from ppd_ros.model.runtime import BACKENDS, model_options_problem
 from ppd_ros.model.preprocess import DEFAULT_MAX_PIXELS
 from ppd_ros.pipeline.settings import (COLORIZE_MODES, DEFAULTS, INTRINSICS_SOURCES, METRIC_SOURCES,
                                        RECTIFY_MODES, RESOLUTIONS, TEMPORAL_MODES, UPSAMPLE_METHODS,
-                                       PipelineSettings)
+                                       PipelineSettings, near_far_problem)
 
 from .image_codec import MONO16_MODES
 from .params import DIAGNOSTICS_SPECS, ParamSpec, pairing_specs, qos_specs
@@ -161,7 +161,6 @@ def model_options(values, log=None) -> dict:
 
 def check_parameters(values) -> str | None:
     """Relations between parameters that no single spec can check (before the model is known)."""
-    if not values['output.near'] < values['output.far']:
-        return f"output.near ({values['output.near']}) must be smaller than output.far ({values['output.far']})"
-    return model_options_problem(values['model.dit_path'], values['model.encoder_path'], values['model.backend'],
-                                 values['model.onnx_path'], values['model.compile'], names='node')
+    return (near_far_problem(values['output.near'], values['output.far'])
+            or model_options_problem(values['model.dit_path'], values['model.encoder_path'], values['model.backend'],
+                                     values['model.onnx_path'], values['model.compile'], names='node'))

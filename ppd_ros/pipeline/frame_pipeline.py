@@ -20,7 +20,7 @@ from ppd_ros.geometry.upsample import upsample_depth
 from .products import FrameDepth, FrameError
 from .rectification import Rectification
 from .scale import ScaleStep, has_metric_model
-from .settings import DEFAULTS, PipelineSettings
+from .settings import DEFAULTS, PipelineSettings, near_far_problem
 from .temporal import TemporalStep, is_video_estimator, supports_warm_start
 
 
@@ -46,8 +46,9 @@ class _Waiting:
 def settings_problem(settings: PipelineSettings, estimator) -> str | None:
     """Why ``settings`` cannot run on ``estimator``, or None."""
     s = settings
-    if not s.near < s.far:
-        return f'output.near ({s.near}) must be smaller than output.far ({s.far})'
+    problem = near_far_problem(s.near, s.far)
+    if problem:
+        return problem
     video_model = is_video_estimator(estimator)
     if s.temporal_mode == 'video' and not video_model:
         return ("temporal.mode 'video' needs the video model: model.dit_path ppvd.pth and "

@@ -5,6 +5,8 @@ frame gives the same depth from each of them unless a user changes a setting.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, replace
 
 TEMPORAL_MODES = ('off', 'align', 'warm_start', 'video')
@@ -53,3 +55,11 @@ class PipelineSettings:
 
 
 DEFAULTS = PipelineSettings()
+
+
+def near_far_problem(near: float, far: float, names=('output.near', 'output.far')) -> str | None:
+    """Why an assumed range cannot be used (geometry.scale.depth_scale's rule), or None; ``names``
+    are the settings' names where the user typed them (parameters or flags)."""
+    if 0.0 < near < far and math.isfinite(far):
+        return None
+    return f'{names[0]} ({near}) must be smaller than {names[1]} ({far}), both positive and finite'
