@@ -37,7 +37,8 @@ def test_streaming_equals_offline_with_the_offline_window(ros_context):
             assert wait_for(lambda: node.pipeline.temporal.last_stamp == sec * 10**9 + nanosec), i
             if i == 14:
                 assert collector.count('depth/relative') == 0  # window not full yet: nothing published
-        assert wait_for(lambda: collector.count('depth/relative') == 29, timeout=60)
+        # depth/image of a frame goes out just after its depth/relative: wait for both
+        assert wait_for(lambda: collector.count('depth/relative') == collector.count('depth/image') == 29, timeout=60)
         status = dict(node._diagnostics_status()[2])
     for i in range(29):
         got = float_image_to_array(collector.by_stamp('depth/relative', i))
