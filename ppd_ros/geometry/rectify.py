@@ -8,7 +8,9 @@ back-projection must use P — never K, which belongs to the raw image.
 The remap tables depend only on the calibration, so Rectifier builds them once per calibration
 (cv2.initUndistortRectifyMap; cv2.fisheye for the equidistant model) and counts how often it did.
 Pixels of the rectified image that see no raw pixel (black borders when P keeps the whole raw
-field of view) are reported by `valid`, so callers can mark their depth invalid.
+field of view) are reported by `valid`, so callers can mark their depth invalid. A calibration
+whose maps leave (nearly) no valid pixel (absurd D such as 1e9) is refused with the reason: it
+would turn every frame into NaN depth.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ RATIONAL_POLYNOMIAL = 'rational_polynomial'  # k1 k2 t1 t2 k3 k4 k5 k6
 EQUIDISTANT = 'equidistant'                  # k1 k2 k3 k4 (OpenCV fisheye)
 DISTORTION_MODELS = (PLUMB_BOB, RATIONAL_POLYNOMIAL, EQUIDISTANT)
 _PINHOLE_LENGTHS = (4, 5, 8, 12, 14)  # what cv2.initUndistortRectifyMap accepts
+MIN_VALID_FRACTION = 0.02  # rectified pixels that must see the raw image, or the calibration is refused
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,12 @@ class Calibration:
         return Calibration(int(width), int(height), str(distortion_model),
                            tuple(float(x) for x in d), tuple(float(x) for x in k),
                            tuple(float(x) for x in r), tuple(float(x) for x in p))
+
+    @property
+    def key(self) -> str:
+        """What identifies this calibration and compares equal to itself even with NaN in it
+        (NaN != NaN, so the dataclass itself never equals a copy of a NaN calibration)."""
+        return repr(self)
 
     @property
     def distorted(self) -> bool:
@@ -87,18 +96,22 @@ class Rectifier:
 
     def __init__(self):
         self.maps_built = 0  # how many times remap tables were computed (tests, diagnostics)
-        self._key: Calibration | None = None
+        self._key: str | None = None     # Calibration.key of the maps (or of the refusal) held
         self._maps = None
+        self._refusal: str | None = None
 
     def maps(self, calibration: Calibration) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(map1, map2, valid) for cv2.remap; valid is (H, W) bool: the rectified pixel sees the raw image."""
-        if calibration != self._key:
-            reason = calibration.problem()
-            if reason:
-                raise ValueError(f'cannot rectify: {reason}')
-            self._maps = _build_maps(calibration)
-            self._key = calibration
-            self.maps_built += 1
+        """(map1, map2, valid) for cv2.remap; valid is (H, W) bool: the rectified pixel sees the raw image.
+        ValueError('cannot rectify: …') for a calibration that cannot be used (kept: not retried per frame)."""
+        if calibration.key != self._key:
+            self._key, self._maps, self._refusal = calibration.key, None, calibration.problem()
+            if self._refusal is None:
+                maps = _build_maps(calibration)
+                self.maps_built += 1
+                self._refusal = _mostly_invalid(calibration, maps[2])
+                self._maps = None if self._refusal else maps
+        if self._refusal:
+            raise ValueError(f'cannot rectify: {self._refusal}')
         return self._maps
 
     def rectify(self, image: np.ndarray, calibration: Calibration,
@@ -120,6 +133,17 @@ def resize_valid(valid: np.ndarray, height: int, width: int) -> np.ndarray:
         return valid
     covered = cv2.resize(valid.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
     return covered > 1.0 - 1e-3
+
+
+def _mostly_invalid(calibration: Calibration, valid: np.ndarray) -> str | None:
+    """Why maps that leave (nearly) no rectified pixel seeing the raw image are refused, or None."""
+    fraction = float(valid.mean()) if valid.size else 0.0
+    if fraction >= MIN_VALID_FRACTION:
+        return None
+    coefficients = ', '.join(f'{x:g}' for x in calibration.d)
+    return (f'{calibration.distortion_model} D=[{coefficients}] leaves {fraction:.0%} of the rectified image '
+            f'seeing the raw image (at least {MIN_VALID_FRACTION:.0%} needed): the coefficients are absurd '
+            'or do not belong to K')
 
 
 def _build_maps(calibration: Calibration):

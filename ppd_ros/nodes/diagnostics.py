@@ -7,6 +7,7 @@ The meters are thread-safe: worker threads record, the timer reads.
 """
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections import deque
@@ -69,17 +70,25 @@ class StatWindow:
 
 
 class LostMessages:
-    """Messages the middleware reports lost before they reached a subscription (DDS SAMPLE_LOST).
+    """Messages lost before they reached a subscription, counted two ways, per topic:
+
+    * the middleware's message-lost event (DDS SAMPLE_LOST), where it offers it (Fast DDS does;
+      `supported` says whether it did);
+    * gaps in each publisher's sequence numbers, read from the message info of every message
+      taken (rmw publication_sequence_number, per publisher gid). This counts what the event
+      misses: a 144 MB frame dropped in transport fired no event, but the next frame's sequence
+      number skips it. It counts any loss before the callback (a full reader history too).
 
     Typically frames too large for what the transport delivers whole to a best-effort
-    subscription: they never reach a callback, so without this event nothing would say so.
-    `subscribe` creates a subscription that counts them where the middleware offers the event
-    (Fast DDS does) and a plain one where it does not (`supported` then says so). Thread-safe.
+    subscription: they never reach a callback, so without this nothing would say so. A topic's
+    count is the larger of the two (they see the same losses). Thread-safe.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._totals: dict[str, int] = {}
+        self._totals: dict[str, int] = {}     # the event's cumulative count
+        self._gaps: dict[str, int] = {}       # sequence numbers skipped
+        self._last_sequence: dict[tuple, int] = {}  # (topic, publisher gid) → last sequence number
         self._reported = 0
         self.supported = True
 
@@ -91,24 +100,61 @@ class LostMessages:
         with self._lock:  # total_count is cumulative per subscription
             self._totals[topic] = max(self._totals.get(topic, 0), int(info.total_count))
 
+    def on_message_info(self, topic: str, info) -> None:
+        """Count the sequence numbers a publisher skipped before this message (rmw MessageInfo)."""
+        sequence = info.get('publication_sequence_number') if info else None
+        if not sequence:  # None or 0: the middleware does not number its messages
+            return
+        gid = info.get('publisher_gid')
+        key = (topic, bytes((gid or {}).get('data', b'')) if isinstance(gid, dict) else repr(gid))
+        with self._lock:
+            last = self._last_sequence.get(key)
+            self._last_sequence[key] = sequence
+            if last is not None and sequence > last + 1:
+                self._gaps[topic] = self._gaps.get(topic, 0) + sequence - last - 1
+            if len(self._last_sequence) > 256:  # publishers come and go: stay bounded
+                self._last_sequence.pop(next(iter(self._last_sequence)))
+
     def subscribe(self, create, topic: str, *args, **kwargs):
         """create(..., event_callbacks=...) — node.create_subscription or message_filters.Subscriber
-        — with the message-lost event, or without it where the middleware does not offer it."""
+        — with the message-lost event, or without it where the middleware does not offer it; its
+        callback then also gets the message info, for the sequence gaps."""
         from rclpy.event_handler import UnsupportedEventTypeError
         try:
-            return create(*args, event_callbacks=self.callbacks(topic), **kwargs)
+            made = create(*args, event_callbacks=self.callbacks(topic), **kwargs)
         except UnsupportedEventTypeError:
             self.supported = False
-            return create(*args, **kwargs)
+            made = create(*args, **kwargs)
+        self._count_gaps(getattr(made, 'sub', made), topic)  # message_filters.Subscriber: .sub
+        return made
+
+    def _count_gaps(self, subscription, topic: str) -> None:
+        from rclpy.subscription import Subscription
+        if not isinstance(subscription, Subscription):
+            return  # a test double
+        callback = subscription.callback
+        try:
+            inspect.signature(callback).bind(object())
+            takes_info = False
+        except TypeError:
+            takes_info = True
+
+        def counting(msg, info):
+            self.on_message_info(topic, info)
+            if takes_info:
+                callback(msg, info)
+            else:
+                callback(msg)
+        subscription.callback = counting  # rclpy hands (msg, MessageInfo) to a two-argument callback
 
     def total(self, topics=None) -> int:
         """Losses on all topics, or on `topics` (the names the subscriptions were counted under)."""
-        with self._lock:
-            return sum(n for t, n in self._totals.items() if topics is None or t in topics)
+        return sum(n for t, n in self.by_topic().items() if topics is None or t in topics)
 
     def by_topic(self) -> dict[str, int]:
+        """topic → messages lost: the larger of the event's count and the sequence gaps."""
         with self._lock:
-            return dict(self._totals)
+            return {t: max(self._totals.get(t, 0), self._gaps.get(t, 0)) for t in {*self._totals, *self._gaps}}
 
     def new_since_last_call(self) -> int:
         """Losses since the previous call (for a WARN per diagnostics period)."""

@@ -59,6 +59,7 @@ class MetricSource:
         self.topic = node.resolve_topic_name(SOURCE_TOPICS[self.kind][0])
         self.msg_type = SOURCE_TOPICS[self.kind][1]
         self.refusal = ''  # why the last message refused by the buffer was not kept
+        self._refused_stamp: float | None = None  # its stamp (s)
         self._rng = np.random.default_rng(params['fit.seed'])
         self._window_stamp: float | None = None
         self.kept: StampedBuffer | None = None  # (stamp s, message) kept for pairing
@@ -103,9 +104,12 @@ class MetricSource:
     def add(self, msg) -> str | None:
         """Keep `msg` for pairing; returns why it was not kept, or None."""
         size = len(getattr(msg, 'data', ())) + 256  # the payload, and about a header's worth
-        refused = self.kept.add(stamp_ns(msg) * 1e-9, msg, size)
+        stamp = stamp_ns(msg) * 1e-9
+        refused = self.kept.add(stamp, msg, size)
         if refused:
-            self.refusal = f"{self.kind} on '{self.topic}' not kept for pairing: {refused}"
+            self.refusal = f"{self.kind} on '{self.topic}' not kept for pairing: {refused}: raise " \
+                           'source_budget_mb, or decimate the source'
+            self._refused_stamp = stamp
             return self.refusal
         return None
 
@@ -125,6 +129,9 @@ class MetricSource:
                 return None, self.refusal
             return None, (f"no {self.kind} message received yet on '{self.topic}' — check that the "
                           'sensor publishes there (remap the metric_source topic)')
+        if (self._refused_stamp is not None and self._refused_stamp > kept.newest_stamp
+                and kept.closest(stamp, tolerance) is None):
+            return None, self.refusal  # newer messages came, but the budget refused them: not "stale"
         lag = stamp - kept.newest_stamp
         if lag > p['stale_after']:
             return None, (f'source stale: newest {self.kind} is {lag:.2f} s older than the depth frame '

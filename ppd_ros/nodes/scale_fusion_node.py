@@ -71,7 +71,7 @@ from ppd_ros.nodes.params import NodeParameters
 from ppd_ros.nodes.qos import AutoReliable, configured_qos
 from ppd_ros.nodes.runner import run_node
 from ppd_ros.nodes.scale_fusion_params import PARAMETERS, check_parameters
-from ppd_ros.nodes.scale_message import depth_scale_message
+from ppd_ros.nodes.scale_message import depth_scale_message, scale_problem
 from ppd_ros.nodes.stamped_buffer import closest
 
 LOG_THROTTLE_S = 5.0
@@ -112,6 +112,9 @@ class ScaleFusionNode(Node):
         self.fresh_fits = 0
         self.model_scales: deque = deque(maxlen=50)  # (stamp s, DepthScale) from depth_node's MoGe-2 pass
         self.model_fallbacks = 0  # frames published with the model scale because the sensor was unusable
+        self.model_scales_refused = 0  # model scales that were no scale at all (NaN, a <= 0, absurd)
+        self.refused_model_scales: deque = deque(maxlen=50)  # (stamp s, why)
+        self._refusals_reported = 0
         self.depth_rate = RateMeter()
         self.source_rate = RateMeter()
 
@@ -179,19 +182,28 @@ class ScaleFusionNode(Node):
         self.source_rate.tick()
         refused = self.sensor.add(msg)
         if refused:
-            self.get_logger().warning(f'{refused} (raise source_budget_mb, or decimate the source)',
-                                      throttle_duration_sec=LOG_THROTTLE_S)
+            self.get_logger().warning(refused, throttle_duration_sec=LOG_THROTTLE_S)
 
     def _on_model_scale(self, msg: DepthScale):
         if msg.source == SOURCE_MODEL and msg.status in (FitStatus.OK, FitStatus.HELD):
+            problem = scale_problem(msg.a, msg.b)  # checked where it enters: never republished as OK
+            if problem:
+                self.model_scales_refused += 1
+                reason = f'MoGe-2 scale from depth_node refused: {problem}'
+                self.refused_model_scales.append((stamp_ns(msg) * 1e-9, reason))
+                self.get_logger().warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
+                return
             self.model_scales.append((stamp_ns(msg) * 1e-9, msg))
+
+    def _closest_model(self, entries, stamp: float):
+        entry = closest(sorted(entries, key=lambda item: item[0]), stamp, self.params['source_tolerance'])
+        return None if entry is None else entry[1]
 
     def _model_scale_for(self, stamp: float) -> DepthScale | None:
         """depth_node's model scale for this depth frame (closest stamp within source_tolerance)."""
         if not self.params['model_fallback']:
             return None
-        entry = closest(sorted(self.model_scales, key=lambda item: item[0]), stamp, self.params['source_tolerance'])
-        return None if entry is None else entry[1]
+        return self._closest_model(self.model_scales, stamp)
 
     def _scale_message(self, header, state, stamp: float) -> DepthScale:
         """The sensor's scale when usable; else depth_node's model scale when there is one."""
@@ -199,7 +211,11 @@ class ScaleFusionNode(Node):
         model = None if state.usable else self._model_scale_for(stamp)
         if model is not None:
             self.model_fallbacks += 1
-        return depth_scale_message(header, state, SOURCE_SENSOR, f'{kind}: {state.message}',
+        refused = None
+        if not state.usable and model is None and self.params['model_fallback']:
+            refused = self._closest_model(self.refused_model_scales, stamp)
+        return depth_scale_message(header, state, SOURCE_SENSOR,
+                                   f'{kind}: {state.message}' + (f'; {refused}' if refused else ''),
                                    fallback=model, fallback_source=SOURCE_MODEL,
                                    why=f'{kind} unusable ({state.message}): MoGe-2 scale from depth_node')
 
@@ -299,12 +315,13 @@ class ScaleFusionNode(Node):
                   'frames received': self.frames, 'fresh fits': self.fresh_fits,
                   'frames without source': self.frames_without_source,
                   'scale source': scale.source if scale else '', 'model fallbacks': self.model_fallbacks,
+                  'model scales refused': self.model_scales_refused,
                   'messages lost in transport': self.lost_messages.total()}
         new_lost = self.lost_messages.new_since_last_call()
         lost = ''
         if new_lost:
             lost = (f'; {new_lost} message(s) lost in transport before reaching the node (messages too large '
-                    'for a best-effort subscription?)')
+                    'for a best-effort subscription, or a full subscription queue?)')
             self.get_logger().warning(lost[2:] + ": set qos.subscription 'reliable', or see the README, "
                                       "'Large messages over Fast DDS'", throttle_duration_sec=LOG_THROTTLE_S)
         values.update(self._pair_handle.monitor.values())
@@ -327,6 +344,13 @@ class ScaleFusionNode(Node):
         if lost and level == OK:
             level = WARN
         message += lost
+        refused = self.model_scales_refused - self._refusals_reported
+        self._refusals_reported = self.model_scales_refused
+        if self.refused_model_scales:
+            values['model scale refusal'] = self.refused_model_scales[-1][1]
+        if refused and self.refused_model_scales[-1][1] not in message:  # e.g. while the sensor is fine
+            level = WARN if level == OK else level
+            message += f'; {self.refused_model_scales[-1][1]} ({refused} since the last report)'
         return level, message, values
 
 

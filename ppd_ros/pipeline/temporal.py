@@ -4,11 +4,12 @@ off: every frame alone. align: each frame fitted onto a running reference (Tempo
 warm_start: sampling starts from the previous depth, noised (fewer steps). video: the video model's
 causal window stream; a frame's depth comes back when its window has run.
 Any discontinuity resets the state: a settings change, another image size, or time going
-backwards (a bag restarted).
+backwards (a bag restarted); a video stream restart is logged, at most once per 10 s.
 """
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Callable
 
 import numpy as np
@@ -37,6 +38,36 @@ def _as_depth(depth) -> np.ndarray:
     return depth
 
 
+RESTART_LOG_PERIOD_S = 10.0
+
+
+class _RestartLog:
+    """'video stream restarted' at most once per RESTART_LOG_PERIOD_S: frames that alternate
+    between two sizes restart the stream on every frame, and must not log on every frame."""
+
+    def __init__(self, log: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
+        self._log, self._clock = log, clock
+        self._logged_at: float | None = None
+        self.restarts = self.dropped = 0          # all so far
+        self._quiet_restarts = self._quiet_dropped = 0  # since the last line
+
+    def note(self, dropped: int) -> None:
+        self.restarts += 1
+        self.dropped += dropped
+        self._quiet_restarts += 1
+        self._quiet_dropped += dropped
+        now = self._clock()
+        if self._logged_at is not None and now - self._logged_at < RESTART_LOG_PERIOD_S:
+            return
+        if self._quiet_restarts == 1:
+            text = f'{dropped} frame(s) waiting for their window dropped'
+        else:
+            text = (f'{self._quiet_restarts} restarts in the last {now - self._logged_at:.0f} s, '
+                    f'{self._quiet_dropped} frame(s) waiting for their window dropped (frames of changing size?)')
+        self._log(f'video stream restarted (size, time or settings change): {text}')
+        self._logged_at, self._quiet_restarts, self._quiet_dropped = now, 0, 0
+
+
 class TemporalStep:
     """Relative depth of each frame with the temporal mode of ``settings``."""
 
@@ -44,6 +75,7 @@ class TemporalStep:
         self.estimator = estimator
         self.settings = settings
         self._log = log or (lambda line: None)
+        self._restarts = _RestartLog(self._log)
         self.reset()
 
     def reset(self, size=None) -> None:
@@ -58,8 +90,7 @@ class TemporalStep:
     def _check_continuity(self, size, stamp_ns: int) -> None:
         if self.size != size or stamp_ns < self.last_stamp:
             if self.waiting:
-                self._log(f'video stream restarted (size, time or settings change): {len(self.waiting)} '
-                          'frame(s) waiting for their window dropped')
+                self._restarts.note(len(self.waiting))
             self.reset(size)
         self.last_stamp = stamp_ns
 
