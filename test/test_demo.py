@@ -56,8 +56,10 @@ def test_offline_run_with_random_tiny_model_writes_a_labelled_snapshot(tmp_path,
     assert last.endswith(f'snapshot {snapshot}')
     assert 'deprecated' not in captured.err
     image = cv2.imread(str(snapshot))
-    assert image.shape == (48 + 22, 3 * 64, 3)          # banner + input | depth | cloud
-    assert image[22:, 64:128].std() > 0                  # the depth panel is not empty
+    from ppd_ros.nodes.snapshot import BAR_WIDTH, TITLE_HEIGHT
+    # banner + titles above the panels (never over the data) + input | depth, colour bar | cloud
+    assert image.shape == (22 + TITLE_HEIGHT + 48, 3 * 64 + BAR_WIDTH, 3)
+    assert image[22 + TITLE_HEIGHT:, 64:128].std() > 0   # the depth panel is not empty
 
 
 def test_demo_model_without_weights_says_what_to_do(capsys):
@@ -100,7 +102,7 @@ def test_flags_and_their_old_spellings(capsys):
     assert len(err) == 4 and err[3].startswith('ppd-demo: --seed is the scene seed in this release')
     defaults = parser.parse_args([])
     assert (defaults.seed, defaults.scene_seed, defaults.near, defaults.far, defaults.resolution) == \
-        (0, 0, 0.5, 10.0, 'inference')
+        (0, 0, 0.5, 10.0, 'camera')  # depth at the camera's size, as depth_node's default
 
 
 def test_synthetic_camera_publishes_one_stamp_per_frame_on_all_topics(ros_context):
@@ -143,3 +145,21 @@ def test_synthetic_camera_publishes_one_stamp_per_frame_on_all_topics(ros_contex
     np.testing.assert_allclose(image_msg_to_depth(depth), truth, equal_nan=True)  # sky: inf → NaN
     assert camera.T_cam_lidar.shape == (4, 4)
 
+
+
+def test_record_onto_an_existing_path_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    """Issue 22 item 13: --record onto an existing folder (or under a regular file) is a usage
+    error found before the model loads, not after it."""
+    from ppd_ros.nodes import demo
+
+    def no_model(*args, **kwargs):
+        raise AssertionError('the model was loaded before --record was checked')
+
+    monkeypatch.setattr(demo, 'build_estimator', no_model)
+    (tmp_path / 'file').write_text('x')
+    for bag, reason in ((tmp_path, f'--record: {tmp_path} exists (choose a new bag name)'),
+                        (tmp_path / 'file' / 'bag', f'--record: {tmp_path / "file"} is not a folder')):
+        with pytest.raises(SystemExit) as exit_info:
+            main(['--frames', '1', '--record', str(bag)])
+        assert exit_info.value.code == EXIT_USAGE
+        assert reason in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """ppd-export and the ONNX backends: the exported frame (encoder + N-step sampler, one graph) runs
 in onnxruntime on the CPU within 1e-4 of PyTorch, and the estimator runs it as its backend."""
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -84,3 +85,45 @@ def test_ppd_export_old_height_width_still_work_with_a_note(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         export_cli.main(['--model', 'random-tiny', '--height', '32', '--out', str(out)])
     assert exit_info.value.code == 2 and 'go together' in capsys.readouterr().err
+
+
+def test_an_onnx_file_of_other_weights_is_refused_with_one_line(exported, tmp_path, capsys):
+    """Issue 22 item 3: `ppd-depth --dit A --encoder A --backend onnxruntime --onnx B.onnx`, B
+    exported from another model of the same size, is refused (it ran B silently); the check is
+    in the estimator, so ppd-depth, ppd-bag and depth_node all get it."""
+    from ppd_ros.cli import depth as depth_cli
+    from ppd_ros.model.estimator import save_estimator
+    _, path = exported
+    other = save_estimator(tmp_path / 'other.safetensors',
+                           PPDEstimator.from_config(device='cpu', steps=3, target_area=AREA, init_seed=1))
+    with pytest.raises(EstimatorBuildError, match=r'tiny.onnx: exported from other weights \(ppd_model '
+                                                  r"'tiny'\) than the DiT and encoder given \(random\)"):
+        build_estimator(dit=other, encoder=other, device='cpu', steps=3, target_area=AREA,
+                        backend='onnxruntime', onnx_path=path)
+    image = tmp_path / 'in.png'
+    cv2.imwrite(str(image), np.zeros((64, 96, 3), np.uint8))
+    assert depth_cli.main([str(image), '--out', str(tmp_path / 'out'), '--dit', str(other), '--encoder',
+                           str(other), '--steps', '3', '--area', '96x64', '--backend', 'onnxruntime',
+                           '--onnx', str(path), '--device', 'cpu']) == depth_cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f'{path}: error: exported from other weights'), err
+    # the weights it was exported from run it (the fixture's model is random-tiny's)
+    assert build_estimator('random-tiny', device='cpu', steps=3, target_area=AREA, backend='onnxruntime',
+                           onnx_path=path).acceleration == 'onnxruntime-cpu (tiny.onnx)'
+
+
+def test_an_onnx_file_without_the_weights_entry_warns_once_and_runs(exported, tmp_path):
+    """Files of an older ppd-export (no ppd_weights entry) still run, with one line saying so."""
+    import onnx
+    est, path = exported
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != 'ppd_weights']
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    old = tmp_path / 'old.onnx'
+    onnx.save(model, str(old))
+    lines = []
+    fast = PPDEstimator.from_config(device='cpu', seed=11, steps=3, target_area=AREA, backend='onnxruntime',
+                                    onnx_path=old, log=lines.append, init_seed=5)  # other weights: unknowable
+    assert len(lines) == 1 and 'old.onnx was written by an older ppd-export' in lines[0]
+    assert fast.predict(np.zeros((64, 96, 3), np.uint8)).shape == (64, 96)

@@ -104,3 +104,46 @@ def test_depth_node_default_runs_each_model_at_its_own_resolution():
     assert model_options(params)['target_area'] is None
     params['model.target_area'] = [512, 384]
     assert model_options(params)['target_area'] == (512, 384)
+
+
+def _demo_file():
+    found = sorted(estimator_module.WEIGHTS_DIR.glob('demo_*.safetensors'))
+    if not found:
+        pytest.skip('no bundled demo weights')
+    return found[0]
+
+
+def test_demo_weights_given_as_dit_and_encoder_run_at_the_models_own_area():
+    """Issue 22 item 14: the bundled demo weights passed as --dit/--encoder ran at 1024x768 (62 s
+    instead of 5 s per image); a single model file brings its own area and steps, as --model demo."""
+    demo = build_estimator('demo', device='cpu')
+    given = build_estimator(dit=_demo_file(), encoder=_demo_file(), device='cpu')
+    assert given.target_area == demo.target_area == (128, 96)
+    assert (given.steps, given.name) == (demo.steps, demo.name)
+    assert build_estimator(dit=_demo_file(), encoder=_demo_file(), device='cpu', target_area=(64, 48),
+                           steps=2).target_area == (64, 48)  # given values still win
+
+
+def test_the_demo_model_says_once_that_it_knows_only_the_synthetic_world():
+    """Issue 22 item 15: on real images the demo model's depth is meaningless and nothing said so.
+    Built for real frames (ppd-depth, ppd-bag, depth_node) it says so once, through the caller's
+    log, with where the released weights are; not for the synthetic world (ppd-demo, ppd-eval)."""
+    from ppd_ros.model.factory import SYNTHETIC_DEMO_NOTE
+    from ppd_ros.model.released import RELEASED_WEIGHTS
+    from ppd_ros.nodes.depth_node_params import PARAMETERS as DEPTH_NODE_PARAMETERS, model_options
+    assert 'synthetic world only' in SYNTHETIC_DEMO_NOTE and RELEASED_WEIGHTS['ppd.pth'].page in SYNTHETIC_DEMO_NOTE
+    assert RELEASED_WEIGHTS['depth_anything_v2_vitl.pth'].page in SYNTHETIC_DEMO_NOTE
+    _demo_file()
+    for kwargs in (dict(model='demo'), dict(dit=_demo_file(), encoder=_demo_file())):
+        lines = []
+        build_estimator(device='cpu', log=lines.append, **kwargs)
+        assert lines == [SYNTHETIC_DEMO_NOTE]
+    lines = []
+    build_estimator('demo', device='cpu', log=lines.append, synthetic_input=True)
+    build_estimator('random-tiny', device='cpu', log=lines.append)
+    assert lines == []
+    params = {spec.name: spec.default for spec in DEPTH_NODE_PARAMETERS}  # depth_node's own call
+    options = model_options(params, log=lines.append)
+    options['device'] = 'cpu'
+    build_estimator(**options)
+    assert lines == [SYNTHETIC_DEMO_NOTE]

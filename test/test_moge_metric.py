@@ -150,3 +150,28 @@ def test_ppd_eval_runs_the_moge2_variant(released_files, tmp_path, capsys):
                           '--device', 'cpu', '--no-progress', '--json', str(tmp_path / 'r.json')])
     assert code == 0
     assert 'moge2 semantics' in (tmp_path / 'r.json').read_text()
+
+
+def test_ppd_depth_metric_with_a_non_moge_model_is_refused_before_the_model_loads(released_files, tmp_path,
+                                                                                  capsys, monkeypatch):
+    """Issue 22 item 13: the refusal came after the model loaded (9 s); it is now told from the
+    options and the encoder file's header (factory.metric_model_problem)."""
+    from ppd_ros.model.factory import metric_model_problem
+
+    def no_model(*args, **kwargs):
+        raise AssertionError('the model was loaded before --metric was checked')
+
+    monkeypatch.setattr(depth_cli, 'build_estimator', no_model)
+    image = tmp_path / 'scene.png'
+    cv2.imwrite(str(image), np.zeros((48, 64, 3), np.uint8))
+    da2 = ['--dit', str(released_files / 'ppd.pth'), '--encoder', str(released_files / 'depth_anything_v2_vits.pth')]
+    for model, reason in (([], 'the demo model has no metric depth'),
+                          (['--model', 'random-tiny'], 'the random-tiny model has no metric depth'),
+                          (da2, 'depth_anything_v2_vits.pth is not a MoGe-2 encoder (moge2.pt is published at')):
+        assert depth_cli.main([str(image), '--out', str(tmp_path / 'o'), '--metric', '-q'] + model) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith('ppd-depth: error: --metric needs MoGe-2 weights '
+                                                   '(--dit ppd_moge.pth --encoder moge2.pt); ' + reason), err
+    assert metric_model_problem('demo', released_files / 'ppd_moge.pth', released_files / 'moge2.pt') is None
+    assert metric_model_problem('demo', names='node', option="metric.source 'model'").startswith(
+        "metric.source 'model' needs MoGe-2 weights (model.dit_path ppd_moge.pth model.encoder_path moge2.pt)")

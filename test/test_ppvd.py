@@ -167,3 +167,19 @@ def test_window_alignment_removes_per_window_scale_and_shift():
                       np.concatenate([d[m] for d, m in zip(first, ok[:6])]), 1)
     for d, t, m in zip(later, truth_full[6:], ok[6:]):
         assert np.abs(d[m] - (a * t[m] + b)).max() < 1e-3
+
+
+def test_video_dit_with_a_head_dim_not_divisible_by_4_builds_loads_and_runs(tmp_path):
+    """Issue 22 item 16: the authors' DiT_Video has no RoPE (timm attention, sin-cos positions), so
+    head dim 6 is valid there; only the image DiT's 2D RoPE needs a head dim divisible by 4."""
+    from ppd_ros.model.config import DiTConfig
+    pi3, dit = _tiny_pair(width=16, dit_width=24, size=32, heads=2, dit_heads=4)  # head dim 6
+    assert dit.config.head_dim == 6
+    torch.save({'dit_video.' + k: v for k, v in dit.state_dict().items()}, tmp_path / 'ppvd.pth')
+    loaded = ck.load_video_dit(tmp_path / 'ppvd.pth')
+    assert loaded.config == dit.config
+    depth = VideoDepthEstimator(PPVD(pi3, loaded), device='cpu', steps=1, seed=0).infer_video(
+        np.random.default_rng(0).integers(0, 255, (4, 24, 40, 3), dtype=np.uint8))
+    assert depth.shape == (4, 24, 40) and np.isfinite(depth).all()
+    with pytest.raises(ValueError, match='2D RoPE needs a head dim divisible by 4, got 6'):
+        DiTConfig(hidden_size=24, num_heads=4)

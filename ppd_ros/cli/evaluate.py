@@ -117,7 +117,7 @@ def choose_estimator(args):
             raise SetupError(str(err)) from err
     try:
         return build_estimator('demo', args.dit, args.encoder, args.device, args.precision, args.steps,
-                               args.seed, args.area, **fast_options(args))
+                               args.seed, args.area, synthetic_input=args.folder is None, **fast_options(args))
     except EstimatorBuildError as err:
         raise SetupError(str(err)) from err
 

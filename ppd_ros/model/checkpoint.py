@@ -170,15 +170,17 @@ def _count_blocks(state, prefix: str) -> int:
     return max(indices) + 1 if indices else 0
 
 
-def infer_dit_config(state: Mapping[str, torch.Tensor], path='<state dict>') -> DiTConfig:
-    """DiTConfig from the shapes of a DiT state dict (keys without ``dit.``)."""
+def infer_dit_config(state: Mapping[str, torch.Tensor], path='<state dict>', config_class=DiTConfig,
+                     what: str = 'SP-DiT', **fields) -> DiTConfig:
+    """DiTConfig (or ``config_class``, with the extra ``fields``) from the shapes of a DiT state
+    dict (keys without ``dit.``)."""
     embed, qn, fc1, fusion, final = _need(
         state, ['x_embedder.proj.weight', 'blocks.0.attn.q_norm.weight', 'blocks.0.mlp.fc1.weight',
-                'proj_fusion.0.weight', 'final_layer.linear.weight'], path, 'SP-DiT')
+                'proj_fusion.0.weight', 'final_layer.linear.weight'], path, what)
     try:
         hidden, in_ch, coarse = embed.shape[0], embed.shape[1], embed.shape[2]
         patch = coarse // 2
-        return DiTConfig(
+        return config_class(
             in_channels=in_ch,
             out_channels=final.shape[0] // (patch * patch),
             hidden_size=hidden,
@@ -187,9 +189,10 @@ def infer_dit_config(state: Mapping[str, torch.Tensor], path='<state dict>') -> 
             patch_size=patch,
             mlp_ratio=fc1.shape[0] / hidden,
             semantic_dim=fusion.shape[1] - hidden,
+            **fields,
         )
     except (ValueError, IndexError, ZeroDivisionError) as exc:
-        raise CheckpointError(f'{path}: inconsistent SP-DiT shapes: {exc}') from exc
+        raise CheckpointError(f'{path}: inconsistent {what} shapes: {exc}') from exc
 
 
 def infer_encoder_config(state: Mapping[str, torch.Tensor], path='<state dict>',
@@ -413,6 +416,38 @@ def peek_kind(path) -> str:
     return checkpoint_kind(keys)
 
 
+def peek_metadata(path) -> dict[str, str] | None:
+    """The metadata ``read_checkpoint`` would return, without reading the tensors (safetensors
+    header, or a memory-mapped torch load); None when the file cannot be read that way (the
+    loaders then give their full error). Cheap even for the released 1.3 GB files, so options can
+    be checked against the files before any model loads."""
+    path = Path(path)
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors import safe_open
+            with safe_open(str(path), framework='pt', device='cpu') as f:
+                return dict(f.metadata() or {})
+        obj = torch.load(str(path), map_location='cpu', weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 — the real loader reports the problem
+        return None
+    if isinstance(obj, Mapping) and 'model_config' in obj:
+        try:
+            return {'model_config': json.dumps(obj['model_config'])}
+        except (TypeError, ValueError):
+            return None
+    return {}
+
+
+#: What the bundled demo weights say of themselves (metadata ``description``, written by
+#: ppd_dev/training/export.py): trained on the synthetic world only.
+SYNTHETIC_DEMO_MARK = 'trained on the synthetic world'
+
+
+def is_synthetic_demo(metadata: Mapping[str, str] | None) -> bool:
+    """True for the metadata of a demo model trained on the synthetic world only."""
+    return SYNTHETIC_DEMO_MARK in (metadata or {}).get('description', '')
+
+
 def select_video_dit_state(tensors: Mapping[str, torch.Tensor], path) -> tuple[dict, list[str]]:
     """(video-DiT tensors without ``dit_video.``, keys that belong to nothing known)."""
     if any(k.startswith('dit_video.') for k in tensors):
@@ -428,16 +463,12 @@ def infer_video_dit_config(state: Mapping[str, torch.Tensor], path='<state dict>
     """VideoDiTConfig from shapes: the image DiT's sizes, the frame size S from ``pos_embed``
     ((S/16)² positions), the temporal block count from ``temporal_blocks.*``."""
     from .dit_video import VideoDiTConfig
-    base = infer_dit_config(state, path)
-    (pos,) = _need(state, ['pos_embed'], path, 'video-DiT')
+    embed, pos = _need(state, ['x_embedder.proj.weight', 'pos_embed'], path, 'video-DiT')
     grid = round(pos.shape[1] ** 0.5)
     if grid * grid != pos.shape[1]:
         raise CheckpointError(f'{path}: pos_embed has {pos.shape[1]} positions, not a square grid')
-    try:
-        return VideoDiTConfig(**base.to_dict() | {'video_size': grid * base.coarse_patch,
-                                                  'temporal_depth': _count_blocks(state, 'temporal_blocks.')})
-    except ValueError as exc:
-        raise CheckpointError(f'{path}: inconsistent video-DiT shapes: {exc}') from exc
+    return infer_dit_config(state, path, VideoDiTConfig, 'video-DiT', video_size=grid * embed.shape[2],
+                            temporal_depth=_count_blocks(state, 'temporal_blocks.'))
 
 
 def video_dit_from_tensors(tensors, path='<state dict>', config=None):

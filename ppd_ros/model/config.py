@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 
 def _from_mapping(cls, values: Mapping[str, Any]):
@@ -31,13 +31,16 @@ class DiTConfig:
     mlp_ratio: float = 4.0
     semantic_dim: int = 1024
     rope_frequency: float = 100.0
+    #: The image DiT rotates q/k with 2D RoPE (half of each head by row, half by column), so its
+    #: head dim must be divisible by 4; the video DiT (sin-cos positions, no RoPE) sets False.
+    rope: ClassVar[bool] = True
 
     def __post_init__(self):
         if self.depth < 2:  # the first depth // 2 blocks are coarse, the rest fine
             raise ValueError(f'DiT depth must be >= 2 (coarse + fine stages), got {self.depth}')
         if self.hidden_size % self.num_heads:
             raise ValueError(f'hidden_size {self.hidden_size} not divisible by num_heads {self.num_heads}')
-        if (self.hidden_size // self.num_heads) % 4:
+        if self.rope and (self.hidden_size // self.num_heads) % 4:
             raise ValueError('2D RoPE needs a head dim divisible by 4, got '
                              f'{self.hidden_size // self.num_heads}')
         if self.patch_size < 1:

@@ -16,6 +16,7 @@ DiT's. Parameter names follow ``ppvd.pth`` (without its ``dit_video.`` prefix).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ class VideoDiTConfig(DiTConfig):
     reference_from: int = 18     # first block that sees the keyframes' pooled tokens
     reference_frames: int = 3    # window slots 0..2 hold the inherited keyframes
     reference_pool: int = 4      # average-pool kernel on the fine (8-pixel) token grid
+    rope: ClassVar[bool] = False  # timm attention as the authors' DiT_Video: any head dim
 
     def __post_init__(self):
         super().__post_init__()

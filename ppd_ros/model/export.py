@@ -11,10 +11,13 @@ count is fixed at export (re-export for another), and warm starts (a suffix of t
 in PyTorch.
 
 The file's metadata records what it was exported for (``ppd_steps``, ``ppd_height``,
-``ppd_width``, ``ppd_model``); ``OnnxFrame`` checks frames against it.
+``ppd_width``, ``ppd_model``) and from which weights (``ppd_weights``: ``weights_fingerprint``
+of the DiT and encoder); ``OnnxFrame`` checks frames and the model it is given against it, so a
+file exported from another model at the same size is refused instead of run silently.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -37,6 +40,21 @@ class ExportError(RuntimeError):
     """The model cannot be exported or the exported file cannot be run here; one line."""
 
 
+def weights_fingerprint(dit, encoder, samples: int = 64) -> str:
+    """16 hex digits that tell weights apart: every tensor's name and shape and ``samples``
+    evenly spaced values of it, hashed. Values are copied, never summed, so the same weights
+    give the same fingerprint on any device; cheap (a few small copies) even for the released
+    model, so it is checked at every start."""
+    digest = hashlib.sha256()
+    for role, module in (('dit', dit), ('encoder', encoder)):
+        for name, tensor in module.state_dict().items():
+            flat = tensor.detach().reshape(-1)
+            picked = flat[::max(1, flat.numel() // samples)][:samples]
+            digest.update(f'{role}.{name}{tuple(tensor.shape)}'.encode())
+            digest.update(picked.to('cpu', torch.float32).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def export_onnx(dit, encoder, steps: int, height: int, width: int, path, name: str = 'ppd') -> Path:
     """Write ``FrameGraph(dit, encoder, steps)`` for (1, 3, height, width) inputs to ``path``
     (fp32 weights; TensorRT picks fp16/bf16 kernels itself when asked to)."""
@@ -56,7 +74,8 @@ def export_onnx(dit, encoder, steps: int, height: int, width: int, path, name: s
         raise ExportError(f'ONNX export needs the onnx and onnxscript packages '
                           f'(pip install ppd_ros[onnx]): {exc}') from exc
     metadata = {'ppd_model': name, 'ppd_steps': str(steps), 'ppd_height': str(height),
-                'ppd_width': str(width), 'ppd_inputs': json.dumps(list(INPUTS))}
+                'ppd_width': str(width), 'ppd_inputs': json.dumps(list(INPUTS)),
+                'ppd_weights': weights_fingerprint(dit, encoder)}
     program.model.metadata_props.update(metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Protobuf files stop at 2 GB: the released model's weights go to PATH.data beside it.
@@ -104,8 +123,23 @@ class OnnxFrame:
         except (KeyError, ValueError) as exc:
             raise ExportError(f'{path}: not written by ppd-export (metadata {exc} missing)') from exc
         self.model = meta.get('ppd_model', path.stem)
+        self.weights = meta.get('ppd_weights')  # None: written before ppd-export recorded it
         self.backend = backend
         self.path = path
+
+    def check_model(self, dit, encoder, name: str | None = None) -> str | None:
+        """ExportError unless the file was exported from these weights (``ppd_weights``); for a
+        file without that entry (an older ppd-export), the one line to warn with, else None."""
+        if self.weights is None:
+            return (f'{self.path.name} was written by an older ppd-export and does not record which '
+                    f'weights it was exported from (ppd_model {self.model!r}): running it without that '
+                    'check; export it again to have it checked')
+        if self.weights != weights_fingerprint(dit, encoder):
+            given = f' ({name})' if name else ''
+            raise ExportError(f'{self.path}: exported from other weights (ppd_model {self.model!r}) than '
+                              f'the DiT and encoder given{given}: export this model with ppd-export, or '
+                              'give the weights the file was exported from')
+        return None
 
     def check(self, steps: int, height: int, width: int) -> None:
         """ValueError unless frames of this size and step count are what the file was exported for."""
@@ -129,4 +163,4 @@ class OnnxFrame:
         return torch.cat(outputs).to(image.device)
 
 
-__all__ = ['export_onnx', 'OnnxFrame', 'ExportError', 'PROVIDERS']
+__all__ = ['export_onnx', 'OnnxFrame', 'ExportError', 'PROVIDERS', 'weights_fingerprint']

@@ -6,23 +6,32 @@
 cannot do so into one ``EstimatorBuildError`` whose text is a single line naming the file or
 option at fault; errors about weight files end with where the released file is published
 (``released``). The option rules themselves live in ``runtime`` (``model_options_problem``,
-``BACKENDS``). ``add_model_arguments`` adds the argparse options whose names all the command
-lines share. Importing this module does not import torch (the estimator is imported on use).
+``BACKENDS``); ``metric_model_problem`` tells from the options and the encoder file's header,
+before any model loads, whether the model has MoGe-2's metric depth. ``add_model_arguments``
+adds the argparse options whose names all the command lines share. Importing this module does
+not import torch (the estimator is imported on use).
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
 from .config import SIZES, model_configs
 from .released import where_to_get
-from .runtime import BACKENDS, model_options_problem, resolve_device, resolve_precision
+from .runtime import BACKENDS, OPTION_NAMES, model_options_problem, resolve_device, resolve_precision
 
 #: random-ppvd: a tiny untrained video model (PPVD), for plumbing tests
 MODELS = ('demo',) + tuple(f'random-{size}' for size in SIZES) + ('random-ppvd',)
 NO_DEMO_WEIGHTS = ('no bundled demo weights (demo_*.safetensors) found; give the released weights with '
                    '--dit ppd.pth --encoder depth_anything_v2_vitl.pth, or depth_node\'s '
                    f'model.dit_path and model.encoder_path; {where_to_get()}')
+#: Said once when the demo model is built for frames that are not the synthetic world's.
+SYNTHETIC_DEMO_NOTE = ('the demo model was trained on the synthetic world only (ppd_ros/synthetic): its depth '
+                       'of real images is meaningless. For real images give the released weights, --dit ppd.pth '
+                       '--encoder depth_anything_v2_vitl.pth (depth_node: model.dit_path, model.encoder_path); '
+                       f'{where_to_get("ppd.pth")}, {where_to_get("depth_anything_v2_vitl.pth")}')
+_LOG = logging.getLogger('ppd_ros.model')
 #: What loading a checkpoint or constructing the model raises for bad files or settings.
 _BUILD_ERRORS = (OSError, RuntimeError, ValueError, KeyError, NotImplementedError)
 
@@ -44,14 +53,18 @@ class EstimatorBuildError(ValueError):
 def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', precision: str = 'fp32',
                     steps: int | None = None, seed: int | None = None, target_area=None,
                     compile: str = 'off', backend: str = 'torch', onnx_path=None, log=None,
-                    defer_warm_up: bool = False, names='arguments'):
+                    defer_warm_up: bool = False, names='arguments', synthetic_input: bool = False):
     """``PPDEstimator`` (or ``VideoDepthEstimator``) from released checkpoints when ``dit`` and
     ``encoder`` are given (together or not at all; a file holding both models is given as both;
     ``model`` is then ignored), else the ``model`` of ``MODELS``. ``steps``/``target_area`` None
-    keep the model's own defaults; ``compile``, ``backend``, ``onnx_path``, ``log`` and
-    ``defer_warm_up`` as the estimator's fast paths. The option rule is
-    ``runtime.model_options_problem``; ``names`` ('arguments', 'node', 'flags') picks how its
-    messages name the options. Raises EstimatorBuildError."""
+    keep the model's own defaults (a single model file, e.g. the bundled demo weights given as
+    both paths, brings its own, as with ``model='demo'``); ``compile``, ``backend``,
+    ``onnx_path``, ``log`` and ``defer_warm_up`` as the estimator's fast paths. The option rule
+    is ``runtime.model_options_problem``; ``names`` ('arguments', 'node', 'flags') picks how its
+    messages name the options. The demo model says once, through ``log`` (default: logging),
+    that it knows only the synthetic world (``SYNTHETIC_DEMO_NOTE``), unless ``synthetic_input``
+    says that the frames come from there (ppd-demo, ppd-eval's scenes). Raises
+    EstimatorBuildError."""
     problem = model_options_problem(dit, encoder, backend, onnx_path, compile, names=names)
     if problem is not None:
         raise EstimatorBuildError(problem)
@@ -80,11 +93,18 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
             raise EstimatorBuildError(problem)
         if video:
             return _video_estimator(dit, encoder, device, precision, steps, seed)
-        if dit is not None:
-            return estimator.PPDEstimator.from_checkpoints(dit, encoder, **options)
-        if model.startswith('random-'):
+        if dit is None and model.startswith('random-'):
             return estimator.PPDEstimator.from_config(*model_configs(model[len('random-'):]), **options)
-        return estimator.PPDEstimator.demo(**options)
+        metadata = _checkpoint().peek_metadata(dit) if dit is not None else None
+        if dit is None:
+            built = estimator.PPDEstimator.demo(**options)
+        elif _one_model_file(dit, encoder, metadata):  # its own steps and area, as the demo model
+            built = estimator.PPDEstimator.from_file(dit, **options)
+        else:
+            built = estimator.PPDEstimator.from_checkpoints(dit, encoder, **options)
+        if not synthetic_input and (dit is None or _checkpoint().is_synthetic_demo(metadata)):
+            (log or _LOG.warning)(SYNTHETIC_DEMO_NOTE)
+        return built
     except EstimatorBuildError:
         raise
     except FileNotFoundError as exc:
@@ -93,6 +113,37 @@ def build_estimator(model: str = 'demo', dit=None, encoder=None, device='auto', 
         raise _one_line_error(exc, dit, encoder) from exc
     except _BUILD_ERRORS as exc:
         raise _one_line_error(exc, dit, encoder, onnx_path) from exc
+
+
+def _checkpoint():
+    from . import checkpoint  # imports torch: only once a model is built or its files are read
+    return checkpoint
+
+
+def _one_model_file(dit, encoder, metadata) -> bool:
+    """The same file as DiT and encoder, in the single-file format (``save_model_file``): it
+    carries the steps and target area the model was trained for."""
+    return (metadata or {}).get('format') == _checkpoint().FORMAT_TAG and \
+        Path(dit).resolve() == Path(encoder).resolve()
+
+
+def metric_model_problem(model: str = 'demo', dit=None, encoder=None, option: str = '--metric',
+                         names: str = 'flags') -> str | None:
+    """Why metric depth from the camera alone (MoGe-2's, asked for by ``option``) cannot come
+    from this model, or None; told from the options and the encoder file's header, so it is
+    refused before any model loads (the estimator's ``has_metric_model`` is the same fact once
+    loaded). A file that cannot be read is left to the loader's own error. ``names`` as
+    ``runtime.OPTION_NAMES``."""
+    n = OPTION_NAMES[names]
+    needs = f'{option} needs MoGe-2 weights ({n["dit"]} ppd_moge.pth {n["encoder"]} moge2.pt)'
+    if not dit or not encoder:  # None, or a node's empty parameter
+        return f'{needs}; the {model} model has no metric depth'
+    if not Path(encoder).is_file():
+        return None
+    metadata = _checkpoint().peek_metadata(encoder)
+    if metadata is None or 'model_config' in metadata:
+        return None
+    return f'{needs}; {Path(encoder).name} is not a MoGe-2 encoder ({where_to_get("moge2.pt")})'
 
 
 def _is_video(dit, encoder) -> bool:
@@ -171,4 +222,5 @@ def _one_line_error(exc: BaseException, *paths) -> EstimatorBuildError:
     return EstimatorBuildError(message)
 
 
-__all__ = ['EstimatorBuildError', 'build_estimator', 'add_model_arguments', 'fast_options', 'MODELS']
+__all__ = ['EstimatorBuildError', 'build_estimator', 'add_model_arguments', 'fast_options', 'MODELS',
+           'metric_model_problem', 'SYNTHETIC_DEMO_NOTE']

@@ -82,7 +82,7 @@ def load_estimator(args):
         # defer_warm_up: depth_node warms the model up on its inference thread
         estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
                                     args.steps, seed=args.seed, target_area=args.area, defer_warm_up=True,
-                                    **fast_options(args))
+                                    synthetic_input=True, **fast_options(args))
     except EstimatorBuildError as exc:
         demo_model = args.dit is None and not random_tiny
         hint = ' (try --model random-tiny to see the plumbing without weights)' if demo_model else ''
@@ -192,11 +192,8 @@ def run(args) -> int:
         print(f'{PROG}: the video model runs with temporal mode video')
         args.temporal = 'video'
     recorder = None
-    if args.record is not None:
+    if args.record is not None:  # record_problem() refused impossible paths before the model loaded
         from .bag import BagError, BagRecorder
-        if args.record.exists():
-            print(f'ppd-demo: error: {args.record} exists (choose a new bag name)', file=sys.stderr)
-            return EXIT_USAGE
         try:
             recorder = BagRecorder(args.record, args.record_storage)
         except BagError as exc:
@@ -284,7 +281,8 @@ def run(args) -> int:
                 print(f'{PROG}: error: no complete (input, depth, cloud) frame for the snapshot', file=sys.stderr)
                 summary = None
                 return EXIT_FAILED
-            write_snapshot(args.snapshot, snapshot, camera.frames[0].intrinsics.fx, label)
+            write_snapshot(args.snapshot, snapshot, camera.frames[0].intrinsics.fx, label,
+                           metric=getattr(estimator, 'has_metric_model', False))  # MoGe-2: true metres
             summary += f'; snapshot {args.snapshot}'
         return EXIT_OK
     finally:
@@ -304,6 +302,19 @@ def run(args) -> int:
             rclpy.shutdown(context=context)
         if summary is not None:
             summary_line(PROG, summary + (f'; {recorded}' if recorded else ''))
+
+
+def record_problem(path: Path | None) -> str | None:
+    """Why --record PATH cannot be written, or None; checked before the model loads (rosbag2
+    refuses an existing path, and a path under a regular file cannot be created)."""
+    if path is None:
+        return None
+    if path.exists() or path.is_symlink():
+        return f'--record: {path} exists (choose a new bag name)'
+    existing = next((parent for parent in path.parents if parent.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f'--record: {existing} is not a folder, so {path} cannot be created there'
+    return None
 
 
 RECORDED_TOPICS = {'image_raw': 'Image', 'camera_info': 'CameraInfo', 'depth/image': 'Image',
@@ -366,7 +377,7 @@ def main(argv=None) -> int:
         parser.error(problem)
     if min(args.camera_size) < 16:
         parser.error(f'--camera-size must be at least 16x16, got {format_size(args.camera_size)}')
-    problem = near_far_flags_problem(args)
+    problem = near_far_flags_problem(args) or record_problem(args.record)
     if problem:
         parser.error(problem)
     try:
