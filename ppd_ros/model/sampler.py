@@ -135,3 +135,46 @@ def integrate(dit, x: torch.Tensor, image: torch.Tensor, semantics: torch.Tensor
         pred = dit(torch.cat((x, cond.to(x.dtype)), dim=1), semantics, t, semantics_normalized=True)
         x = euler_update(pred, x, step)
     return x + DEPTH_OFFSET
+
+
+#: The sampler's own uncertainty signals (``integrate_with_uncertainty``), no extra model call.
+UNCERTAINTY_SIGNALS = ('x0_change', 'velocity_disagreement')
+
+
+def uncertainty_from_trajectory(x0_hats: Sequence[torch.Tensor], plan: Sequence[EulerStep]) -> dict:
+    """Per-pixel signals (B, 1, H, W) from the x0̂ of every step (the last one is the answer).
+
+    x0_change: |x0̂_N − x0̂_{N−1}|, how much the last Euler step still moved the answer.
+    velocity_disagreement: mean over the steps before the last of |v_i − v*_i|, where v*_i =
+    (x_t − x0_final)/(t/T) is the velocity that would carry that state straight to the final
+    answer; equal to |x0̂_i − x0_final|/(t_i/T). A single step gives zeros (nothing to compare).
+    """
+    final = x0_hats[-1]
+    if len(x0_hats) < 2:
+        zero = torch.zeros_like(final)
+        return {'x0_change': zero, 'velocity_disagreement': zero}
+    change = (final - x0_hats[-2]).abs()
+    disagreement = torch.zeros_like(final)
+    for x0_hat, step in zip(x0_hats[:-1], plan):
+        disagreement += (x0_hat - final).abs() / max(step.b_t, 1e-3)
+    return {'x0_change': change, 'velocity_disagreement': disagreement / (len(x0_hats) - 1)}
+
+
+def integrate_with_uncertainty(dit, x: torch.Tensor, image: torch.Tensor, semantics: torch.Tensor,
+                               plan: Sequence[EulerStep]) -> tuple[torch.Tensor, dict]:
+    """``integrate`` that also returns ``uncertainty_from_trajectory``'s signals (model space).
+
+    The same operations in the same order as ``integrate``, so the depth is bit-identical; the
+    signals only read the x0̂ every Euler step computes anyway (a few element-wise operations).
+    """
+    cond = image - DEPTH_OFFSET
+    semantics = F.normalize(semantics, dim=-1)
+    batch = image.shape[0]
+    x0_hats = []
+    for step in plan:
+        t = torch.full((batch,), step.t, dtype=torch.int32, device=image.device)
+        pred = dit(torch.cat((x, cond.to(x.dtype)), dim=1), semantics, t, semantics_normalized=True)
+        pred = pred.to(x.dtype)
+        x0_hats.append(x - step.b_t * pred)
+        x = euler_update(pred, x, step)
+    return x + DEPTH_OFFSET, uncertainty_from_trajectory(x0_hats, plan)

@@ -7,7 +7,8 @@ Layout written by points_to_cloud_msg (little-endian, organized H×W, is_dense=F
                   pattern 0x00RRGGBB reinterpreted as float32, which is what RViz's RGB8 colour
                   transformer and PCL's PointXYZRGB read.
 RViz's PointCloud2 display reads any point_step, so the 12-byte layout needs no padding.
-Invalid points stay in place as NaN (organized clouds keep the pixel grid).
+Invalid points stay in place as NaN (organized clouds keep the pixel grid); unorganized clouds
+(organized=False) hold only the finite points, height 1, is_dense true.
 """
 from __future__ import annotations
 
@@ -56,8 +57,10 @@ def _fields(names_offsets) -> list:
             for name, offset in names_offsets]
 
 
-def points_to_cloud_msg(points: np.ndarray, header, rgb: np.ndarray | None = None) -> PointCloud2:
-    """Organized PointCloud2 (height=H, width=W) from (H, W, 3) float32 points with NaN invalid."""
+def points_to_cloud_msg(points: np.ndarray, header, rgb: np.ndarray | None = None,
+                        organized: bool = True) -> PointCloud2:
+    """Organized PointCloud2 (height=H, width=W) from (H, W, 3) float32 points with NaN invalid;
+    ``organized`` False: only the finite points, height 1, is_dense true (fewer bytes)."""
     points = np.asarray(points)
     if points.ndim != 3 or points.shape[2] != 3:
         raise ValueError(f'points must be (H, W, 3), got shape {points.shape}')
@@ -76,9 +79,14 @@ def points_to_cloud_msg(points: np.ndarray, header, rgb: np.ndarray | None = Non
         buffer = cv2.merge([np.ascontiguousarray(points, dtype=np.float32), pack_rgb(rgb)])
         fields = _fields([('x', 0), ('y', 4), ('z', 8), ('rgb', 12)])
         point_step = 16
+    if not organized:  # whole point records through a void view (the bit patterns move unchanged)
+        keep = np.isfinite(points).all(axis=2).ravel()
+        records = np.ascontiguousarray(buffer).reshape(-1).view(f'V{point_step}')[keep]
+        height, width = 1, int(records.size)
+        buffer = records.view(np.uint8)
     msg = PointCloud2(header=header if header is not None else Header(), height=height, width=width,
                       fields=fields, is_bigendian=False, point_step=point_step,
-                      row_step=point_step * width, is_dense=False)
+                      row_step=point_step * width, is_dense=not organized)
     fill_data(msg, buffer)
     return msg
 

@@ -2,8 +2,10 @@
 writes: the same function for both, so a frame's messages are the same in either."""
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
-from sensor_msgs.msg import CameraInfo
+from sensor_msgs.msg import CameraInfo, LaserScan
 
 from ppd_ros.geometry.camera import Intrinsics
 from ppd_ros.pipeline import FrameError
@@ -14,8 +16,8 @@ from .image_codec import bgr_to_image_msg, depth_to_image_msg
 from .scale_message import depth_scale_message
 
 #: depth_node's outputs (depth/<name>); the metric ones need a scale
-DEPTH_OUTPUTS = ('relative', 'scale', 'image', 'colorized', 'points')  # in publishing order
-METRIC_OUTPUTS = frozenset({'image', 'points', 'colorized', 'scale'})
+DEPTH_OUTPUTS = ('relative', 'scale', 'image', 'colorized', 'points', 'confidence', 'scan')  # in publishing order
+METRIC_OUTPUTS = frozenset({'image', 'points', 'colorized', 'scale', 'scan'})
 
 
 def camera_info_from_intrinsics(intrinsics: Intrinsics, header) -> CameraInfo:
@@ -42,12 +44,32 @@ def depth_message(name: str, depth, header):
     """The message of output ``name`` (one of DEPTH_OUTPUTS); FrameError when it cannot be made."""
     if name == 'relative':
         return depth_to_image_msg(depth.relative, header)
-    if name == 'image':
-        return depth_to_image_msg(depth.metric, header)
+    if name == 'image':  # the costmap filters applied (REP 117: ±Inf out of range)
+        return depth_to_image_msg(depth.output_depth, header)
     if name == 'points':
-        return points_to_cloud_msg(depth.points, header, depth.point_colours)
+        points, colours = depth.cloud
+        return points_to_cloud_msg(points, header, colours, organized=depth.settings.cloud_organized)
+    if name == 'confidence':
+        return depth_to_image_msg(depth.confidence_image, header)
+    if name == 'scan':
+        frame_id = depth.scan_target[0] if depth.scan_target is not None else depth.settings.scan_frame_id
+        return scan_message(depth.scan, header, frame_id)
     if name == 'colorized':
         return bgr_to_image_msg(depth.colorized, header)
     if name == 'scale':
         return depth_scale_message(header, depth.scale)
     raise ValueError(f'unknown depth output {name!r}')
+
+
+def scan_message(scan, header, frame_id: str) -> LaserScan:
+    """A geometry.scan.Scan as sensor_msgs/LaserScan with the input's stamp, in ``frame_id`` (the
+    camera's non-optical frame, as depthimage_to_laserscan's output_frame)."""
+    msg = LaserScan(angle_min=float(scan.angle_min), angle_max=float(scan.angle_max),
+                    angle_increment=float(scan.angle_increment), time_increment=0.0, scan_time=0.0,
+                    range_min=float(scan.range_min), range_max=float(scan.range_max))
+    msg.header.stamp = header.stamp
+    msg.header.frame_id = frame_id or header.frame_id
+    ranges = array('f')
+    ranges.frombytes(np.ascontiguousarray(scan.ranges, dtype=np.float32).tobytes())
+    msg.ranges = ranges
+    return msg
