@@ -120,12 +120,13 @@ def sample(dit, image: torch.Tensor, semantics: torch.Tensor, noise: torch.Tenso
 
 
 def integrate(dit, x: torch.Tensor, image: torch.Tensor, semantics: torch.Tensor,
-              plan: Sequence[EulerStep]) -> torch.Tensor:
+              plan: Sequence[EulerStep], x0_hats: list | None = None) -> torch.Tensor:
     """The Euler loop over ``plan`` from the state x (model space, float32); returns x0 + 0.5.
 
     Only the plan's Python numbers and tensor shapes steer it, never tensor values, so
     ``torch.compile(fullgraph=True)`` and ONNX export trace encoder-free sampling as one graph
-    (``frame_graph.FrameGraph`` holds a fixed plan).
+    (``frame_graph.FrameGraph`` holds a fixed plan). A list given as ``x0_hats`` receives every
+    step's x0̂ (for ``uncertainty_from_trajectory``); the depth does not change.
     """
     cond = image - DEPTH_OFFSET
     semantics = F.normalize(semantics, dim=-1)
@@ -133,6 +134,8 @@ def integrate(dit, x: torch.Tensor, image: torch.Tensor, semantics: torch.Tensor
     for step in plan:
         t = torch.full((batch,), step.t, dtype=torch.int32, device=image.device)
         pred = dit(torch.cat((x, cond.to(x.dtype)), dim=1), semantics, t, semantics_normalized=True)
+        if x0_hats is not None:
+            x0_hats.append(x - step.b_t * pred.to(x.dtype))
         x = euler_update(pred, x, step)
     return x + DEPTH_OFFSET
 
@@ -162,19 +165,8 @@ def uncertainty_from_trajectory(x0_hats: Sequence[torch.Tensor], plan: Sequence[
 
 def integrate_with_uncertainty(dit, x: torch.Tensor, image: torch.Tensor, semantics: torch.Tensor,
                                plan: Sequence[EulerStep]) -> tuple[torch.Tensor, dict]:
-    """``integrate`` that also returns ``uncertainty_from_trajectory``'s signals (model space).
-
-    The same operations in the same order as ``integrate``, so the depth is bit-identical; the
-    signals only read the x0̂ every Euler step computes anyway (a few element-wise operations).
-    """
-    cond = image - DEPTH_OFFSET
-    semantics = F.normalize(semantics, dim=-1)
-    batch = image.shape[0]
+    """``integrate`` that also returns ``uncertainty_from_trajectory``'s signals (model space),
+    read from the x0̂ every Euler step computes anyway: the depth is bit-identical."""
     x0_hats = []
-    for step in plan:
-        t = torch.full((batch,), step.t, dtype=torch.int32, device=image.device)
-        pred = dit(torch.cat((x, cond.to(x.dtype)), dim=1), semantics, t, semantics_normalized=True)
-        pred = pred.to(x.dtype)
-        x0_hats.append(x - step.b_t * pred)
-        x = euler_update(pred, x, step)
-    return x + DEPTH_OFFSET, uncertainty_from_trajectory(x0_hats, plan)
+    depth = integrate(dit, x, image, semantics, plan, x0_hats)
+    return depth, uncertainty_from_trajectory(x0_hats, plan)
