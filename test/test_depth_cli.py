@@ -60,12 +60,12 @@ def test_folder_with_bad_files_writes_good_outputs_and_exits_1(folder, tmp_path,
                           estimator=fake)
     assert code == depth_cli.EXIT_SOME_FAILED
     assert fake.calls == 2
-    for stem in ('a', 'sub/b'):
+    for stem in ('a', 'sub/b'):  # by default at the image's size (the model ran at half of it)
         color = cv2.imread(str(out / f'{stem}_depth_color.png'), cv2.IMREAD_UNCHANGED)
-        assert color.shape == (24, 32, 3) and color.dtype == np.uint8
+        assert color.shape == (48, 64, 3) and color.dtype == np.uint8
         assert color.std() > 0  # the ramp is visible
         npy = np.load(out / f'{stem}_depth.npy')
-        assert npy.dtype == np.float32 and npy.shape == (24, 32)
+        assert npy.dtype == np.float32 and npy.shape == (48, 64)
         np.testing.assert_allclose(npy[0, [0, -1]], [0.1, 0.9], atol=1e-6)
         png16 = cv2.imread(str(out / f'{stem}_depth16.png'), cv2.IMREAD_UNCHANGED)
         assert png16.dtype == np.uint16 and png16.min() == 0 and png16.max() == 65535
@@ -125,6 +125,22 @@ def test_video_is_processed_frame_by_frame(tmp_path):
     assert fake.calls == 3
     frames = sorted(p.name for p in (out / 'clip').iterdir())
     assert frames == [f'clip_{i:06d}_depth.npy' for i in range(3)]
+    # the image model's video gets an mp4 preview too, at the video's rate and the camera's size
+    capture = cv2.VideoCapture(str(out / 'clip_depth.mp4'))
+    assert capture.isOpened() and capture.get(cv2.CAP_PROP_FPS) == pytest.approx(5)
+    pictures = []
+    while True:
+        ok, picture = capture.read()
+        if not ok:
+            break
+        pictures.append(picture)
+    capture.release()
+    assert len(pictures) == 3 and pictures[0].shape == (48, 64, 3) and pictures[0].std() > 0
+    # unless asked for none
+    quiet = tmp_path / 'quiet'
+    assert depth_cli.main([str(video), '--out', str(quiet), '--format', 'npy', '--no-preview'],
+                          estimator=FakeEstimator()) == 0
+    assert sorted(p.name for p in quiet.iterdir()) == ['clip']
 
 
 def test_ply_header_count_and_geometry(tmp_path):
@@ -133,7 +149,8 @@ def test_ply_header_count_and_geometry(tmp_path):
     fx, fy, cx, cy = 50.0, 40.0, 31.5, 23.5
     code = depth_cli.main([str(tmp_path / 'cam.png'), '--out', str(out), '--format', 'npy', '--ply',
                            '--fx', str(fx), '--fy', str(fy), '--cx', str(cx), '--cy', str(cy),
-                           '--near', '1', '--far', '9'], estimator=FakeEstimator(value=0.5))
+                           '--near', '1', '--far', '9', '--resolution', 'inference'],
+                          estimator=FakeEstimator(value=0.5))
     assert code == 0
     data = (out / 'cam_points.ply').read_bytes()
     header = data[:data.index(b'end_header\n')].decode().splitlines()

@@ -38,6 +38,10 @@ def test_video_and_folder_are_clips_with_preview(tmp_path):
         while capture.read()[0]:
             count += 1
         assert count == 6, preview
+    quiet = tmp_path / 'quiet'  # --no-preview: the per-frame files only
+    assert depth.main([str(video), '--model', 'random-ppvd', '--out', str(quiet), '--format', 'npy', '--steps', '1',
+                       '-q', '--no-preview']) == 0
+    assert not list(quiet.glob('*.mp4')) and len(list((quiet / 'clip').glob('clip_*_depth.npy'))) == 6
 
 
 def test_factory_detects_the_video_checkpoint(tmp_path):

@@ -107,8 +107,8 @@ def test_the_model_is_warmed_up_once_on_the_inference_thread_before_the_first_fr
 
 def test_outputs_carry_the_input_header_and_agree(ros_context):
     estimator = RecordingEstimator(scale=0.5)
-    with RosGraph(ros_context) as graph:
-        node, feeder, collector = start(graph, ros_context, estimator)
+    with RosGraph(ros_context) as graph:  # at the model resolution: camera_info scaled per axis
+        node, feeder, collector = start(graph, ros_context, estimator, output__resolution='inference')
         rgb = pattern_image()
         feeder.send(7, rgb, INTR, info=camera_info(INTR, header(7), p_intrinsics=P_INTR))
         assert wait_for(lambda: collector.has_frame(7))
@@ -175,7 +175,10 @@ def test_compressed_input_jpeg_and_png(ros_context):
         assert node.errors == 0
 
 
-def test_camera_resolution_enlarges_without_blending_edges(ros_context):
+def test_default_depth_has_the_camera_size_without_blending_edges(ros_context):
+    """By default (output.resolution camera) every output has the image's size: the depth
+    enlarged by the guided upsampling (no value between the two sides of an edge), the camera's
+    own CameraInfo and an H×W cloud back-projected with it."""
     class StepEstimator(RecordingEstimator):
         def predict(self, rgb, init_depth=None, init_strength=None):
             depth = super().predict(rgb)
@@ -185,15 +188,21 @@ def test_camera_resolution_enlarges_without_blending_edges(ros_context):
 
     with RosGraph(ros_context) as graph:
         node, feeder, collector = start(graph, ros_context, StepEstimator(scale=0.5, nan_corner=False),
-                                        topics=['depth/relative', 'depth/camera_info'],
-                                        output__resolution='camera')
-        send_and_wait(feeder, collector, 0, pattern_image())
+                                        topics=['depth/relative', 'depth/camera_info', 'depth/image',
+                                                'depth/points'])
+        assert node.params['output.resolution'] == 'camera' and node.params['output.upsample'] == 'guided'
+        send_and_wait(feeder, collector, 0, pattern_image(), info=camera_info(INTR, header(0), p_intrinsics=P_INTR))
         relative = float_image(collector.by_stamp('depth/relative', 0))
         assert relative.shape == (48, 64)
         np.testing.assert_allclose(np.unique(relative), [0.2, 0.8], rtol=1e-6)  # no value in between
         info = collector.by_stamp('depth/camera_info', 0)
         assert (info.width, info.height) == (64, 48)
-        np.testing.assert_allclose(np.reshape(info.k, (3, 3)), INTR.K)
+        np.testing.assert_array_equal(np.reshape(info.k, (3, 3)), INTR.K)
+        np.testing.assert_array_equal(np.reshape(info.p, (3, 4))[:, :3], P_INTR.K)
+        metric = float_image(collector.by_stamp('depth/image', 0))
+        xyz, _ = cloud_grid(collector.by_stamp('depth/points', 0))
+        assert metric.shape == (48, 64) and xyz.shape == (48, 64, 3)
+        np.testing.assert_allclose(xyz, depth_to_points(metric, P_INTR), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize('kind, zero_p', [('indoor', False), ('outdoor', True)])
@@ -227,7 +236,8 @@ def test_inference_resolution_points_project_back_to_their_pixels(ros_context):
     a, b = near_far_scale(0.5, 10.0)
     with RosGraph(ros_context) as graph:
         node, feeder, collector = start(graph, ros_context, OracleEstimator([frame], a, b, scale=2),
-                                        topics=['depth/points', 'depth/camera_info', 'depth/image'])
+                                        topics=['depth/points', 'depth/camera_info', 'depth/image'],
+                                        output__resolution='inference')
         send_and_wait(feeder, collector, 0, frame.rgb, intr)
         xyz, _ = cloud_grid(collector.by_stamp('depth/points', 0))
         metric = float_image(collector.by_stamp('depth/image', 0))
@@ -306,7 +316,8 @@ def test_temporal_warm_start_and_align(ros_context):
     estimator = JitterEstimator(nan_corner=False)
     with RosGraph(ros_context) as graph:
         node, feeder, collector = start(graph, ros_context, estimator, topics=['depth/relative'],
-                                        temporal__mode='warm_start', temporal__warm_start_strength=0.25)
+                                        temporal__mode='warm_start', temporal__warm_start_strength=0.25,
+                                        output__resolution='inference')  # published = the model's depth
         send_and_wait(feeder, collector, 0, pattern_image())
         send_and_wait(feeder, collector, 1, pattern_image())
         first = float_image(collector.by_stamp('depth/relative', 0))
@@ -344,9 +355,9 @@ def test_runtime_parameter_changes_are_validated(ros_context):
         assert not set_('image_transport', 'compressed').successful  # read-only after start
         assert not set_('model.steps', 0).successful and estimator.steps == 2
 
-        assert set_('output.resolution', 'camera').successful
+        assert set_('output.resolution', 'inference').successful  # the model's size (camera's by default)
         send_and_wait(feeder, collector, 0, pattern_image())
-        assert float_image(collector.by_stamp('depth/relative', 0)).shape == (48, 64)
+        assert float_image(collector.by_stamp('depth/relative', 0)).shape == (24, 32)
 
 
 @pytest.mark.parametrize('params, message', [
@@ -361,7 +372,7 @@ def test_runtime_parameter_changes_are_validated(ros_context):
                                           'and only by them'),
     ({'model__backend': 'tensorrt', 'model__onnx_path': '/tmp/m.onnx', 'model__compile': 'on'},
      'model.compile on is for model.backend torch'),
-    ({'model__compile': 'yes'}, "parameter 'model.compile' must be one of off, on"),
+    ({'model__compile': 'maybe'}, "parameter 'model.compile' must be a boolean"),
 ])
 def test_bad_start_parameters_refuse_to_start(ros_context, params, message):
     with pytest.raises(ParameterError) as error:

@@ -61,7 +61,8 @@ def start(graph, context, estimator, image_only=False, topics=TOPICS, **params):
 def test_metres_come_from_moge2_with_source_model_and_sky_nan(ros_context):
     estimator = MetricStandIn()
     with RosGraph(ros_context) as graph:
-        node, feeder, collector = start(graph, ros_context, estimator, metric__every_n_frames=3)
+        node, feeder, collector = start(graph, ros_context, estimator, metric__every_n_frames=3,
+                                        output__resolution='inference')  # the stand-in's size
         for i in range(4):
             feeder.send(i, pattern_image(seed=i), INTR)
             assert wait_for(lambda: collector.has_frame(i)), f'frame {i} did not come out'
@@ -105,7 +106,7 @@ def test_model_intrinsics_without_camera_info(ros_context):
     estimator = MetricStandIn()
     with RosGraph(ros_context) as graph:
         node, feeder, collector = start(graph, ros_context, estimator, image_only=True,
-                                        camera__intrinsics='model')
+                                        camera__intrinsics='model', output__resolution='inference')
         assert node.pairing.startswith('image only')
         msg = rgb_to_image_msg(pattern_image(), header(5), 'rgb8')
         feeder.image_pub.publish(msg)

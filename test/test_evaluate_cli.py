@@ -13,7 +13,8 @@ TINY = ['--camera-size', '64x48', '--area', '128x96', '--quiet']
 
 def test_oracle_on_two_tiny_scenes(tmp_path, capsys):
     out = tmp_path / 'oracle.json'
-    assert evaluate.main(['--baseline', 'oracle', '--scenes', '2', '--scene-seed', '5', *TINY, '--json', str(out)]) == 0
+    assert evaluate.main(['--baseline', 'oracle', '--scenes', '2', '--scene-seed', '5', *TINY, '--json', str(out),
+                          '--resolution', 'inference']) == 0  # scored at the model resolution
     captured = capsys.readouterr()
     text = captured.out
     assert 'AbsRel' in text and 'indoor' in text and 'outdoor' in text and '128x96' in text

@@ -184,7 +184,8 @@ def run_rectify(context, frames, remaps=(), topics=('depth/relative', 'depth/cam
 
 
 def test_distorted_raw_images_are_rectified_and_the_geometry_is_ps(ros_context):
-    node, collector, truth, raw = run_rectify(ros_context, 3, ['image:=/cam/image_raw'])
+    node, collector, truth, raw = run_rectify(ros_context, 3, ['image:=/cam/image_raw'],
+                                              output__resolution='inference')  # at the model's 80x60
     model_input = node.estimator.inputs[-1].astype(np.float32)
     error = np.abs(model_input - truth)[8:-8, 8:-8].mean()
     assert error < 3.0 and error < 0.2 * np.abs(raw.astype(np.float32) - truth)[8:-8, 8:-8].mean()
@@ -215,7 +216,7 @@ def test_wide_p_borders_have_no_depth(ros_context):
     wide = P.copy()
     wide[0, 0] = wide[1, 1] = 60.0
 
-    node, collector, _, _ = run_rectify(ros_context, 1, topics=('depth/relative',),
+    node, collector, _, _ = run_rectify(ros_context, 1, topics=('depth/relative',), output__resolution='inference',
                                         info=lambda: distorted_info(d=[0.25, 0, 0, 0, 0], p=wide))
     relative = float_image(collector.by_stamp('depth/relative', 0))
     valid = node.pipeline.rectification.rectifier.valid(Calibration.of(W, H, 'plumb_bob', [0.25, 0, 0, 0, 0], K.ravel(),

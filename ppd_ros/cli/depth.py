@@ -18,7 +18,7 @@ from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.rectify import Calibration
 from ppd_ros.geometry.scale.model_scale import SOURCE_MODEL
 from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
-                                     fast_options, model_flags_problem)
+                                     fast_options, metric_model_problem, model_flags_problem)
 from ppd_ros.pipeline import (DEFAULTS, FrameDepth, FrameError, FrameInput, FramePipeline, PipelineSettings,
                               settings_for)
 from ppd_ros.pipeline.settings import UPSAMPLE_METHODS
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                'video frames go to <out>/<video>/<video>_<frame number, 6 digits>_*. '
                'PPD predicts RELATIVE depth (normalised log-depth, larger = farther); png16 maps its '
                'min..max to 0..65535 and stores min/max in the PNG (tEXt "ppd_depth") so '
-               'relative = min + value/65535*(max-min). '
+               'relative = min + value/65535*(max-min). Every video (and, with the video model, every folder '
+               'of frames) also gets an mp4 preview <out>/<video>_depth.mp4 (--no-preview: none). '
                + flags.exit_status({0: 'all inputs done', 1: 'some inputs failed (one error line each)',
                                     2: 'usage error, nothing to process, or model not loadable'}))
     p.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, folders or video files')
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--color-range', type=float, nargs=2, metavar=('LO', 'HI'),
                    help='relative depth range of the colour map (near = red, far = blue); default: the '
                         '2nd..98th percentile of each image. A fixed range keeps video colours stable')
+    p.add_argument('--no-preview', dest='preview', action='store_false',
+                   help='no mp4 preview of videos (<video>_depth.mp4, the colourised depth; written by default '
+                        'with any model, beside the per-frame files)')
 
     p.add_argument('--metric', action='store_true',
                    help='metric depth from the camera alone (needs MoGe-2 weights: --dit ppd_moge.pth '
@@ -71,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                             'randomly initialised image / video model (plumbing tests only, output is '
                             'meaningless). With --dit ppvd.pth --encoder pi3.safetensors (the video model, '
                             'PPVD), every video and every folder of frames is one temporally consistent '
-                            'clip, with an mp4 preview <clip>_depth.mp4')
+                            'clip (its mp4 preview: <clip>_depth.mp4)')
     add_model_arguments(model)
     flags.add_sampling_flags(model)
 
@@ -119,6 +123,7 @@ class OutputOptions:
     near: float = DEFAULTS.near
     far: float = DEFAULTS.far
     metric: bool = False  # --metric: depth is metres (MoGe-2 scale), not relative
+    preview: bool = True  # an mp4 preview of every video (--no-preview: none)
 
 
 def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
@@ -155,7 +160,7 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
     if color_range is not None and not (np.isfinite(color_range).all() and color_range[0] < color_range[1]):
         parser.error(f'--color-range needs finite LO < HI, got {color_range[0]} {color_range[1]}')
     return OutputOptions(args.out, formats, args.resolution, args.upsample, color_range, camera, args.near, args.far,
-                         args.metric)
+                         args.metric, args.preview)
 
 
 def _one_line(err: BaseException) -> str:
@@ -223,12 +228,15 @@ def write_outputs(depth: FrameDepth, opts: OutputOptions, color_range=None) -> l
 
 
 def process_rgb(pipeline: FramePipeline, rgb: np.ndarray, stem: str, opts: OutputOptions,
-                stamp_ns: int = 0) -> list[Path]:
-    """Depth of one image / frame through the pipeline, and its files."""
+                stamp_ns: int = 0, preview: io.PreviewWriter | None = None) -> list[Path]:
+    """Depth of one image / frame through the pipeline, and its files; a video frame's picture
+    also goes to its `preview` (the colours of its _depth_color.png)."""
     written = []
     want_metric = opts.metric or opts.camera is not None
     for depth in pipeline.process(frame_input(rgb, stem, opts, stamp_ns), want_metric):
         written += write_outputs(depth, opts)
+        if preview is not None:
+            preview.write(colorize(depth.metric if opts.metric else depth.relative, opts.color_range))
     return written
 
 
@@ -287,17 +295,24 @@ def run_item(pipeline: FramePipeline, item: io.InputItem, opts: OutputOptions, r
             bar.update(1)
         return
     video_stem = Path(item.name).name
-    frame_ns = 1e9 / (io.video_fps(item.path) or depth_video.FOLDER_FPS)
+    fps = io.video_fps(item.path) or depth_video.FOLDER_FPS
+    preview = None
+    if opts.preview:  # the mp4 of the video, whatever the model
+        preview = io.PreviewWriter(opts.out_dir / f'{item.name}{depth_video.PREVIEW_SUFFIX}', fps)
     try:
         for index, rgb in io.iter_video_frames(item.path):
             try:
-                process_rgb(pipeline, rgb, f'{item.name}/{video_stem}_{index:06d}', opts, round(index * frame_ns))
+                process_rgb(pipeline, rgb, f'{item.name}/{video_stem}_{index:06d}', opts, round(index * 1e9 / fps),
+                            preview)
             except Exception as err:  # noqa: BLE001
                 reporter.error(f'{item.path} [frame {index}]', _describe_error(err))
             if bar is not None:
                 bar.update(1)
     except io.InputError as err:
         reporter.error(str(item.path), _one_line(err))
+    finally:
+        if preview is not None:
+            preview.close()
 
 
 def main(argv=None, estimator=None) -> int:
@@ -312,6 +327,10 @@ def main(argv=None, estimator=None) -> int:
         return EXIT_USAGE
 
     if estimator is None:
+        problem = opts.metric and metric_model_problem(args.model, args.dit, args.encoder)
+        if problem:  # before the model loads
+            print(f'{PROG}: error: {problem}', file=sys.stderr)
+            return EXIT_USAGE
         try:
             estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
                                         args.steps, args.seed, args.area, **fast_options(args))

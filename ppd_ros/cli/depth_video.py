@@ -2,7 +2,8 @@
 
 Frames go through the frame pipeline (its video step: the causal window stream) one by one, so
 memory stays at one window however long the clip; each frame's outputs are written as soon as its
-window is done, and an mp4 preview (``<clip>_depth.mp4``, colourised depth) is written beside them. The colour range
+window is done, and an mp4 preview (``<clip>_depth.mp4``, colourised depth; ppd-depth writes one for every video,
+whatever the model, unless --no-preview) is written beside them. The colour range
 is fixed per clip (2nd..98th percentile of the first window, or ``--color-range``) so colours do
 not flicker. Depth comes at the input size: the video model runs at its fixed S×S (512×512) and
 resizes each window back, as the released code does.
@@ -61,7 +62,7 @@ def run_clip(pipeline, name: str, members: list[io.InputItem], opts, reporter, b
     """One clip through the pipeline; ppd-depth passes its frame_input, write_outputs and colorize."""
     video = members[0].kind == 'video'
     fps = io.video_fps(members[0].path) if video else FOLDER_FPS
-    preview = io.PreviewWriter(opts.out_dir / f'{name}{PREVIEW_SUFFIX}', fps)
+    preview = io.PreviewWriter(opts.out_dir / f'{name}{PREVIEW_SUFFIX}', fps) if opts.preview else None
     color_range = opts.color_range
     pipeline.reset()  # every clip starts afresh
 
@@ -73,7 +74,8 @@ def run_clip(pipeline, name: str, members: list[io.InputItem], opts, reporter, b
         for depth in done:
             try:
                 write_outputs(depth, opts, color_range)
-                preview.write(colorize(depth.relative, color_range))
+                if preview is not None:
+                    preview.write(colorize(depth.relative, color_range))
             except (OSError, ValueError) as err:
                 reporter.error(depth.context, str(err))
             if bar is not None:
@@ -88,6 +90,7 @@ def run_clip(pipeline, name: str, members: list[io.InputItem], opts, reporter, b
                 reporter.error(stem, str(err))
         emit(pipeline.flush(want_metric))
     finally:
-        preview.close()
-    if preview.frames == 0 and not reporter.failed:
+        if preview is not None:
+            preview.close()
+    if preview is not None and preview.frames == 0 and not reporter.failed:
         print(f'{name}: no frames written', file=sys.stderr)

@@ -242,8 +242,8 @@ def add_resolution_flag(group, *, help_tail: str = '', old: str | None = None, o
     """--resolution inference|camera (dest ``resolution``, default DEFAULTS.resolution); `old`:
     a deprecated spelling whose choices `old_choices` ({old: new}) map onto inference|camera."""
     group.add_argument('--resolution', choices=RESOLUTIONS, default=DEFAULTS.resolution,
-                       help=f'{OUTPUT_RESOLUTION}: inference (the model resolution, default) or camera (the '
-                            f"camera's / input image's size){help_tail}")
+                       help=f'{OUTPUT_RESOLUTION}: camera (the camera\'s / input image\'s size) or inference (the '
+                            f'model resolution); default {DEFAULTS.resolution}{help_tail}')
     if old is not None:
         group.add_argument(old, dest='resolution', choices=tuple(old_choices), action=Deprecated,
                            new='--resolution ' + '|'.join(RESOLUTIONS), convert=old_choices.get)

@@ -37,7 +37,8 @@ PARAMETERS = (
     ParamSpec('input.rectify', D.rectify, 'Raw images whose CameraInfo has distortion (D not zero): auto '
               'rectifies them unless the image topic is named as rectified (image_rect...: image_proc\'s '
               'convention); on always rectifies; off never does (a warning once). The outputs then '
-              'have the rectified geometry (P)', choices=RECTIFY_MODES),
+              'have the rectified geometry (P). on/off may be typed bare (ROS reads them as true/false)',
+              dynamic=True, choices=RECTIFY_MODES),
     ParamSpec('input.mono16', 'shift', 'How mono16 images become 8 bit: shift (value >> 8) or '
               'percentile (per-frame 1–99 % stretch, for 10/12-bit sensors)', choices=MONO16_MODES),
     *pairing_specs('image', 'CameraInfo', slop=0.05),
@@ -61,9 +62,9 @@ PARAMETERS = (
               'area the input is resized to (aspect kept, multiples of 16); [0, 0]: the model\'s own '
               '(1024x768 for the released weights, the training resolution of the demo model)',
               length=2, low=0, high=8192, check=_target_area_problem),
-    ParamSpec('model.compile', 'off', 'on: torch.compile + CUDA-graph capture of the whole frame for the '
-              'model resolution, warmed up at start (CUDA; elsewhere eager, with one log line)',
-              choices=('off', 'on')),
+    ParamSpec('model.compile', False, 'true: torch.compile + CUDA-graph capture of the whole frame for the '
+              'model resolution, warmed up at start (CUDA; elsewhere eager, with one log line). A switch: '
+              'on/off (ROS reads them as true/false) and the old words \'on\'/\'off\' work too'),
     ParamSpec('model.backend', 'torch', 'torch; onnxruntime (CPU or CUDA provider by model.device) or '
               'tensorrt (onnxruntime TensorRT provider) run model.onnx_path', choices=BACKENDS),
     ParamSpec('model.onnx_path', '', 'ONNX model written by ppd-export, for model.backend '
@@ -82,6 +83,41 @@ PARAMETERS = (
               dynamic=True, low=1e-3),
     ParamSpec('output.far', D.far, 'Assumed metres at relative depth 1', dynamic=True, low=1e-3),
     ParamSpec('output.points_rgb', D.points_rgb, 'Add the packed rgb field to depth/points', dynamic=True),
+    # costmap outputs (docs/costmap.md)
+    ParamSpec('output.min_range', D.min_range, 'Metres: nearer depth becomes -Inf in depth/image (REP 117: too '
+              'close) and no point in depth/points; 0: off', dynamic=True, low=0.0),
+    ParamSpec('output.max_range', D.max_range, 'Metres: farther depth becomes +Inf in depth/image (REP 117: '
+              'nothing within range, so a voxel layer clears along that ray) and no point in depth/points; '
+              '0: off', dynamic=True, low=0.0),
+    ParamSpec('output.confidence_min', D.confidence_min, 'Pixels with a lower depth/confidence get NaN in '
+              'depth/image and no point (needs the eager sampler); 0: off', dynamic=True, low=0.0, high=1.0),
+    ParamSpec('output.edge_filter', D.edge_filter, 'Flying-point filter: a pixel farther than a neighbour by more '
+              'than this fraction of that neighbour\'s depth (the far side of a depth jump) gets NaN and no '
+              'point; the nearest surface stays. 0: off; 0.05 removes 5 % jumps', dynamic=True, low=0.0, high=10.0),
+    ParamSpec('confidence.samples', D.confidence_samples, 'depth/confidence from K noise seeds (their spread; '
+              'K× the model time) instead of the one sampling\'s own signal (K = 1, no extra cost)',
+              dynamic=True, low=1, high=16),
+    ParamSpec('cloud.stride', D.cloud_stride, 'depth/points keeps every n-th row and column', dynamic=True,
+              low=1, high=64),
+    ParamSpec('cloud.organized', D.cloud_organized, 'depth/points organized (H x W, NaN invalid); false: only '
+              'the valid points (height 1, is_dense true, fewer bytes)', dynamic=True),
+    ParamSpec('scan.height', D.scan_height, 'depth/scan: rows around the principal point\'s row whose nearest '
+              'range each column takes (depthimage_to_laserscan\'s scan_height)', dynamic=True, low=1, high=4096),
+    ParamSpec('scan.range_min', D.scan_range_min, 'depth/scan range_min (metres); nearer: -Inf', dynamic=True,
+              low=0.0),
+    ParamSpec('scan.range_max', D.scan_range_max, 'depth/scan range_max (metres); farther: +Inf', dynamic=True,
+              low=0.0),
+    ParamSpec('scan.frame_id', D.scan_frame_id, 'frame_id of depth/scan: the camera\'s non-optical frame (x '
+              'forward, z up), as depthimage_to_laserscan\'s output_frame; empty: the image\'s frame'),
+    ParamSpec('scan.target_frame', '', 'depth/scan in this frame instead (e.g. base_link; x forward, z up), '
+              'through tf2 at each image\'s stamp, as pointcloud_to_laserscan: the points between '
+              'scan.min_height and scan.max_height of that frame; empty: scan.frame_id, without tf2'),
+    ParamSpec('scan.min_height', D.scan_min_height, 'scan.target_frame: lowest point height (metres, its z) '
+              'in the scan', dynamic=True),
+    ParamSpec('scan.max_height', D.scan_max_height, 'scan.target_frame: highest point height (metres, its z) '
+              'in the scan', dynamic=True),
+    ParamSpec('scan.tf_timeout', 0.05, 'scan.target_frame: seconds to wait for the transform at the '
+              'image\'s stamp', dynamic=True, low=0.0, high=10.0),
     # metric scale
     ParamSpec('metric.source', D.metric_source, 'Scale of depth/image and depth/points: auto (MoGe-2\'s metric '
               'depth when the weights include it, else the assumed output.near/far), model (require '
@@ -111,7 +147,8 @@ PARAMETERS = (
     ParamSpec('temporal.mode', D.temporal_mode, 'Temporal smoothing: off; align (fit each frame to the '
               'previous one); warm_start (start sampling from the previous depth, fewer steps); video '
               '(the video model PPVD, causal windows: needs model.dit_path ppvd.pth and '
-              'model.encoder_path pi3.safetensors; frames are published when their window is done)',
+              'model.encoder_path pi3.safetensors; frames are published when their window is done). off '
+              'may be typed bare (ROS reads it as false)',
               dynamic=True, choices=TEMPORAL_MODES),
     ParamSpec('temporal.video_new_frames', D.video_new_frames, 'video: new frames per window (1..13); '
               'each window re-runs the 3 keyframes it inherits, so fewer new frames = lower latency, more '
@@ -122,6 +159,9 @@ PARAMETERS = (
     ParamSpec('temporal.align_smoothing', D.align_smoothing, 'align: weight of the running reference when '
               'it is updated with a new aligned frame (0 = follow each frame)', dynamic=True, low=0.0, high=0.99),
     *DIAGNOSTICS_SPECS,
+    ParamSpec('diagnostics.no_input_timeout', 5.0, 'Seconds without any image on the input topic after which '
+              '/diagnostics goes WARN and the node says so (once, then every minute while it lasts)', dynamic=True,
+              low=0.1, high=3600.0),
 )
 DEPRECATED_PARAMETERS = {'input.compressed': "use 'image_transport: compressed' (or raw)"}
 
@@ -142,7 +182,19 @@ def pipeline_settings(values) -> PipelineSettings:
         upsample=values['output.upsample'], upsample_edge_threshold=values['output.upsample_edge_threshold'],
         points_rgb=values['output.points_rgb'], colorize_mode=values['colorize.mode'],
         colorize_percentiles=tuple(values['colorize.percentiles']),
-        colorize_range=tuple(values['colorize.range']))
+        colorize_range=tuple(values['colorize.range']),
+        min_range=values['output.min_range'], max_range=values['output.max_range'],
+        confidence_min=values['output.confidence_min'], edge_filter=values['output.edge_filter'],
+        confidence_samples=values['confidence.samples'], cloud_stride=values['cloud.stride'],
+        cloud_organized=values['cloud.organized'], scan_height=values['scan.height'],
+        scan_range_min=values['scan.range_min'], scan_range_max=values['scan.range_max'],
+        scan_frame_id=values['scan.frame_id'], scan_min_height=values['scan.min_height'],
+        scan_max_height=values['scan.max_height'])
+
+
+def compile_mode(values) -> str:
+    """The model's compile mode ('on' | 'off', runtime.COMPILE_MODES) from the switch model.compile."""
+    return 'on' if values['model.compile'] else 'off'
 
 
 def model_options(values, log=None) -> dict:
@@ -154,7 +206,7 @@ def model_options(values, log=None) -> dict:
     return dict(dit=values['model.dit_path'] or None, encoder=values['model.encoder_path'] or None,
                 device=values['model.device'], precision=values['model.precision'],
                 steps=values['model.steps'], seed=pipeline_settings(values).seed,
-                target_area=tuple(area) if any(area) else None, compile=values['model.compile'],
+                target_area=tuple(area) if any(area) else None, compile=compile_mode(values),
                 backend=values['model.backend'], onnx_path=values['model.onnx_path'] or None, log=log,
                 defer_warm_up=True)
 
@@ -163,4 +215,4 @@ def check_parameters(values) -> str | None:
     """Relations between parameters that no single spec can check (before the model is known)."""
     return (near_far_problem(values['output.near'], values['output.far'])
             or model_options_problem(values['model.dit_path'], values['model.encoder_path'], values['model.backend'],
-                                     values['model.onnx_path'], values['model.compile'], names='node'))
+                                     values['model.onnx_path'], compile_mode(values), names='node'))

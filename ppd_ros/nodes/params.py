@@ -5,6 +5,11 @@ in `ros2 param describe`), the check of start-up values (a bad value raises Para
 one clear line, so the node refuses to start), and the check of runtime changes (a bad value is
 rejected with the reason; parameters not marked dynamic are read-only). Nodes read the current
 values from `NodeParameters` (a mapping) and may register listeners for accepted changes.
+
+ROS reads every value as YAML 1.1, where a bare on/off/yes/no is a boolean: `-p temporal.mode:=off`
+arrives as False. `ParamSpec.from_ros` gives such values back the parameter's type (the word 'off'
+for a word parameter with on/off among its choices, a boolean for a switch given as a word), at
+start and before rclpy checks the type of a runtime change (a pre-set callback).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any, Callable, Iterable
 
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.parameter import Parameter
 
 from .qos import QOS_CHOICES, SUBSCRIPTION_QOS_CHOICES
 
@@ -24,6 +30,9 @@ class ParameterError(ValueError):
 
 
 _TYPE_NAMES = {bool: 'boolean', int: 'integer', float: 'double', str: 'string'}
+#: Words that ROS reads as booleans (YAML 1.1: `-p`, --params-file, launch, `ros2 param set`),
+#: lower-cased, with the boolean each one becomes.
+BOOLEAN_WORDS = {'on': True, 'off': False, 'true': True, 'false': False, 'yes': True, 'no': False}
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,18 @@ class ParamSpec:
             return f"must be one of {', '.join(map(str, self.choices))}, got '{value}'"
         return self.check(value) if self.check is not None else None
 
+    def from_ros(self, value):
+        """`value` as this parameter's type where ROS's YAML 1.1 changed what a user typed: the
+        booleans of `on`/`off` (`yes`, `true` …) → 'on'/'off' for a word parameter whose choices
+        have them (input.rectify, temporal.mode; `temporal.mode:=on` then fails the choices check
+        with its own message), and a word of BOOLEAN_WORDS ('on', 'false' …, quoted or from an old
+        configuration) → the boolean for a boolean parameter. Anything else is returned as is."""
+        if isinstance(self.default, str) and isinstance(value, bool) and {'on', 'off'} & set(self.choices):
+            return 'on' if value else 'off'
+        if isinstance(self.default, bool) and isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+            return BOOLEAN_WORDS[value.strip().lower()]
+        return value
+
 
 def _plain(value):
     """Parameter values as plain Python (arrays → tuples) so they compare and hash simply."""
@@ -94,8 +115,13 @@ class NodeParameters(Mapping):
             descriptor = ParameterDescriptor(description=spec.description,
                                              additional_constraints=spec.constraints(),
                                              read_only=not spec.dynamic)
+            given = self.override(spec.name)
+            typed = spec.from_ros(given)
             try:
-                value = node.declare_parameter(spec.name, _plain(spec.default), descriptor).value
+                if given is not None and typed is not given:  # what the user meant, in the right type
+                    value = node.declare_parameter(spec.name, typed, descriptor, ignore_override=True).value
+                else:
+                    value = node.declare_parameter(spec.name, _plain(spec.default), descriptor).value
             except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
                 raise ParameterError(f"parameter '{spec.name}' must be "
                                      f'{_type_name(spec.default)}: {exc}') from None
@@ -107,6 +133,7 @@ class NodeParameters(Mapping):
         reason = cross_check(dict(self._values)) if cross_check else None
         if reason:
             raise ParameterError(reason)
+        node.add_pre_set_parameters_callback(self._from_ros)
         node.add_on_set_parameters_callback(self._validate)
         node.add_post_set_parameters_callback(self._apply)
 
@@ -134,6 +161,16 @@ class NodeParameters(Mapping):
         overrides = getattr(self._node, '_parameter_overrides', {}) or {}
         return sorted(name for name in overrides
                       if not self._node.has_parameter(name) and not name.startswith('qos_overrides.'))
+
+    def _from_ros(self, parameters) -> list:
+        """Before rclpy checks the types of a change (SetParameters, `ros2 param set … off`): the
+        booleans YAML made of on/off as the words they were (ParamSpec.from_ros)."""
+        converted = []
+        for parameter in parameters:
+            spec = self._specs.get(parameter.name)
+            value = spec.from_ros(parameter.value) if spec is not None else parameter.value
+            converted.append(parameter if value is parameter.value else Parameter(parameter.name, value=value))
+        return converted
 
     def _validate(self, parameters) -> SetParametersResult:
         proposed = dict(self._values)

@@ -41,7 +41,7 @@ class PipelineSettings:
     metric_max_hold_age: float = 5.0
     intrinsics: str = 'camera_info'
     # output geometry
-    resolution: str = 'inference'
+    resolution: str = 'camera'             # the camera's size (enlarged by upsample) | inference
     upsample: str = 'guided'
     upsample_edge_threshold: float = 0.02
     # products
@@ -49,6 +49,21 @@ class PipelineSettings:
     colorize_mode: str = 'percentile'
     colorize_percentiles: tuple = (2.0, 98.0)
     colorize_range: tuple = (0.5, 10.0)
+    # costmap outputs (geometry.costmap_filters; all off by default: depth/image as before)
+    confidence_samples: int = 1            # K noise seeds: 1 = the sampler's own signal, K > 1 their spread (K× cost)
+    min_range: float = 0.0                 # metres; nearer: −Inf in depth/image, no point (0: off)
+    max_range: float = 0.0                 # metres; farther: +Inf in depth/image (REP 117), no point (0: off)
+    confidence_min: float = 0.0            # lower confidence: NaN, no point (0: off)
+    edge_filter: float = 0.0               # flying points: relative depth jump to a nearer neighbour (0: off)
+    cloud_stride: int = 1                  # every n-th row and column in depth/points
+    cloud_organized: bool = True           # False: only the valid points, height 1, is_dense true
+    # depth/scan (geometry.scan, as depthimage_to_laserscan)
+    scan_height: int = 1                   # rows around the principal point's row
+    scan_range_min: float = 0.45
+    scan_range_max: float = 10.0
+    scan_frame_id: str = 'camera_depth_frame'
+    scan_min_height: float = 0.2           # scan in a target frame (tf2): its z band, metres
+    scan_max_height: float = 2.0
 
     def replace(self, **changes) -> 'PipelineSettings':
         return replace(self, **changes)
