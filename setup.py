@@ -41,6 +41,8 @@ setup(
         'test': ['pytest', 'pytest-timeout', 'pyyaml', 'rosbags==0.11.9'],
         # ppd-export and the onnxruntime backend (onnxruntime-gpu instead for CUDA/TensorRT).
         'onnx': ['onnx>=1.16', 'onnxscript>=0.3', 'onnxruntime>=1.18'],
+        # ppd-bag --ray: bags on Ray actors, on one machine or a cluster (pinned: tested with CPython 3.11, 79 MB)
+        'fleet': ['ray==2.60.0', 'rosbags==0.11.9'],
     },
     entry_points={
         'console_scripts': [

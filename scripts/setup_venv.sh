@@ -14,7 +14,8 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch first, pinned: a bare `torch` requirement would pull several GB of CUDA wheels.
 "$VENV/bin/python" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-"$VENV/bin/python" -m pip install -q -e '.[ros,msgbuild,test,onnx]' --config-settings editable_mode=compat
+# fleet: Ray, for ppd-bag --ray and its tests (test/test_bag_fleet.py)
+"$VENV/bin/python" -m pip install -q -e '.[ros,msgbuild,test,onnx,fleet]' --config-settings editable_mode=compat
 # Generate ppd_ros/msg (DepthScale) against the wheels and install it into the venv.
 VIRTUAL_ENV=$(cd "$VENV" && pwd)
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

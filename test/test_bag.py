@@ -87,8 +87,11 @@ def check_output(out_bag, frames):
 
 def test_demo_model_on_a_synthetic_mcap_bag(sequence, tmp_path, capsys):
     src = write_camera_bag(tmp_path / 'cam', sequence[:4])
-    assert bag.main([str(src), str(tmp_path / 'depth'), '--model', 'demo', '-q']) == 0
-    check_output(tmp_path / 'depth', sequence[:4])
+    assert bag.main([str(src), str(tmp_path / 'depth'), '--model', 'demo', '--area', '32x24', '-q']) == 0
+    topics = check_output(tmp_path / 'depth', sequence[:4])
+    info = topics['/depth/camera_info'][0][1]  # by default the camera's size, though the model ran at 32x24
+    assert (info.width, info.height) == (64, 48) and topics['/depth/points'][0][1].width == 64
+    np.testing.assert_array_equal(np.reshape(info.k, (3, 3)), sequence[0].intrinsics.K)
     assert list((tmp_path / 'depth').glob('*.mcap')) and not (tmp_path / 'depth.partial').exists()
     assert '4 of 4 frame(s)' in capsys.readouterr().err
 
@@ -154,7 +157,7 @@ def test_interrupted_run_says_so_and_a_rerun_starts_over(sequence, tmp_path, cap
     out = tmp_path / 'out'
     assert bag.main([str(src), str(out), '-q'], estimator=_Interrupting()) == 130
     err = capsys.readouterr().err
-    assert 'interrupted: 2 of 5 frame(s)' in err and 'incomplete' in err
+    assert 'interrupted (SIGINT): 2 of 5 frame(s)' in err and 'incomplete' in err
     assert not out.exists()
     partial = tmp_path / 'out.partial' / 'out'
     assert len(read_bag(partial)['/depth/image']) == 2  # closed, readable
@@ -190,3 +193,78 @@ def test_ppd_demo_record_then_ppd_bag_as_a_user_would(tmp_path, capsys):
                      '-q']) == 0  # the video model: the recorded frames are one (padded) window
     video = read_bag(tmp_path / 'run1_video')
     assert {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in video['/depth/image']} == stamps
+
+
+# ---------------------------------------------------------------------------------- hardening (issue 22)
+
+def test_frames_lost_in_a_bag_corrupted_mid_file_are_counted_and_said(sequence, tmp_path, capsys):
+    """Two image records whose times were overwritten: the reader drops them silently; ppd-bag
+    compares with the bag's index, says so and exits 1 (the output has the readable frames)."""
+    import struct
+    src = write_camera_bag(tmp_path / 'cam', sequence[:6])
+    mcap = next(src.glob('*.mcap'))
+    data = bytearray(mcap.read_bytes())
+    for i in (2, 4):  # the image records' log and publish times (t + 1000, twice)
+        t = T0 + i * DT + 1000
+        at = data.index(struct.pack('<QQ', t, t))
+        data[at:at + 8] = bytes(8)
+    mcap.write_bytes(bytes(data))
+    out = tmp_path / 'out'
+    assert bag.main([str(src), str(out), '--model', 'random-tiny', '--area', '64x48', '-q']) == 1
+    err = capsys.readouterr().err
+    assert '2 frame(s) lost' in err and 'lists 6 image message(s), only 4 could be read' in err
+    assert '4 of 6 frame(s)' in err and len(read_bag(out)['/depth/image']) == 4
+
+
+class _Signalling(_Interrupting):
+    """Stands in for the estimator: this process gets `signum` at the third frame."""
+
+    def __init__(self, signum):
+        super().__init__()
+        self.signum = signum
+
+    def predict(self, rgb):
+        self.calls += 1
+        if self.calls == 3:
+            import signal
+            signal.raise_signal(self.signum)
+        return np.full(rgb.shape[:2], 0.5, np.float32)
+
+
+@pytest.mark.parametrize('name', ['SIGTERM', 'SIGHUP'])
+def test_sigterm_and_sighup_close_a_readable_partial_bag(sequence, tmp_path, capsys, name):
+    import signal
+    signum = getattr(signal, name)
+    before = signal.getsignal(signum)
+    src = write_camera_bag(tmp_path / 'cam', sequence[:5])
+    assert bag.main([str(src), str(tmp_path / 'out'), '-q'], estimator=_Signalling(signum)) == 128 + signum
+    err = capsys.readouterr().err
+    assert f'interrupted ({name}): 2 of 5 frame(s)' in err and 'incomplete' in err
+    assert len(read_bag(tmp_path / 'out.partial' / 'out')['/depth/image']) == 2  # closed, readable
+    assert signal.getsignal(signum) == before  # the handler is ppd-bag's only while it runs
+
+
+def test_impossible_output_paths_are_refused_before_the_model_loads(sequence, tmp_path, capsys, monkeypatch):
+    from ppd_ros.model import factory
+
+    def no_model(*_, **__):
+        pytest.fail('the model was loaded')
+    monkeypatch.setattr(factory, 'build_estimator', no_model)
+    monkeypatch.setattr(bag, 'build_estimator', no_model, raising=False)  # where bag.py once imported it
+    src = write_camera_bag(tmp_path / 'cam', sequence[:2])
+    (tmp_path / 'file').write_text('keep me')
+    assert bag.main([str(src), str(tmp_path / 'file' / 'out'), '-q']) == 2
+    assert 'is a file, not a folder' in capsys.readouterr().err
+    assert bag.main([str(src), str(tmp_path / 'file'), '--overwrite', '-q']) == 2
+    assert 'is a file, not a bag folder' in capsys.readouterr().err
+    assert (tmp_path / 'file').read_text() == 'keep me' and not (tmp_path / 'file.partial').exists()
+
+
+def test_a_bare_mcap_input_writes_mcap(sequence, tmp_path, capsys):
+    src = write_camera_bag(tmp_path / 'cam', sequence[:2])
+    bare = tmp_path / 'bare.mcap'
+    bare.write_bytes(next(src.glob('*.mcap')).read_bytes())
+    assert bag.main([str(bare), str(tmp_path / 'out'), '--model', 'random-tiny', '--area', '64x48', '-q']) == 0
+    assert '(mcap;' in capsys.readouterr().err
+    assert list((tmp_path / 'out').glob('*.mcap')) and not list((tmp_path / 'out').glob('*.db3'))
+    assert len(read_bag(tmp_path / 'out')['/depth/image']) == 2

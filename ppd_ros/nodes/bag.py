@@ -1,8 +1,9 @@
-"""ppd-bag: depth for a recorded rosbag2, offline, into a new bag.
+"""ppd-bag: depth for recorded rosbag2 bags, offline, into new bags (many: local workers or Ray).
 
     ppd-bag IN_BAG OUT_BAG [--image-topic /camera/image_raw] [--info-topic /camera/camera_info]
             [--model demo | --dit ppd.pth --encoder depth_anything_v2_vitl.pth
                           | --dit ppvd.pth --encoder pi3.safetensors] [--storage mcap|sqlite3]
+    ppd-bag BAG... | FOLDER_OF_BAGS | 'GLOB' OUT_FOLDER [--workers N | --ray auto|ADDRESS]
 
 Reads an image topic (sensor_msgs/Image or CompressedImage) and its CameraInfo, runs the model on
 every frame and writes ``/depth/image`` (32FC1 metres: MoGe-2's scale with the PPD-MoGe2 weights,
@@ -14,98 +15,39 @@ each with the input image's header (stamp, frame_id) and at the image's bag time
 Bags are read and written with ``rosbags`` (pip install 'ppd_ros[bag]'), mcap and sqlite3 alike;
 frames become depth in the same frame pipeline as in depth_node (ppd_ros.pipeline, with its
 defaults) and messages with the same code (nodes.depth_messages), so a frame's outputs are the
-node's.
-The output is written to OUT_BAG.partial and renamed when complete: an interrupted run leaves the
-.partial bag (closed, readable) and says so; a new run starts over (restartable).
-Exit status: 0 done; 1 some frames failed (each reason counted); 2 usage error, unusable bag,
-missing topic or model; 130 interrupted.
+node's. The conversion of one bag is ``bag_convert.convert``, wherever it runs (this process,
+a local worker, a Ray actor), so the output is the same byte for byte.
+Each output is written to OUT.partial/OUT and renamed when complete: an interrupted run (SIGINT,
+SIGTERM, SIGHUP) leaves the .partial bag (closed, readable) and says so; a new run starts it over.
+With many bags, OUTPUT is a folder: a rerun skips the bags whose output is complete
+(--overwrite redoes them) and the run ends with a summary table, also written as
+OUTPUT/ppd-bag-summary.json.
+Exit status: 0 done; 1 some frames failed or were lost (each reason counted); 2 usage error,
+unusable bag, missing topic or model (with many bags: any bag failed); 128+N interrupted by
+signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import threading
-from collections import Counter
 from pathlib import Path
 
-from ppd_ros.model.factory import (MODELS, EstimatorBuildError, add_model_arguments, build_estimator,
-                                     fast_options)
+from ppd_ros.model.factory import MODELS, EstimatorBuildError, add_model_arguments, model_flags_problem
 from ppd_ros.cli import flags
-from ppd_ros.pipeline import DEFAULTS, FrameInput, FramePipeline, settings_for
+from ppd_ros.pipeline import DEFAULTS
 
+from . import bag_jobs
+from .bag_convert import (IMAGE_TYPES, INFO_TYPE, OUTPUTS, BagError, ConvertOptions, ModelSpec,  # noqa: F401
+                          choose_topics, default_info_topic, inspect, rosbags as _rosbags)
+from .bag_jobs import FAILED, SKIPPED, BagResult
+from .bag_signals import signal_name, signum_of
+
+__all__ = ['IMAGE_TYPES', 'INFO_TYPE', 'OUTPUTS', 'BagError', 'BagRecorder', 'build_parser', 'choose_topics',
+           'default_info_topic', 'main']
 PROG = 'ppd-bag'
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
-INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
-OUTPUTS = {'image': 'sensor_msgs/msg/Image', 'relative': 'sensor_msgs/msg/Image',
-           'camera_info': INFO_TYPE, 'points': 'sensor_msgs/msg/PointCloud2'}
-
-
-class BagError(Exception):
-    """The bag cannot be used; the message says why (exit 2)."""
-
-
-def _rosbags():
-    try:
-        from rosbags import rosbag2
-        from rosbags.typesys import Stores, get_typestore
-    except ImportError as exc:
-        raise BagError(f'ppd-bag needs the rosbags package: pip install "ppd_ros[bag]" (or rosbags) ({exc})') from exc
-    return rosbag2, get_typestore(Stores.LATEST)
-
-
-# ---------------------------------------------------------------------------------- topics
-
-def default_info_topic(image_topic: str) -> str:
-    """camera_info beside the image (image_transport's rule, after dropping a transport suffix
-    such as /compressed): /cam/image_raw[/compressed] → /cam/camera_info."""
-    from ppd_ros.nodes.camera_info import sibling_camera_info
-    topic = image_topic.rstrip('/')
-    if topic.rsplit('/', 1)[-1] in ('compressed', 'compressedDepth'):
-        topic = topic.rsplit('/', 1)[0]
-    return sibling_camera_info(topic) if '/' in topic else 'camera_info'
-
-
-def choose_topics(topics: dict[str, str], image_topic: str | None, info_topic: str | None) -> tuple[str, str]:
-    """(image topic, camera_info topic) from {topic: msgtype}; BagError with the choices if unclear."""
-    listing = ', '.join(f'{t} ({m.split("/")[-1]})' for t, m in sorted(topics.items())) or 'none'
-    ours = {f'/depth/{name}' for name in OUTPUTS}  # depth outputs already in the bag (ppd-demo --record)
-    images = [t for t, m in topics.items() if m in IMAGE_TYPES and t not in ours]
-    if image_topic is None:
-        if len(images) != 1:
-            raise BagError(f'{"no" if not images else "several"} image topics; choose one with --image-topic '
-                           f'(topics: {listing})')
-        image_topic = images[0]
-    elif image_topic not in topics:
-        raise BagError(f'image topic {image_topic} is not in the bag (topics: {listing})')
-    elif topics[image_topic] not in IMAGE_TYPES:
-        raise BagError(f'{image_topic} is a {topics[image_topic]}, not an Image or CompressedImage')
-    if info_topic is None:
-        sibling = default_info_topic(image_topic)
-        infos = [t for t, m in topics.items() if m == INFO_TYPE]
-        if sibling in topics and topics[sibling] == INFO_TYPE:
-            info_topic = sibling
-        elif len(infos) == 1:
-            info_topic = infos[0]
-        else:
-            raise BagError(f'no camera_info beside {image_topic} ({sibling}); choose one with --info-topic '
-                           f'(topics: {listing})')
-    elif info_topic not in topics or topics[info_topic] != INFO_TYPE:
-        raise BagError(f'camera_info topic {info_topic} is not a CameraInfo topic in the bag (topics: {listing})')
-    return image_topic, info_topic
-
-
-# ---------------------------------------------------------------------------------- frames
-
-def _infos_by_stamp(reader, connections, msg_class) -> list[tuple[int, object]]:
-    """All CameraInfo messages (small) as sorted (stamp, msg)."""
-    from rclpy.serialization import deserialize_message
-
-    from ppd_ros.nodes.pairing import stamp_ns
-    infos = [(stamp_ns(m), m) for m in (deserialize_message(bytes(raw), msg_class)
-                                      for _, _, raw in reader.messages(connections=connections))]
-    return sorted(infos, key=lambda item: item[0])
+DEFAULT_RETRIES = 2
 
 
 # ---------------------------------------------------------------------------------- recorder
@@ -162,17 +104,27 @@ class BagRecorder:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
-                                epilog=flags.exit_status({0: 'done', 1: 'some frames failed (each reason counted)',
-                                                          2: 'usage error, unusable bag, missing topic or model',
-                                                          130: 'interrupted'})
+                                usage='%(prog)s [options] INPUT [INPUT ...] OUTPUT',
+                                epilog=flags.exit_status({0: 'done', 1: 'some frames failed or were lost (each reason '
+                                                                         'counted)',
+                                                          2: 'usage error, unusable bag, missing topic or model '
+                                                             '(many bags: any bag failed)',
+                                                          130: 'interrupted (128+N for signal N: 143 SIGTERM, '
+                                                               '129 SIGHUP)'})
                                        + ' Example: ppd-bag run1 run1_depth --image-topic /camera/image_raw '
-                                       '--dit ppvd.pth --encoder pi3.safetensors')
-    p.add_argument('input', type=Path, help='input rosbag2 (folder with metadata.yaml; mcap or sqlite3)')
-    p.add_argument('output', type=Path, help='output bag folder (must not exist unless --overwrite)')
+                                       '--dit ppvd.pth --encoder pi3.safetensors; ppd-bag recordings/ depth/ '
+                                       '--workers 2')
+    p.add_argument('input', type=Path, nargs='+', metavar='INPUT',
+                   help='input rosbag2 (folder with metadata.yaml, or a bare .mcap/.db3 file); several bags, a '
+                        'folder of bags or a quoted glob make OUTPUT a folder of output bags')
+    p.add_argument('output', type=Path, metavar='OUTPUT',
+                   help='output bag folder (must not exist unless --overwrite), or with many bags the output '
+                        'folder: one bag per input, named as the input; complete ones are skipped on a rerun')
     p.add_argument('--image-topic', help='Image or CompressedImage topic (default: the only image topic)')
     p.add_argument('--info-topic', help='CameraInfo topic (default: camera_info beside the image topic)')
     p.add_argument('--storage', choices=('mcap', 'sqlite3'), help='output storage (default: as the input)')
-    p.add_argument('--overwrite', action='store_true', help='replace an existing output bag')
+    p.add_argument('--overwrite', action='store_true', help='replace existing output bags (with many bags: redo '
+                                                            'the complete ones too)')
     p.add_argument('--copy-inputs', action='store_true', help='also copy the image and camera_info topics')
     p.add_argument('--no-points', action='store_true', help='do not write /depth/points')
     p.add_argument('--no-points-rgb', dest='points_rgb', action='store_false',
@@ -184,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--video-new-frames', type=int, default=DEFAULTS.video_new_frames, metavar='N',
                    help=f'video model: new frames per window, 1..13 (default {DEFAULTS.video_new_frames}, '
                         'as depth_node; 13: the released offline windows, fewer frames run twice)')
+    fleet = p.add_argument_group('many bags')
+    fleet.add_argument('--workers', type=int, metavar='N',
+                       help='bags processed in parallel, one model each: local processes (default 1: in this '
+                            'process), or with --ray the actors (default: one per GPU, else one per node)')
+    fleet.add_argument('--ray', metavar='auto|ADDRESS',
+                       help="run the bags on Ray actors (pip install 'ppd_ros[fleet]'): auto = the running "
+                            'cluster, else a new one on this machine; ADDRESS = a head node (HOST:6379)')
+    fleet.add_argument('--retries', type=int, default=DEFAULT_RETRIES, metavar='N',
+                       help=f'a worker that dies mid-bag: retry the bag up to N times (default {DEFAULT_RETRIES})')
+    fleet.add_argument('--cpus-per-worker', type=float, default=1, metavar='C',
+                       help='with --ray: CPUs each actor asks for (its torch threads without a GPU; default 1)')
+    fleet.add_argument('--gpus-per-worker', type=float, default=1, metavar='G',
+                       help='with --ray on a cluster with GPUs: GPUs each actor asks for (default 1; 0.5 shares one)')
     model = p.add_argument_group('model')
     model.add_argument('--model', choices=MODELS, default='demo',
                        help='without --dit: demo (bundled weights), random-tiny / random-ppvd (untrained, tests)')
@@ -199,166 +164,186 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
-def main(argv=None, estimator=None) -> int:
-    args = build_parser().parse_args(argv)
+def _say(line: str) -> None:
+    print(f'{PROG}: {line}', file=sys.stderr, flush=True)
+
+
+def _options_problem(args) -> str | None:
+    """Flags that cannot work, found before anything is opened or loaded."""
     problem = flags.near_far_flags_problem(args)
     if problem:
-        return _error(problem)
+        return problem
     if not 1 <= args.video_new_frames <= 13:
-        return _error(f'--video-new-frames must be in 1..13, got {args.video_new_frames}')
-    area = args.area
-    if area is not None and min(area) < 16:
-        return _error(f'--area needs both sides >= 16, got {flags.format_size(area)}')
-    if args.output.exists() and not args.overwrite:
-        return _error(f'{args.output} exists (use --overwrite to replace it)')
-    if args.output.resolve() == args.input.resolve():
-        return _error('the output bag must not be the input bag')
+        return f'--video-new-frames must be in 1..13, got {args.video_new_frames}'
+    if args.area is not None and min(args.area) < 16:
+        return f'--area needs both sides >= 16, got {flags.format_size(args.area)}'
+    if args.workers is not None and args.workers < 1:
+        return f'--workers must be at least 1, got {args.workers}'
+    if args.retries < 0:
+        return f'--retries must be 0 or more, got {args.retries}'
+    if args.cpus_per_worker <= 0 or args.gpus_per_worker <= 0:
+        return '--cpus-per-worker and --gpus-per-worker must be positive'
+    return model_flags_problem(args)
+
+
+def _spec(args) -> ModelSpec:
+    return ModelSpec(args.model, args.dit, args.encoder, args.device, args.precision, args.steps, args.seed,
+                     tuple(args.area) if args.area is not None else None, args.compile, args.backend, args.onnx)
+
+
+def _convert_options(args) -> ConvertOptions:
+    return ConvertOptions(args.image_topic, args.info_topic, args.storage, args.overwrite, args.copy_inputs,
+                          args.no_points, args.points_rgb, args.near, args.far, args.resolution, args.video_new_frames)
+
+
+def main(argv=None, estimator=None, spec=None) -> int:
+    """ppd-bag. ``estimator``: use this model (in this process) instead of building one;
+    ``spec``: a ModelSpec (anything picklable with ``build()``) that each worker builds instead of
+    the one the flags say."""
+    args = build_parser().parse_args(argv)
+    args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    problem = _options_problem(args)
+    if problem:
+        return _error(problem)
+    args.model_spec = spec if spec is not None else _spec(args)
     try:
-        rosbag2, typestore = _rosbags()
-        from rclpy.serialization import deserialize_message, serialize_message  # noqa: F401
-        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-    except BagError as exc:
+        single, jobs = bag_jobs.plan(args.input, args.output)
+    except ValueError as exc:
         return _error(str(exc))
+    problem = _outputs_problem(args, single, jobs) or _readers_problem()
+    if problem:
+        return _error(problem)
+    options = _convert_options(args)
+    try:
+        results, todo, totals = _preflight(args, single, jobs, options)
+    except BagError as exc:  # the one bag cannot be used
+        return _error(str(exc))
+    if not single:
+        _say(f'{len(jobs)} bag(s) → {args.output}/: {len(todo)} to do, '
+             f'{sum(r.status == SKIPPED for r in results.values())} complete already (skipped), '
+             f'{sum(r.status == FAILED for r in results.values())} unusable')
+        args.output.mkdir(parents=True, exist_ok=True)
+    if todo:
+        try:
+            done = _run(args, todo, totals, options, estimator, single)
+        except (EstimatorBuildError, BagError) as exc:
+            print(exc.line(PROG) if isinstance(exc, EstimatorBuildError) else f'{PROG}: error: {exc}', file=sys.stderr)
+            return EXIT_USAGE
+        except RuntimeError as exc:  # Ray missing or unreachable (bag_ray.RayUnavailable)
+            return _error(str(exc))
+        except KeyboardInterrupt as exc:  # while the model loads
+            _say(f'interrupted ({signal_name(exc)}) before the first frame')
+            return 128 + signum_of(exc)
+        model_errors = [r for r in done if r.model_error]
+        if model_errors:
+            print(model_errors[0].error, file=sys.stderr)
+            return EXIT_USAGE
+        results.update({job.index: result for job, result in zip(todo, done)})
+    ordered = [results[job.index] for job in jobs]
+    if single and ordered[0].status == FAILED:
+        return _error(ordered[0].error)
+    if not single:
+        _summarize(args, ordered)
+    return bag_jobs.exit_code(ordered)
+
+
+def _outputs_problem(args, single: bool, jobs) -> str | None:
+    """Output paths that cannot work (before anything is opened or loaded)."""
+    if single:
+        job = jobs[0]
+        if job.output.is_dir() and not args.overwrite:
+            return f'{job.output} exists (use --overwrite to replace it)'
+        if job.input.exists() and job.output.resolve() == job.input.resolve():
+            return 'the output bag must not be the input bag'
+        return bag_jobs.output_problem(job.output, args.overwrite)
+    problem = bag_jobs.output_problem(args.output, False, 'output folder')
+    if problem:
+        return problem
+    inputs = {job.input.resolve() for job in jobs}
+    clash = next((job for job in jobs if job.output.resolve() in inputs), None)
+    if clash is not None:
+        return f'{clash.output} would be both an input and an output bag: choose another output folder'
+    return None
+
+
+def _readers_problem() -> str | None:
+    try:
+        _rosbags()
+        import rclpy.serialization  # noqa: F401
+        import sensor_msgs.msg  # noqa: F401
+    except BagError as exc:
+        return str(exc)
     except ImportError as exc:
-        return _error(f'ppd-bag needs the ROS 2 Python messages (a ROS 2 install, or pip install "ppd_ros[ros]"): {exc}')
+        return f'ppd-bag needs the ROS 2 Python messages (a ROS 2 install, or pip install "ppd_ros[ros]"): {exc}'
+    return None
 
-    try:
-        reader = rosbag2.Reader(args.input)
-        reader.open()
-    except Exception as exc:  # noqa: BLE001 — rosbags raises several types for unusable bags
-        return _error(f'{args.input}: cannot open the bag (missing, corrupt or not a rosbag2 folder): '
-                      f'{type(exc).__name__}: {exc}')
-    try:
-        topics = {c.topic: c.msgtype for c in reader.connections}
+
+def _preflight(args, single: bool, jobs, options):
+    """(results so far, jobs to do, their image counts), before any model loads: complete
+    outputs are skipped (many bags, no --overwrite), unusable bags and outputs fail. With one bag,
+    BagError says why it cannot be used."""
+    results: dict[int, BagResult] = {}
+    todo, totals = [], {}
+    for job in jobs:
         try:
-            image_topic, info_topic = choose_topics(topics, args.image_topic, args.info_topic)
+            if not single:
+                problem = bag_jobs.output_problem(job.output, args.overwrite)
+                if problem is not None:
+                    raise BagError(problem)
+                if job.output.is_dir() and not args.overwrite:
+                    results[job.index] = BagResult.of(job, status=SKIPPED,
+                                                      error='output complete (--overwrite redoes it)')
+                    continue
+            totals[job.index] = inspect(job.input, options)
         except BagError as exc:
-            return _error(f'{args.input}: {exc}')
-        image_conns = [c for c in reader.connections if c.topic == image_topic]
-        info_conns = [c for c in reader.connections if c.topic == info_topic]
-        try:
-            infos = _infos_by_stamp(reader, info_conns, CameraInfo)
-        except Exception as exc:  # noqa: BLE001
-            return _error(f'{args.input}: cannot read {info_topic} (corrupt bag?): {type(exc).__name__}: {exc}')
-        if not infos:
-            return _error(f'{args.input}: {info_topic} has no messages')
-        total = sum(c.msgcount for c in image_conns)
-        if total == 0:
-            return _error(f'{args.input}: {image_topic} has no messages')
-
-        if estimator is None:
-            try:
-                estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
-                                            args.steps, args.seed, area, **fast_options(args))
-            except EstimatorBuildError as exc:
-                print(exc.line(PROG), file=sys.stderr)
-                return EXIT_USAGE
-        return _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, total, estimator,
-                        Image if image_conns[0].msgtype.endswith('/Image') else CompressedImage)
-    finally:
-        reader.close()
+            if single:
+                raise
+            results[job.index] = BagResult.of(job, status=FAILED, error=str(exc))
+            continue
+        todo.append(job)
+    return results, todo, totals
 
 
-def _convert(args, reader, rosbag2, typestore, image_conns, info_conns, infos, total, estimator,
-             image_class) -> int:
-    from rclpy.serialization import deserialize_message, serialize_message
+def _print_result(result: BagResult, single: bool) -> None:
+    """What became of a bag, as it ends (with many bags: each line names the bag)."""
+    name = '' if single else f'{Path(result.bag).name}: '
+    for line in result.lines:
+        _say(name + line)
+    if result.status == FAILED and not single:
+        _say(f'{name}failed: {result.error}')
 
-    from ppd_ros.nodes.camera_info import calibration_of, looks_rectified
-    from ppd_ros.nodes.depth_messages import depth_message, output_camera_info
-    from ppd_ros.nodes.image_codec import rgb_from_any
-    from ppd_ros.nodes.pairing import stamp_ns
-    from ppd_ros.nodes.stamped_buffer import closest
 
-    storage = args.storage or ('mcap' if any(args.input.glob('*.mcap')) else 'sqlite3')
-    plugin = rosbag2.StoragePlugin.MCAP if storage == 'mcap' else rosbag2.StoragePlugin.SQLITE3
-    # OUT.partial/OUT: the bag keeps its final name inside (file names in metadata.yaml stay right)
-    staging = args.output.with_name(args.output.name + '.partial')
-    partial = staging / args.output.name
-    if staging.exists():
-        print(f'{PROG}: {staging} is left from an interrupted run: starting over', file=sys.stderr)
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    writer = rosbag2.Writer(partial, version=8, storage_plugin=plugin)
-    writer.open()
-    names = [n for n in OUTPUTS if not (n == 'points' and args.no_points)]
-    conns = {n: writer.add_connection(f'/depth/{n}', OUTPUTS[n], typestore=typestore) for n in names}
-    copies = {}
-    if args.copy_inputs:
-        for c in image_conns + info_conns:
-            copies[c.id] = writer.add_connection(c.topic, c.msgtype, typestore=typestore)
-
-    settings = settings_for(estimator, near=args.near, far=args.far, resolution=args.resolution,
-                            points_rgb=args.points_rgb, video_new_frames=args.video_new_frames)
-    pipeline = FramePipeline(estimator, settings, log=lambda line: print(f'{PROG}: warning: {line}', file=sys.stderr))
-    input_rectified = looks_rectified(image_conns[0].topic)
-    failures: Counter = Counter()  # frames skipped, by reason
-    written = 0
-    bar = flags.progress_bar(total, args.quiet, unit='frame')
-
-    def write(done) -> None:
-        nonlocal written
-        for depth in done:
-            bag_time, header, info = depth.context
-            try:
-                messages = {name: output_camera_info(depth, header, info) if name == 'camera_info'
-                            else depth_message(name, depth, header) for name in names}
-            except ValueError as exc:
-                failures[str(exc).splitlines()[0]] += 1
-                continue
-            for name in names:
-                writer.write(conns[name], bag_time, serialize_message(messages[name]))
-            written += 1
-            if bar is not None:
-                bar.update(1)
-
-    interrupted = False
+def _run(args, todo, totals, options, estimator, single) -> list[BagResult]:
+    from .bag_progress import FleetProgress
+    progress = FleetProgress(todo, totals, quiet=args.quiet)
+    on_result = lambda result: _print_result(result, single)  # noqa: E731
     try:
-        for conn, bag_time, raw in reader.messages(connections=image_conns + info_conns):
-            if conn.id in copies:
-                writer.write(copies[conn.id], bag_time, raw)
-            if conn.topic != image_conns[0].topic:
-                continue
-            try:
-                msg = deserialize_message(bytes(raw), image_class)
-                rgb = rgb_from_any(msg)
-            except Exception as exc:  # noqa: BLE001 — unknown encoding, corrupt data: count and go on
-                failures[f'{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ""}'] += 1
-                if bar is not None:
-                    bar.update(1)
-                continue
-            info = closest(infos, stamp_ns(msg))[1]
-            frame = FrameInput(rgb, stamp_ns(msg), calibration_of(info), (bag_time, msg.header, info),
-                               input_rectified)
-            try:
-                write(pipeline.process(frame))
-            except ValueError as exc:
-                failures[str(exc).splitlines()[0]] += 1
-        write(pipeline.flush())
-    except KeyboardInterrupt:
-        interrupted = True
-    except Exception as exc:  # noqa: BLE001 — a corrupt chunk in the middle of the bag
-        writer.close()
-        if bar is not None:
-            bar.close()
-        print(f'{PROG}: error: reading {args.input} failed after {written} frame(s) '
-              f'({type(exc).__name__}: {exc}); the incomplete output is {partial}', file=sys.stderr)
-        return EXIT_USAGE
-    writer.close()
-    if bar is not None:
-        bar.close()
-    if interrupted:
-        print(f'{PROG}: interrupted: {written} of {total} frame(s) written to {partial} (incomplete; '
-              f'run again to start over)', file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if args.output.exists():
-        shutil.rmtree(args.output)
-    partial.rename(args.output)
-    staging.rmdir()
-    for reason, count in failures.most_common():
-        print(f'{PROG}: {count} frame(s) skipped: {reason}', file=sys.stderr)
-    print(f'{PROG}: {written} of {total} frame(s) → {args.output} ({storage}; topics: '
-          f'{", ".join(c.topic for c in conns.values())})', file=sys.stderr)
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+        if args.ray is not None:
+            from .bag_ray import run_ray
+            return run_ray(todo, options, args.model_spec, args.ray, args.workers, args.retries, progress, on_result,
+                           _say, args.cpus_per_worker, args.gpus_per_worker)
+        workers = min(args.workers or 1, len(todo))
+        if estimator is not None or workers == 1:
+            from .bag_local import run_here
+            return run_here(todo, options, (lambda: estimator) if estimator is not None else args.model_spec.build,
+                            progress, on_result)
+        from .bag_local import run_workers
+        return run_workers(todo, options, args.model_spec, workers, args.retries, progress, on_result, _say)
+    finally:
+        progress.close()
+
+
+def _summarize(args, results: list[BagResult]) -> None:
+    """The table on stderr and the JSON file next to the outputs."""
+    settings = {'argv': args.argv, 'model': _spec(args).__dict__,
+                'options': _convert_options(args).__dict__, 'workers': args.workers, 'ray': args.ray}
+    try:
+        path = bag_jobs.write_summary(args.output, results, settings)
+        where = f' (also {path})'
+    except OSError as exc:
+        where = f' (could not write {args.output / bag_jobs.SUMMARY_NAME}: {exc})'
+    _say(f'summary: {bag_jobs.counts(results)}{where}')
+    print(bag_jobs.table(results), file=sys.stderr, flush=True)
 
 
 if __name__ == '__main__':
