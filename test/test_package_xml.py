@@ -15,8 +15,8 @@ ROSDEP_KEYS = {'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'torch': 'pyth
                'pytest': 'python3-pytest'}
 #: Imported, but with no rosdep key (nor a Debian/Ubuntu package): package.xml says so in a
 #: comment and the README installs them with pip.
-PIP_ONLY = {'safetensors', 'rosbags', 'onnxruntime', 'ray'}  # optional: onnxruntime (ppd-export, ONNX
-#                                                                 backends), ray (ppd-bag --ray)
+PIP_ONLY = {'safetensors', 'rosbags', 'onnx', 'onnxruntime', 'ray'}  # optional: onnx, onnxruntime
+#                                          (ppd-export, ONNX backends), ray (ppd-bag --ray)
 #: Declared although no Python file imports them, and why.
 NOT_IMPORTED = {'rosidl_default_runtime': 'runtime of the generated ppd_ros/msg',
                 'rviz2': 'executable the launch file starts with rviz:=true'}
