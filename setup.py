@@ -56,6 +56,7 @@ setup(
             'ppd-bench = ppd_dev.bench:main',
             'ppd-eval = ppd_ros.cli.evaluate:main',
             'ppd-export = ppd_ros.cli.export:main',
+            'ppd-costmap-report = ppd_dev.costmap_report:main',
             'ppd-fusion-report = ppd_dev.fusion_report:main',
             'ppd-parity = ppd_dev.parity:main',
             'ppd-temporal-report = ppd_dev.temporal_report:main',
