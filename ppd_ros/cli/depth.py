@@ -32,6 +32,11 @@ PROG = 'ppd-depth'
 SUFFIXES = {'color': '_depth_color.png', 'png16': '_depth16.png', 'npy': '_depth.npy', 'ply': '_points.ply'}
 
 
+#: The flags that are also pipeline settings ({dest: PipelineSettings field}): a --params file sets
+#: them unless the command line gives them.
+PARAMS_FLAGS = {'near': 'near', 'far': 'far', 'resolution': 'resolution', 'upsample': 'upsample'}
+
+
 # ------------------------------------------------------------------------------ command line
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--color-range', type=float, nargs=2, metavar=('LO', 'HI'),
                    help='relative depth range of the colour map (near = red, far = blue); default: the '
                         '2nd..98th percentile of each image. A fixed range keeps video colours stable')
+    flags.add_params_flag(p, help_tail='. The costmap filters (output.max_range, min_range, confidence_min, '
+                                       'edge_filter; cloud.stride) apply to the metres of --metric and to the PLY '
+                                       'as to depth/image and depth/points; the relative depth is never filtered')
     p.add_argument('--no-preview', dest='preview', action='store_false',
                    help='no mp4 preview of videos (<video>_depth.mp4, the colourised depth; written by default '
                         'with any model, beside the per-frame files)')
@@ -124,6 +132,7 @@ class OutputOptions:
     far: float = DEFAULTS.far
     metric: bool = False  # --metric: depth is metres (MoGe-2 scale), not relative
     preview: bool = True  # an mp4 preview of every video (--no-preview: none)
+    settings: PipelineSettings = DEFAULTS  # the pipeline settings of --params files (the flags above win)
 
 
 def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
@@ -159,8 +168,9 @@ def _check_args(parser: argparse.ArgumentParser, args) -> OutputOptions:
     color_range = tuple(args.color_range) if args.color_range else None
     if color_range is not None and not (np.isfinite(color_range).all() and color_range[0] < color_range[1]):
         parser.error(f'--color-range needs finite LO < HI, got {color_range[0]} {color_range[1]}')
+    files = args.params_settings
     return OutputOptions(args.out, formats, args.resolution, args.upsample, color_range, camera, args.near, args.far,
-                         args.metric, args.preview)
+                         args.metric, args.preview, files.settings if files is not None else DEFAULTS)
 
 
 def _one_line(err: BaseException) -> str:
@@ -178,11 +188,13 @@ def colorize(depth: np.ndarray, color_range: tuple[float, float] | None = None) 
 
 
 def pipeline_settings(estimator, opts: OutputOptions) -> PipelineSettings:
-    """The frame pipeline's settings for these options: depth_node's defaults otherwise."""
+    """The frame pipeline's settings for these options: depth_node's defaults (or the --params
+    files' settings) otherwise."""
     no_camera = opts.camera is None or (opts.camera.fx is None and opts.camera.hfov is None)
-    return settings_for(estimator, near=opts.near, far=opts.far, resolution=opts.resolution,
-                        upsample=opts.upsample, metric_source='model' if opts.metric else DEFAULTS.metric_source,
-                        intrinsics='model' if opts.metric and no_camera else DEFAULTS.intrinsics)
+    base = opts.settings
+    return settings_for(estimator, base, near=opts.near, far=opts.far, resolution=opts.resolution,
+                        upsample=opts.upsample, metric_source='model' if opts.metric else base.metric_source,
+                        intrinsics='model' if opts.metric and no_camera else base.intrinsics)
 
 
 def frame_input(rgb: np.ndarray, stem: str, opts: OutputOptions, stamp_ns: int = 0) -> FrameInput:
@@ -199,10 +211,12 @@ def frame_input(rgb: np.ndarray, stem: str, opts: OutputOptions, stamp_ns: int =
 
 def write_outputs(depth: FrameDepth, opts: OutputOptions, color_range=None) -> list[Path]:
     """All requested files for one image / frame (``depth.context`` is its output stem); returns
-    their paths. With --metric the files hold MoGe-2's metres, else the relative depth."""
+    their paths. With --metric the files hold MoGe-2's metres, else the relative depth. The costmap
+    filters of --params (output.max_range ...) apply to the metres and the PLY, as to depth_node's
+    depth/image and depth/points; the relative depth is never filtered (as depth/relative)."""
     if opts.metric and (depth.scale is None or depth.scale.source != SOURCE_MODEL):
         raise ValueError(f'no metric scale for this image: {depth.scale.message if depth.scale else "none"}')
-    values = depth.metric if opts.metric else depth.relative
+    values = depth.output_depth if opts.metric else depth.relative
     base = opts.out_dir / depth.context
     written = []
     for fmt in opts.formats:
@@ -219,10 +233,12 @@ def write_outputs(depth: FrameDepth, opts: OutputOptions, color_range=None) -> l
     if opts.camera is not None:
         path = base.with_name(base.name + SUFFIXES['ply'])
         try:
-            points = depth.points
+            points, colours = depth.cloud  # the filtered points, every cloud.stride-th (depth/points')
         except FrameError as err:
             raise ValueError(f'{err}: give --fx or --hfov for the PLY') from None
-        io.write_ply(path, points, depth.point_colours)
+        if colours is None:  # output.points_rgb false: grey points
+            colours = np.full(points.shape, 128, np.uint8)
+        io.write_ply(path, points, colours)
         written.append(path)
     return written
 
@@ -236,7 +252,7 @@ def process_rgb(pipeline: FramePipeline, rgb: np.ndarray, stem: str, opts: Outpu
     for depth in pipeline.process(frame_input(rgb, stem, opts, stamp_ns), want_metric):
         written += write_outputs(depth, opts)
         if preview is not None:
-            preview.write(colorize(depth.metric if opts.metric else depth.relative, opts.color_range))
+            preview.write(colorize(depth.output_depth if opts.metric else depth.relative, opts.color_range))
     return written
 
 
@@ -319,6 +335,11 @@ def main(argv=None, estimator=None) -> int:
     """Entry point; `estimator` (anything with predict/steps/describe) replaces the model, for tests."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        args.params_settings = flags.apply_params_files(PROG, parser, args, argv, PARAMS_FLAGS)
+    except ValueError as err:  # nodes.params_file.ParamsFileError: one line naming the file and parameter
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return EXIT_USAGE
     opts = _check_args(parser, args)
 
     items = io.discover_inputs(args.inputs, exclude=args.out)

@@ -12,6 +12,8 @@ README's flag table is ``flag_table_markdown()``):
   --quiet, -q           no progress bar (bars are drawn only on a terminal anyway)
   --resolution R        output resolution: inference (the model's) or camera (the input's)
   --near M / --far M    assumed metres at relative depth 0 / 1 (defaults ``DEFAULTS.near/far``)
+  --params FILE         a depth_node parameter file (ppd-depth, ppd-bag): its pipeline settings
+                        apply as in the node; defaults < --params files (in order) < flags given
 
 Old spellings keep working for one release through ``Deprecated`` (an argparse Action): it stores
 into the new flag's destination and prints one line on stderr, once per run,
@@ -61,6 +63,7 @@ QUIET = 'no progress bar'
 OUTPUT_RESOLUTION = 'output resolution'
 NEAR = 'assumed metres at relative depth 0'
 FAR = 'assumed metres at relative depth 1'
+PARAMS = 'depth_node parameter file'
 SEED_DURING_TRANSITION = 'DEPRECATED here: the scene seed'  # --seed in SCENE_COMMANDS this release
 
 _ALL = COMMANDS
@@ -83,6 +86,7 @@ FLAG_TABLE: dict[str, dict[str, str]] = {
     '--resolution': _table(OUTPUT_RESOLUTION, ('ppd-demo', 'ppd-depth', 'ppd-bag', 'ppd-eval')),
     '--near': _table(NEAR, _IMAGE_OUT),
     '--far': _table(FAR, _IMAGE_OUT),
+    '--params': _table(PARAMS, ('ppd-depth', 'ppd-bag')),
 }
 if SEED_TRANSITION:
     FLAG_TABLE['--noise-seed'] = _table(NOISE_SEED, SCENE_COMMANDS)
@@ -260,6 +264,47 @@ def add_near_far_flags(group) -> None:
                        help=f'{NEAR} (default {DEFAULTS.near:g})')
     group.add_argument('--far', type=float, default=DEFAULTS.far, metavar='M',
                        help=f'{FAR} (default {DEFAULTS.far:g})')
+
+
+def add_params_flag(group, *, help_tail: str = '') -> None:
+    """--params FILE (dest ``params``, repeatable, default none): depth_node parameter files."""
+    group.add_argument('--params', action='append', type=str, default=[], metavar='FILE',
+                       help=f'{PARAMS} (the YAML that depth_node\'s --params-file takes, e.g. '
+                            'config/ppd_costmap.yaml): its pipeline settings (output.*, cloud.*, scan.*, '
+                            'temporal.* ...) apply here as in the node; repeatable, later files win; flags '
+                            'given on the command line win over the files; model.*, qos.* and topics are '
+                            f'ignored (one note line){help_tail}')
+
+
+_UNSET = object()
+
+
+def given_dests(parser: argparse.ArgumentParser, argv, dests) -> set[str]:
+    """Which of ``dests`` the command line sets explicitly (a flag given, even at its default
+    value): argv parsed again into a namespace that holds a marker for each of them."""
+    probe = argparse.Namespace(**{dest: _UNSET for dest in dests})
+    parser.parse_args(sys.argv[1:] if argv is None else list(argv), namespace=probe)
+    return {dest for dest in dests if getattr(probe, dest) is not _UNSET}
+
+
+def apply_params_files(prog: str, parser: argparse.ArgumentParser, args, argv, dests: dict[str, str]):
+    """Read ``args.params`` (nodes.params_file) and set each flag of ``dests`` ({dest: settings
+    field}) that the command line did not give to the files' value, so that defaults < files <
+    flags given. Prints the files' note line (parameters ignored here) on stderr. Returns the
+    FileSettings (None without --params); ParamsFileError (one line) for a file the node would
+    refuse — before any model loads."""
+    if not args.params:
+        return None
+    from ppd_ros.nodes.params_file import ignored_note, read
+    files = read(args.params)
+    note = ignored_note(files)
+    if note:
+        print(f'{prog}: {note}', file=sys.stderr)
+    given = given_dests(parser, argv, dests)
+    for dest, field in dests.items():
+        if dest not in given:
+            setattr(args, dest, getattr(files.settings, field))
+    return files
 
 
 # ------------------------------------------------------------------------------ help texts

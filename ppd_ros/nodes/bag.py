@@ -14,8 +14,9 @@ each with the input image's header (stamp, frame_id) and at the image's bag time
 
 Bags are read and written with ``rosbags`` (pip install 'ppd_ros[bag]'), mcap and sqlite3 alike;
 frames become depth in the same frame pipeline as in depth_node (ppd_ros.pipeline, with its
-defaults) and messages with the same code (nodes.depth_messages), so a frame's outputs are the
-node's. The conversion of one bag is ``bag_convert.convert``, wherever it runs (this process,
+defaults, or with a depth_node parameter file's settings: --params config/ppd_costmap.yaml gives
+the costmap filters) and messages with the same code (nodes.depth_messages), so a frame's outputs
+are the node's. The conversion of one bag is ``bag_convert.convert``, wherever it runs (this process,
 a local worker, a Ray actor), so the output is the same byte for byte.
 Each output is written to OUT.partial/OUT and renamed when complete: an interrupted run (SIGINT,
 SIGTERM, SIGHUP) leaves the .partial bag (closed, readable) and says so; a new run starts it over.
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='do not colour the points with the image (as depth_node\'s output.points_rgb false)')
     p.add_argument('--points-rgb', dest='points_rgb', action=flags.Deprecated, const=True, new='the default',
                    note='--points-rgb is the default now (as depth_node); --no-points-rgb turns it off')
+    flags.add_params_flag(p, help_tail='. The costmap filters and cloud.* shape /depth/image and /depth/points as '
+                                       "in the node (/depth/relative is never filtered; there is no /depth/scan)")
     flags.add_near_far_flags(p)
     flags.add_resolution_flag(p)
     p.add_argument('--video-new-frames', type=int, default=DEFAULTS.video_new_frames, metavar='N',
@@ -191,17 +194,32 @@ def _spec(args) -> ModelSpec:
                      tuple(args.area) if args.area is not None else None, args.compile, args.backend, args.onnx)
 
 
+#: The flags that are also pipeline settings ({dest: PipelineSettings field}): a --params file sets
+#: them unless the command line gives them.
+PARAMS_FLAGS = {'near': 'near', 'far': 'far', 'resolution': 'resolution', 'video_new_frames': 'video_new_frames',
+                'points_rgb': 'points_rgb'}
+
+
 def _convert_options(args) -> ConvertOptions:
+    files = getattr(args, 'params_settings', None)
+    changes = files.changes() if files is not None else {}
+    settings = tuple(sorted((name, value) for name, value in changes.items() if name not in PARAMS_FLAGS.values()))
     return ConvertOptions(args.image_topic, args.info_topic, args.storage, args.overwrite, args.copy_inputs,
-                          args.no_points, args.points_rgb, args.near, args.far, args.resolution, args.video_new_frames)
+                          args.no_points, args.points_rgb, args.near, args.far, args.resolution, args.video_new_frames,
+                          settings)
 
 
 def main(argv=None, estimator=None, spec=None) -> int:
     """ppd-bag. ``estimator``: use this model (in this process) instead of building one;
     ``spec``: a ModelSpec (anything picklable with ``build()``) that each worker builds instead of
     the one the flags say."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    try:
+        args.params_settings = flags.apply_params_files(PROG, parser, args, args.argv, PARAMS_FLAGS)
+    except ValueError as exc:  # nodes.params_file.ParamsFileError: one line naming the file and parameter
+        return _error(str(exc))
     problem = _options_problem(args)
     if problem:
         return _error(problem)

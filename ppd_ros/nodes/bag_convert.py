@@ -55,7 +55,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    """ppd-bag's per-bag flags."""
+    """ppd-bag's per-bag flags. ``settings``: (field, value) pairs of the pipeline settings that
+    --params files change from DEFAULTS (nodes.params_file); the flags above win over them."""
     image_topic: str | None = None
     info_topic: str | None = None
     storage: str | None = None      # None: as the input
@@ -67,6 +68,7 @@ class ConvertOptions:
     far: float | None = None
     resolution: str | None = None
     video_new_frames: int | None = None
+    settings: tuple = ()
 
 
 def rosbags():
@@ -232,6 +234,16 @@ def _run(job, options, estimator, reader, typestore, result, report, should_stop
         raise BagError(f'{job.input}: {info_topic} has no messages')
     image_class = Image if image_conns[0].msgtype.endswith('/Image') else CompressedImage
 
+    changes = {k: v for k, v in dict(near=options.near, far=options.far, resolution=options.resolution,
+                                     video_new_frames=options.video_new_frames).items() if v is not None}
+    settings = settings_for(estimator, DEFAULTS.replace(**dict(options.settings)), points_rgb=options.points_rgb,
+                            **changes)
+    warnings: Counter = Counter()
+    try:
+        pipeline = FramePipeline(estimator, settings, log=lambda line: warnings.update([line]))
+    except ValueError as exc:  # settings this model cannot run (--params: temporal.mode, confidence_min ...)
+        raise BagError(f'{job.input}: {exc}') from None
+
     storage = options.storage or input_storage(job.input)
     plugin = rosbag2.StoragePlugin.MCAP if storage == 'mcap' else rosbag2.StoragePlugin.SQLITE3
     staging, partial = staging_of(job.output)
@@ -247,12 +259,6 @@ def _run(job, options, estimator, reader, typestore, result, report, should_stop
     if options.copy_inputs:
         for c in image_conns + info_conns:
             copies[c.id] = writer.add_connection(c.topic, c.msgtype, typestore=typestore)
-
-    changes = {k: v for k, v in dict(near=options.near, far=options.far, resolution=options.resolution,
-                                     video_new_frames=options.video_new_frames).items() if v is not None}
-    settings = settings_for(estimator, points_rgb=options.points_rgb, **changes)
-    warnings: Counter = Counter()
-    pipeline = FramePipeline(estimator, settings, log=lambda line: warnings.update([line]))
     input_rectified = looks_rectified(image_conns[0].topic)
     failures: Counter = Counter()  # frames skipped, by reason
     written = seen = 0
