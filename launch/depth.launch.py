@@ -9,7 +9,11 @@ default), use_metric_fusion (adds scale_fusion_node; its metric source topic
 is metric_source_topic, in demo mode the synthetic LiDAR with the extrinsic of
 config/demo_lidar.yaml), rviz (starts rviz2 with config/ppd.rviz; a warning and no rviz2 where
 it is not installed), demo (synthetic_camera_node instead of a real camera), use_sim_time and
-log_level (passed to every node). FASTDDS_DEFAULT_PROFILES_FILE is set to config/fastdds_shm.xml
+log_level (passed to every node). cameras (e.g. front,left,right): one depth_node for several
+cameras, each read from <namespace>/<camera>/image (and camera_info; image_topic is then not used)
+and published under <namespace>/<camera>/depth/... (config/multi_camera.yaml documents it; in
+demo mode one synthetic camera per name). lifecycle:=true starts depth_lifecycle_node instead
+(configure and activate it, e.g. with a Nav2 lifecycle manager). FASTDDS_DEFAULT_PROFILES_FILE is set to config/fastdds_shm.xml
 (large images over shared memory) unless it is already set, or FASTDDS_BUILTIN_TRANSPORTS (e.g.
 LARGE_DATA) is.
 
@@ -61,11 +65,28 @@ def _nodes(context):
     remappings = [('image', 'image_raw' if demo else arg('image_topic'))]
     if not demo and arg('camera_info_topic'):
         remappings.append(('camera_info', arg('camera_info_topic')))
+    # several cameras: the names as typed (depth_node refuses empty or bad ones with one line)
+    cameras = [name.strip() for name in arg('cameras').split(',')] if arg('cameras').strip() else []
+    depth_parameters = [config_file, {'cameras': cameras}] if cameras else [config_file]
     actions = []
-    if demo:
+    if demo and cameras:
+        actions += [node(PACKAGE, 'synthetic_camera_node', f'synthetic_camera_{name}',
+                         remappings=[('image_raw', f'{name}/image'), ('camera_info', f'{name}/camera_info')])
+                    for name in cameras]
+    elif demo:
         actions.append(node(PACKAGE, 'synthetic_camera_node', 'synthetic_camera',
                             parameters=[{'lidar_lines': 16 if fusion else 0}]))
-    actions.append(node(PACKAGE, 'depth_node', 'depth_node', parameters=[config_file], remappings=remappings))
+    depth_remappings = [] if cameras else remappings
+    if arg('lifecycle').strip().lower() in TRUE:
+        actions.append(node(PACKAGE, 'depth_lifecycle_node', 'depth_node', parameters=depth_parameters,
+                            remappings=depth_remappings))
+    else:
+        actions.append(node(PACKAGE, 'depth_node', 'depth_node', parameters=depth_parameters,
+                            remappings=depth_remappings))
+    if fusion and cameras:
+        get_logger('launch.user').warning('use_metric_fusion with cameras: scale_fusion_node fuses one camera; '
+                                          'not started (run one per camera, remapped to <camera>/depth/...)')
+        fusion = False
     if fusion:
         parameters, remappings = [config_file], []
         source_topic = 'lidar/points' if demo else arg('metric_source_topic')
@@ -106,6 +127,14 @@ def generate_launch_description():
                                           'not installed)'),
         DeclareLaunchArgument('demo', default_value='false',
                               description='Start synthetic_camera_node instead of a real camera'),
+        DeclareLaunchArgument('cameras', default_value='',
+                              description='Several cameras in one depth_node, e.g. front,left,right: each '
+                                          'reads <camera>/image and <camera>/camera_info and publishes '
+                                          'under <camera>/depth/... (one model, batched); empty: one camera '
+                                          'on image_topic'),
+        DeclareLaunchArgument('lifecycle', default_value='false',
+                              description='Start depth_lifecycle_node (a managed node: configure and '
+                                          'activate it) instead of depth_node'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='Every node uses /clock (bag replay, simulation)'),
         DeclareLaunchArgument('log_level', default_value='info',

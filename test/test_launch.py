@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / 'launch' / 'depth.launch.py'
 STAND_INS = Path(__file__).resolve().parent / 'stand_ins'
 REQUIRED_ARGUMENTS = {'namespace', 'image_topic', 'camera_info_topic', 'config_file', 'use_metric_fusion',
-                      'metric_source_topic', 'rviz', 'demo', 'use_sim_time', 'log_level'}
+                      'metric_source_topic', 'rviz', 'demo', 'use_sim_time', 'log_level', 'cameras', 'lifecycle'}
 STAND_IN_MODULES = ('launch', 'launch.actions', 'launch.logging', 'launch.substitutions', 'launch.utilities',
                     'launch_ros', 'launch_ros.actions', 'launch_ros.substitutions')
 
@@ -153,6 +153,30 @@ def test_real_camera_with_a_lidar_topic(launch_file, ament_index):
     assert len(nodes['scale_fusion_node'].parameters) == 2  # config_file, use_sim_time: no demo extrinsic
 
 
+def test_cameras_start_one_depth_node_for_all_of_them(launch_file, ament_index):
+    context, _, nodes = launch(launch_file, cameras='front, left,right', namespace='robot',
+                               image_topic='/ignored', lifecycle='true')
+    node = nodes['depth_node']
+    assert (node.node_executable, node.node_namespace, node.remappings) == ('depth_lifecycle_node', 'robot', [])
+    assert performed(context, node.parameters)[1] == {'cameras': ['front', 'left', 'right']}
+    context, _, nodes = launch(launch_file, cameras='front,left', demo='true')
+    assert set(nodes) == {'synthetic_camera_front', 'synthetic_camera_left', 'depth_node'}
+    assert nodes['synthetic_camera_left'].remappings == [('image_raw', 'left/image'), ('camera_info', 'left/camera_info')]
+
+
+def test_multi_camera_config_is_read_by_depth_node(ros_context):
+    from ppd_ros.nodes.depth_node import DepthNode
+    from test_depth_node_harness import RecordingEstimator
+    node = DepthNode(estimator=RecordingEstimator(), context=ros_context, namespace='robot',
+                     cli_args=['--ros-args', '--params-file', str(REPO / 'config' / 'multi_camera.yaml')])
+    try:
+        assert node.camera_names == ['front', 'left', 'right']
+        assert node.resolve_topic_name('front/depth/image') == '/robot/front/depth/image'
+        assert sorted(node._outputs)[:2] == ['front/camera_info', 'front/colorized']
+    finally:
+        node.destroy_node()
+
+
 def test_rviz_without_rviz2_warns_and_starts_the_rest(launch_file, ament_index, caplog):
     with caplog.at_level(logging.WARNING):
         _, _, nodes = launch(launch_file, rviz='true', demo='true')
@@ -185,7 +209,7 @@ def test_launch_file_imports_no_package_code_and_uses_installed_executables():
     assert imported <= {'os', 'launch', 'launch_ros', 'ament_index_python'}, imported
     executables = {node.args[1].value for node in ast.walk(tree) if isinstance(node, ast.Call)
                    and getattr(node.func, 'id', None) == 'node' and len(node.args) > 1}
-    assert executables == {'synthetic_camera_node', 'depth_node', 'scale_fusion_node', 'rviz2'}
+    assert executables == {'synthetic_camera_node', 'depth_node', 'depth_lifecycle_node', 'scale_fusion_node', 'rviz2'}
     assert executables - {'rviz2'} <= _console_scripts()  # installed to lib/ppd_ros from setup.py
 
 

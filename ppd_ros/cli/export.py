@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  'noise as an input')
     for part, old in enumerate(('--width', '--height')):
         p.add_argument(old, dest='area', type=int, action=Deprecated, part=part, new='--area WxH')
+    p.add_argument('--batch', type=int, default=1, metavar='N',
+                   help='frames per run (default 1): N cameras of one model resolution in one run, as '
+                        'depth_node with the cameras parameter batches them')
     p.add_argument('--check', action='store_true',
                    help='run the file with onnxruntime (CPU) against PyTorch and print the max difference')
     p.add_argument('--tolerance', type=float, default=1e-4, help='--check tolerance (default 1e-4)')
@@ -64,8 +67,8 @@ def check_export(path, estimator, seed: int = 0) -> float:
     session = OnnxFrame(path, 'onnxruntime-cpu')
     h, w = session.size
     generator = torch.Generator().manual_seed(seed)
-    image = torch.rand(1, 3, h, w, generator=generator)
-    noise = torch.randn(1, 1, h, w, generator=generator)
+    image = torch.rand(session.batch, 3, h, w, generator=generator)
+    noise = torch.randn(session.batch, 1, h, w, generator=generator)
     graph = FrameGraph(estimator.dit.cpu(), estimator.encoder.cpu(), session.steps)
     with torch.inference_mode():
         reference = graph(image, noise)
@@ -92,13 +95,14 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         export_onnx(estimator.dit, estimator.encoder, estimator.steps, height, width, args.out,
-                    name=estimator.name)
+                    name=estimator.name, batch=args.batch)
     except (ExportError, ValueError) as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return EXIT_USAGE
     size = sum(f.stat().st_size for f in args.out.parent.glob(args.out.name + '*'))  # + external data
     wrote = (f'wrote {args.out} ({size / 1e6:.1f} MB): {estimator.name}, {format_size(args.area)}, '
-             f'{estimator.steps} steps, encoder + sampler in one graph ({time.perf_counter() - start:.1f} s)')
+             f'{estimator.steps} steps, {f"batch {args.batch}, " if args.batch > 1 else ""}encoder + sampler in '
+             f'one graph ({time.perf_counter() - start:.1f} s)')
     if not args.check:
         summary_line(PROG, wrote)
         return EXIT_OK

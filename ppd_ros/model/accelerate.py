@@ -77,12 +77,13 @@ class CompiledFrame:
         # CUDA-graph outputs live in the graph's memory pool and are overwritten by the next replay.
         return depth.clone() if self.cuda_graphs else depth
 
-    def warm_up(self, height: int, width: int, steps: int, runs: int = 3) -> None:
-        """Compile (and capture) for (1, 3, height, width) before the first real frame."""
+    def warm_up(self, height: int, width: int, steps: int, runs: int = 3, batch: int = 1) -> None:
+        """Compile (and capture) for (batch, 3, height, width) before the first real frame (one
+        capture per batch size and resolution: the cameras of a multi-camera depth_node)."""
         if not self.active:
             return
-        image = torch.rand(1, 3, height, width, device=self.device)
-        noise = torch.randn(1, 1, height, width, device=self.device)
+        image = torch.rand(batch, 3, height, width, device=self.device)
+        noise = torch.randn(batch, 1, height, width, device=self.device)
         with torch.inference_mode():
             for _ in range(runs if self.cuda_graphs else 1):  # cudagraph trees record on a later run
                 self(image, noise, steps)

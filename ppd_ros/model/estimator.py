@@ -38,7 +38,8 @@ from .preprocess import DEFAULT_TARGET_AREA, model_size, resize_for_model
 from .released import where_to_get
 from .runtime import autocast, autocast_dtype, model_options_problem, resolve_device, resolve_precision
 from .runtime import release_device_memory  # noqa: F401 (importable from here, as before)
-from .sampler import sample, sampling_timesteps, warm_start_index
+from .sampler import (DEPTH_OFFSET, euler_schedule, integrate_with_uncertainty, noise_to, sample,
+                      sampling_timesteps, warm_start_index)
 from .vit import SemanticEncoder
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / 'weights'
@@ -91,6 +92,9 @@ class PPDEstimator:
             provider = 'tensorrt' if backend == 'tensorrt' else \
                 f'onnxruntime-{"cuda" if self.device.type == "cuda" else "cpu"}'
             self._frame = OnnxFrame(onnx_path, provider)
+            note = self._frame.check_model(self.dit, self.encoder, name)  # ExportError: other weights
+            if note:
+                self._log(note)
 
     # ------------------------------------------------------------------------ construction
     @classmethod
@@ -190,14 +194,15 @@ class PPDEstimator:
             return self._frame.describe()
         return f'{self._frame.backend} ({self._frame.path.name})'
 
-    def warm_up(self, height: int | None = None, width: int | None = None) -> None:
+    def warm_up(self, height: int | None = None, width: int | None = None, batch: int = 1) -> None:
         """Compile (and capture) the compiled path for one frame size, by default the target
-        area's own (a camera of that aspect ratio); other sizes compile on their first frame."""
+        area's own (a camera of that aspect ratio), and ``batch`` frames per run (several
+        cameras); other sizes and batch sizes compile on their first frame."""
         if not isinstance(self._frame, CompiledFrame):
             return
         if height is None or width is None:
             height, width = model_size(self.target_area[1], self.target_area[0], self.target_area)
-        self._frame.warm_up(height, width, self.steps)
+        self._frame.warm_up(height, width, self.steps, batch=batch)
         self._report_fallback()
 
     def _report_fallback(self) -> None:
@@ -286,6 +291,62 @@ class PPDEstimator:
                            init_depth=init_depth, start_index=start)
         return depth.float()
 
+    # ------------------------------------------------------------------------ confidence
+    @property
+    def has_uncertainty(self) -> bool:
+        """True when frames run eager PyTorch, where the sampler's own signals can be read
+        (the compiled graph and the ONNX backends return the depth alone)."""
+        return self._frame is None
+
+    def predict_with_uncertainty(self, rgb: np.ndarray, init_depth: np.ndarray | None = None,
+                                 init_strength: float | None = None, samples: int = 1):
+        """``predict`` plus the sampler's uncertainty signals: (depth, {name: (h, w) float32}).
+
+        The depth is bit-identical to ``predict``'s on the eager path (same operations, same
+        noise). Signals (relative-depth units): ``sampler.UNCERTAINTY_SIGNALS`` from this one
+        run, and with ``samples`` K > 1 also ``seed_spread``, the standard deviation over K noise
+        seeds (seed, seed + 1, …; K − 1 extra samplings). ValueError on the compiled/ONNX path.
+        """
+        if not self.has_uncertainty:
+            raise ValueError(f'the sampler\'s confidence needs the eager path (model.compile off, '
+                             f'model.backend torch); this estimator runs {self.acceleration}')
+        if not isinstance(samples, int) or samples < 1:
+            raise ValueError(f'samples must be an integer >= 1, got {samples!r}')
+        image = resize_for_model(rgb, self.target_area).image
+        h, w = image.shape[:2]
+        images = torch.from_numpy(image[None]).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        self.dit.check_input_size(h, w)
+        plan = euler_schedule(self.steps)
+        start = 0
+        if init_strength is not None and init_depth is None:
+            raise ValueError('init_strength given without init_depth')
+        init = None
+        if init_depth is not None:
+            start = warm_start_index(self.steps, DEFAULT_WARM_STRENGTH if init_strength is None
+                                     else init_strength)
+            init = torch.from_numpy(_check_init(init_depth, (h, w)))[None, None].to(self.device)
+        noise = self._noise(1, h, w).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            semantics = self.encoder(images)
+            runs = []
+            for k in range(samples):
+                if k == 0:
+                    n = noise
+                elif self.seed is None:
+                    n = torch.randn_like(noise)
+                else:
+                    n = torch.randn((1, 1, h, w), generator=torch.Generator().manual_seed(self.seed + k)).to(self.device)
+                x = n.float()
+                if init is not None:
+                    x = noise_to(init.float() - DEPTH_OFFSET, x, plan[start].t)
+                runs.append(integrate_with_uncertainty(self.dit, x, images, semantics, plan[start:]))
+        depth, signals = runs[0]
+        out = {name: value[0, 0].float().cpu().numpy() for name, value in signals.items()}
+        if samples > 1:
+            stack = torch.stack([d.float() for d, _ in runs])
+            out['seed_spread'] = stack.std(dim=0, unbiased=False)[0, 0].cpu().numpy()
+        return depth.float()[0, 0].cpu().numpy(), out
+
     # ----------------------------------------------------------------------- metric pass
     @property
     def has_metric_model(self) -> bool:
@@ -297,17 +358,25 @@ class PPDEstimator:
         same resized image the DiT sees: ``geometry.scale.model_scale.ModelGeometry`` (metres, valid
         mask, intrinsics in pixels of the h×w image). Only with MoGe-2 weights. ``resolution_level``
         0..9 picks MoGe-2's token count in its ``num_tokens_range`` (9, the top, as released)."""
+        return self.metric_geometry_batch([rgb], resolution_level)[0]
+
+    def metric_geometry_batch(self, rgbs: Sequence[np.ndarray], resolution_level: int = 9) -> list:
+        """``metric_geometry`` of frames that share a model resolution, as one MoGe-2 batch (the
+        frames of several cameras: pipeline.batch)."""
         from ..geometry.scale.model_scale import ModelGeometry
         if not self.has_metric_model:
             raise ValueError('metric depth from the camera alone needs MoGe-2 weights (moge2.pt as the '
                              f'encoder); this model has {self.variant} semantics')
-        image = resize_for_model(rgb, self.target_area).image
-        tensor = torch.from_numpy(image).to(self.device).permute(2, 0, 1).float() / 255.0
+        images = np.stack([resize_for_model(rgb, self.target_area).image for rgb in rgbs])  # one size, or ValueError
+        tensor = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         with torch.inference_mode(), self._autocast():
             geometry = self.encoder.moge.infer(tensor, resolution_level=resolution_level)
-        k = geometry.intrinsics[0].float().cpu().numpy()
-        return ModelGeometry.from_normalized(geometry.depth[0].float().cpu().numpy(), geometry.mask[0].cpu().numpy(),
-                                             float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
+        out = []
+        for i in range(len(rgbs)):
+            k = geometry.intrinsics[i].float().cpu().numpy()
+            out.append(ModelGeometry.from_normalized(geometry.depth[i].float().cpu().numpy(), geometry.mask[i].cpu().numpy(),
+                                                     float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])))
+        return out
 
     def _noise(self, batch: int, height: int, width: int) -> torch.Tensor:
         if self.seed is None:

@@ -2,7 +2,8 @@
 
 What is exported: ``FrameGraph`` — the encoder plus the full N-step Euler sampler, unrolled, as
 ONE graph for a fixed resolution and step count (inputs ``image`` (1, 3, h, w) RGB in [0, 1] and
-``noise`` (1, 1, h, w); output ``depth`` (1, 1, h, w)). Why one graph rather than encoder + one
+``noise`` (1, 1, h, w); output ``depth`` (1, 1, h, w); ``batch`` N > 1: N frames per run, the
+frames of several cameras, ``ppd-export --batch N``). Why one graph rather than encoder + one
 DiT step: a TensorRT engine is static anyway, and one enqueue per frame keeps the semantics
 tokens, the state and the Euler updates on the device with no host round trip or launch gap
 between steps, and lets the builder fuse across step boundaries. The DiT's weights are shared by
@@ -55,14 +56,17 @@ def weights_fingerprint(dit, encoder, samples: int = 64) -> str:
     return digest.hexdigest()[:16]
 
 
-def export_onnx(dit, encoder, steps: int, height: int, width: int, path, name: str = 'ppd') -> Path:
-    """Write ``FrameGraph(dit, encoder, steps)`` for (1, 3, height, width) inputs to ``path``
+def export_onnx(dit, encoder, steps: int, height: int, width: int, path, name: str = 'ppd',
+                batch: int = 1) -> Path:
+    """Write ``FrameGraph(dit, encoder, steps)`` for (batch, 3, height, width) inputs to ``path``
     (fp32 weights; TensorRT picks fp16/bf16 kernels itself when asked to)."""
     dit.check_input_size(height, width)
+    if not isinstance(batch, int) or batch < 1:
+        raise ExportError(f'batch must be an integer >= 1, got {batch!r}')
     graph = FrameGraph(dit, encoder, steps).eval()
     device = next(dit.parameters()).device
-    image = torch.rand(1, 3, height, width, device=device)
-    noise = torch.randn(1, 1, height, width, device=device)
+    image = torch.rand(batch, 3, height, width, device=device)
+    noise = torch.randn(batch, 1, height, width, device=device)
     path = Path(path)
     with torch.inference_mode():
         graph(image, noise)  # fill the models' per-shape caches with real tensors before tracing:
@@ -75,7 +79,7 @@ def export_onnx(dit, encoder, steps: int, height: int, width: int, path, name: s
                           f'(pip install ppd_ros[onnx]): {exc}') from exc
     metadata = {'ppd_model': name, 'ppd_steps': str(steps), 'ppd_height': str(height),
                 'ppd_width': str(width), 'ppd_inputs': json.dumps(list(INPUTS)),
-                'ppd_weights': weights_fingerprint(dit, encoder)}
+                'ppd_weights': weights_fingerprint(dit, encoder), 'ppd_batch': str(batch)}
     program.model.metadata_props.update(metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Protobuf files stop at 2 GB: the released model's weights go to PATH.data beside it.
@@ -122,6 +126,7 @@ class OnnxFrame:
             self.size = (int(meta['ppd_height']), int(meta['ppd_width']))
         except (KeyError, ValueError) as exc:
             raise ExportError(f'{path}: not written by ppd-export (metadata {exc} missing)') from exc
+        self.batch = int(meta.get('ppd_batch', 1))  # frames per run (files before --batch: 1)
         self.model = meta.get('ppd_model', path.stem)
         self.weights = meta.get('ppd_weights')  # None: written before ppd-export recorded it
         self.backend = backend
@@ -153,13 +158,15 @@ class OnnxFrame:
                              f'is {steps}: export with --steps {steps}')
 
     def __call__(self, image: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """image (B, 3, h, w), noise (B, 1, h, w) → depth (B, 1, h, w) on the image's device;
-        frames of a batch run one by one (the graph is exported for batch 1)."""
-        outputs = []
-        for i in range(image.shape[0]):
-            feed = {'image': image[i:i + 1].detach().float().cpu().numpy(),
-                    'noise': noise[i:i + 1].detach().float().cpu().numpy()}
-            outputs.append(torch.from_numpy(self.session.run([OUTPUT], feed)[0]))
+        """image (B, 3, h, w), noise (B, 1, h, w) → depth (B, 1, h, w) on the image's device; the
+        frames run ``self.batch`` at a time (the exported batch size), a last short run padded with
+        copies of its last frame (each frame's depth depends on that frame alone)."""
+        outputs, n = [], image.shape[0]
+        for start in range(0, n, self.batch):
+            index = [min(i, n - 1) for i in range(start, start + self.batch)]
+            feed = {'image': image[index].detach().float().cpu().numpy(),
+                    'noise': noise[index].detach().float().cpu().numpy()}
+            outputs.append(torch.from_numpy(self.session.run([OUTPUT], feed)[0])[:min(self.batch, n - start)])
         return torch.cat(outputs).to(image.device)
 
 

@@ -20,9 +20,20 @@ geometry) and publishes, each with the input header:
   depth/points       organized PointCloud2 H×W (NaN invalid, is_dense false, optional rgb),
                      geometry from P (fx, fy, cx, cy) as depth_image_proc does, K when P is zero
   depth/colorized    bgr8 picture of depth/image (fixed or percentile range)
-  /diagnostics       1 Hz: rates, latencies, drops, model
+  depth/confidence   32FC1 in [0, 1], same size and header as depth/image: the sampler's own
+                     uncertainty (geometry.confidence; NaN where the depth is)
+  depth/scan         sensor_msgs/LaserScan as depthimage_to_laserscan (geometry.scan), in
+                     scan.frame_id; or in scan.target_frame through tf2 (nodes.scan_frame)
+  (depth/image and depth/points after the costmap filters output.min_range, max_range,
+  confidence_min, edge_filter and cloud.*: geometry.costmap_filters; all off by default)
+  /diagnostics       1 Hz: rates, latencies, drops, model; WARN with the reason when no image has
+                     come for diagnostics.no_input_timeout s, when frames come out all NaN, when
+                     the calibration cannot rectify, and when messages are lost before the node
+                     (the middleware's event, or gaps in the publisher's sequence numbers)
 
-Parameters: ppd_ros.nodes.depth_node_params (`depth_node --help` lists them).
+Parameters: ppd_ros.nodes.depth_node_params (`depth_node --help` lists them). With `cameras`
+(e.g. ['front', 'left', 'right']) one node serves several cameras with one model, batched:
+<cam>/image and <cam>/camera_info in, <cam>/depth/... out (ppd_ros.nodes.depth_cameras).
 
 Lazy outputs: nothing is computed for an output without subscribers, and the model does not run
 at all while none of depth/relative, depth/image, depth/points, depth/colorized, depth/scale has
@@ -36,10 +47,11 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, LaserScan, PointCloud2
 
 from ppd_ros.msg import DepthScale
 
@@ -48,6 +60,7 @@ from ppd_ros.model.factory import EstimatorBuildError, build_estimator
 from ppd_ros.pipeline import FrameDepth, FrameError, FrameInput, FramePipeline, settings_problem
 
 from .camera_info import calibration_of, camera_topics, looks_rectified
+from .depth_cameras import CameraSet, declare_cameras
 from .depth_messages import DEPTH_OUTPUTS, METRIC_OUTPUTS, depth_message, output_camera_info
 from .depth_node_diagnostics import DepthNodeStatus
 from .depth_node_params import (DEPRECATED_PARAMETERS, PARAMETERS, check_parameters, model_options,
@@ -58,6 +71,7 @@ from .pairing import stamp_ns, subscribe_pair
 from .params import NodeParameters, ParameterError
 from .qos import AutoReliable, configured_qos
 from .runner import run_node
+from .scan_frame import ScanFrame
 from .worker import LatestFrameWorker
 
 @dataclass
@@ -69,6 +83,8 @@ class _Pair:
 class DepthNode(Node):
     """The depth node; `estimator` (anything with predict/steps/describe) replaces the model."""
 
+    STARTED_AS = 'ready'  # the word of the line logged once input flows
+
     def __init__(self, estimator=None, node_name: str = 'depth_node', **node_kwargs):
         super().__init__(node_name, **node_kwargs)
         self.worker = None
@@ -79,6 +95,7 @@ class DepthNode(Node):
         self._image_subscription = None
         self._auto_qos = None
         self._outputs = {}
+        self.camera_set = None        # the cameras parameter: nodes.depth_cameras
         try:
             self._start(estimator)
         except BaseException:
@@ -95,12 +112,16 @@ class DepthNode(Node):
         self._activate()
 
     def _declare(self) -> None:
-        self.params = NodeParameters(self, PARAMETERS, self._check_parameters)
+        self.params = NodeParameters(self, self._parameter_specs(), self._check_parameters)
+        self.camera_names = declare_cameras(self)
         for name in self.params.unknown_overrides():
             if name not in DEPRECATED_PARAMETERS:
                 self.get_logger().warning(f"unknown parameter '{name}' ignored (typo?)")
         self.image_transport = self._image_transport()
         self.params.on_change(self._on_parameters_changed)
+
+    def _parameter_specs(self):
+        return PARAMETERS
 
     def _configure(self, estimator) -> None:
         """Load the model (or take `estimator`), build the frame pipeline and create the outputs."""
@@ -111,6 +132,9 @@ class DepthNode(Node):
             raise ParameterError(reason)
         self.estimator.steps = self.params['model.steps']
         self._describe = dict(self.estimator.describe())
+        if self.camera_names:  # several cameras, one model: their pipelines and outputs
+            self.camera_set = CameraSet(self, self.camera_names)
+            return
         self.pipeline = FramePipeline(self.estimator, pipeline_settings(self.params),
                                       log=self.get_logger().warning)
 
@@ -123,18 +147,26 @@ class DepthNode(Node):
         self.published_frames = 0
         self.last_scale: DepthScale | None = None  # what depth/image used last (source, a, b)
         self.errors = 0               # frames (or outputs) dropped because of bad input / failures
+        self.all_nan_frames = 0       # frames published with no finite depth at all
+        self.last_all_nan = ''        # why the last one was
         self.last_error = ''
         self._stats_lock = threading.Lock()
         self.lost_messages = LostMessages()  # reported by the middleware: never reached a callback
 
-        publisher_qos = configured_qos(self.params, 'publisher')
-        self._outputs = {
-            'relative': self._create_output(Image, 'depth/relative', publisher_qos),
-            'image': self._create_output(Image, 'depth/image', publisher_qos),
-            'camera_info': self._create_output(CameraInfo, 'depth/camera_info', publisher_qos),
-            'points': self._create_output(PointCloud2, 'depth/points', publisher_qos),
-            'colorized': self._create_output(Image, 'depth/colorized', publisher_qos),
-            'scale': self._create_output(DepthScale, 'depth/scale', publisher_qos),
+        self._outputs = self._outputs_for('', configured_qos(self.params, 'publisher'))
+        self._scan_frame = ScanFrame(self, self.params)  # depth/scan in scan.target_frame (tf2)
+
+    def _outputs_for(self, prefix: str, publisher_qos) -> dict:
+        """The depth publishers, under ``prefix`` (a camera's name and '/', or nothing)."""
+        return {
+            'relative': self._create_output(Image, prefix + 'depth/relative', publisher_qos),
+            'image': self._create_output(Image, prefix + 'depth/image', publisher_qos),
+            'camera_info': self._create_output(CameraInfo, prefix + 'depth/camera_info', publisher_qos),
+            'points': self._create_output(PointCloud2, prefix + 'depth/points', publisher_qos),
+            'colorized': self._create_output(Image, prefix + 'depth/colorized', publisher_qos),
+            'scale': self._create_output(DepthScale, prefix + 'depth/scale', publisher_qos),
+            'confidence': self._create_output(Image, prefix + 'depth/confidence', publisher_qos),
+            'scan': self._create_output(LaserScan, prefix + 'depth/scan', publisher_qos),
         }
 
     def _create_output(self, msg_type, topic: str, qos):
@@ -142,6 +174,9 @@ class DepthNode(Node):
 
     def _activate(self) -> None:
         """Start the inference worker, the input subscriptions and /diagnostics."""
+        if self.camera_set is not None:
+            self.camera_set.activate()
+            return
         self.worker = LatestFrameWorker(self._process, self.params['worker.queue_size'],
                                         on_error=self._on_frame_error, prepare=self._warm_up).start()
         image_topic, info_topic, base_topic = camera_topics(self, 'image', 'camera_info', self.image_transport)
@@ -157,7 +192,8 @@ class DepthNode(Node):
             self, self._diagnostics_status, hardware_id=str(self._describe.get('device', '')),
             period=self.params['diagnostics.period'], callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
-            f"depth_node ready: model {self._describe.get('model', '?')} on {self._describe.get('device', '?')} "
+            f"depth_node {self.STARTED_AS}: model {self._describe.get('model', '?')} on "
+            f"{self._describe.get('device', '?')} "
             f"({self._describe.get('precision', '?')}, {self.estimator.steps} steps, "
             f"{self._describe.get('acceleration', 'eager')}); input "
             f"{image_topic} ({self.image_transport}) + {info_topic} paired {self.pairing}; "
@@ -167,9 +203,9 @@ class DepthNode(Node):
         image_type = CompressedImage if self.image_transport == 'compressed' else Image
         if self.params['camera.intrinsics'] == 'model':  # no calibration: the image alone
             self.input_topics = self.input_topics[:1]
-            self._image_subscription = self.create_subscription(
-                image_type, self.input_topics[0], lambda msg: self._on_pair(msg, None), qos,
-                callback_group=self._input_group)
+            self._image_subscription = self.lost_messages.subscribe(
+                self.create_subscription, self.input_topics[0], image_type, self.input_topics[0],
+                lambda msg: self._on_pair(msg, None), qos, callback_group=self._input_group)
             self.pairing = 'image only (MoGe-2 intrinsics)'
             return
         self._subscriptions_handle, self.pairing = subscribe_pair(
@@ -203,6 +239,8 @@ class DepthNode(Node):
 
     def _deactivate(self) -> None:
         """Stop taking input (the frame in progress finishes) and stop /diagnostics."""
+        if self.camera_set is not None:
+            self.camera_set.deactivate()
         if self.worker is not None:
             self.worker.stop()
         if self._auto_qos is not None:
@@ -225,6 +263,7 @@ class DepthNode(Node):
         self._outputs = {}
         self.estimator = None
         self.pipeline = None
+        self.camera_set = None
         release_device_memory()
 
     # ------------------------------------------------------------------ parameters
@@ -240,6 +279,8 @@ class DepthNode(Node):
             self.estimator.steps = changed['model.steps']
         if self.pipeline is not None:
             self.pipeline.settings = pipeline_settings(self.params)
+        if self.camera_set is not None:
+            self.camera_set.settings_changed()
         self.get_logger().info(f'parameters changed: {changed}')
 
     # ------------------------------------------------------------------ input (never blocks)
@@ -300,7 +341,8 @@ class DepthNode(Node):
         frame = FrameInput(rgb, stamp_ns(pair.image), calibration_of(info) if info is not None else None,
                            (pair.image.header, info), self._input_rectified)
         started = time.perf_counter()
-        done = self.pipeline.process(frame, want_metric=bool(wanted & METRIC_OUTPUTS))
+        done = self.pipeline.process(frame, want_metric=bool(wanted & METRIC_OUTPUTS),
+                                     want_confidence='confidence' in wanted)
         self.inference_time.add(time.perf_counter() - started)
         for depth in done:
             self._publish(wanted, depth)
@@ -311,6 +353,8 @@ class DepthNode(Node):
         self._outputs['camera_info'].publish(output_camera_info(depth, header, info))
         if depth.scale is not None and wanted & METRIC_OUTPUTS:
             self.last_scale = depth_message('scale', depth, header)
+        if 'scan' in wanted:
+            self._scan_frame.attach(depth, header)
         for name in DEPTH_OUTPUTS:
             if name not in wanted or (name in METRIC_OUTPUTS and depth.scale is None):
                 continue
@@ -320,15 +364,34 @@ class DepthNode(Node):
                 self._count_error(exc)
                 self.get_logger().error(f'depth/{name} skipped: {exc}', throttle_duration_sec=2.0)
 
+        if not np.isfinite(depth.relative).any():
+            self._note_all_nan(depth)
+
         now = self.get_clock().now()
         self.latency.add((now - Time.from_msg(header.stamp, clock_type=now.clock_type)).nanoseconds * 1e-9)
         self.output_rate.tick()
         with self._stats_lock:
             self.published_frames += 1
 
+    def _note_all_nan(self, depth: FrameDepth) -> None:
+        """A frame went out with no valid pixel: count it and keep the likeliest reason (diagnostics
+        says it, and logs it once)."""
+        rectification = self.pipeline.rectification
+        if rectification.failed:
+            why = f'rectification {rectification.state}'
+        elif depth.rectified:
+            why = f'rectification {rectification.state}, but no rectified pixel sees the raw image'
+        else:
+            why = 'the model gave no finite depth for this image (blank, broken, or all masked)'
+        with self._stats_lock:
+            self.all_nan_frames += 1
+            self.last_all_nan = why
+
     def destroy_node(self):
         if self.worker is not None:
             self.worker.stop()  # before the publishers and the context go
+        if self.camera_set is not None:
+            self.camera_set.stop()
         return super().destroy_node()
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from ppd_ros.geometry.camera import Intrinsics
+from ppd_ros.geometry.confidence import confidence_from_uncertainty, uncertainty_of
 from ppd_ros.geometry.rectify import Calibration, resize_valid
 from ppd_ros.geometry.scale.model_scale import SOURCE_MODEL, resize_mask
 from ppd_ros.geometry.upsample import upsample_depth
@@ -41,6 +43,42 @@ class _Waiting:
     rgb: np.ndarray                        # after rectification
     rectified: bool
     valid: np.ndarray | None
+    uncertainty: np.ndarray | None = None  # the sampler's, when confidence was asked for
+
+
+def confidence_problem(estimator) -> str | None:
+    """Why ``estimator`` gives no depth/confidence, or None."""
+    if is_video_estimator(estimator):
+        return ('no confidence with the video model: PPVD samples windows of frames, and no per-frame '
+                'sampler trajectory comes out of a window (depth/confidence stays silent in video mode)')
+    if not callable(getattr(estimator, 'predict_with_uncertainty', None)):
+        return 'this estimator gives no confidence (only the PPD sampler does)'
+    if not getattr(estimator, 'has_uncertainty', True):
+        return ('the sampler\'s confidence needs the eager path (model.compile off, model.backend torch); '
+                f'this model runs {getattr(estimator, "acceleration", "another path")}')
+    return None
+
+
+class _ConfidenceTap:
+    """The estimator as the temporal step sees it: while ``wanted``, ``predict`` runs the sampler
+    with its uncertainty signals (the depth is bit-identical) and keeps them in ``uncertainty``."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+        self.wanted = False
+        self.samples = 1
+        self.uncertainty = None
+
+    def __getattr__(self, name):
+        return getattr(self.estimator, name)
+
+    def predict(self, rgb, init_depth=None, init_strength=None):
+        warm = {} if init_depth is None else {'init_depth': init_depth, 'init_strength': init_strength}
+        if not self.wanted:
+            return self.estimator.predict(rgb, **warm)
+        depth, signals = self.estimator.predict_with_uncertainty(rgb, samples=self.samples, **warm)
+        self.uncertainty = uncertainty_of(signals)
+        return depth
 
 
 def settings_problem(settings: PipelineSettings, estimator) -> str | None:
@@ -58,6 +96,14 @@ def settings_problem(settings: PipelineSettings, estimator) -> str | None:
                 'frames, not single frames)')
     if s.temporal_mode == 'warm_start' and not supports_warm_start(estimator):
         return "temporal.mode 'warm_start' needs an estimator whose predict accepts init_depth and init_strength"
+    if 0 < s.max_range <= s.min_range:
+        return f'output.min_range ({s.min_range}) must be smaller than output.max_range ({s.max_range}) (0: off)'
+    if not 0 <= s.scan_range_min < s.scan_range_max:
+        return f'scan.range_min ({s.scan_range_min}) must be smaller than scan.range_max ({s.scan_range_max})'
+    if not s.scan_min_height < s.scan_max_height:
+        return f'scan.min_height ({s.scan_min_height}) must be smaller than scan.max_height ({s.scan_max_height})'
+    if s.confidence_min > 0 and confidence_problem(estimator):
+        return f'output.confidence_min: {confidence_problem(estimator)}'
     if not has_metric_model(estimator):
         if s.metric_source == 'model':
             return ("metric.source 'model' needs MoGe-2 weights (model.encoder_path moge2.pt, "
@@ -89,6 +135,10 @@ class FramePipeline:
         self._log = log or (lambda line: None)
         self.rectification = Rectification(settings.rectify, self._log)
         self.temporal = TemporalStep(estimator, settings, self._log)
+        self._confidence_problem = confidence_problem(estimator)
+        self._tap = None
+        if self._confidence_problem is None:
+            self._tap = self.temporal.estimator = _ConfidenceTap(estimator)
         self.scale = ScaleStep(estimator, settings)
 
     @property
@@ -109,10 +159,11 @@ class FramePipeline:
             self.temporal.reset(self.temporal.size)
         self.scale.configure(settings)
 
-    def process(self, frame: FrameInput, want_metric: bool = True) -> list[FrameDepth]:
+    def process(self, frame: FrameInput, want_metric: bool = True, want_confidence: bool = False) -> list[FrameDepth]:
         """The depth of this frame, or for the video model of every frame whose window just ran.
         ``want_metric`` False skips the scale (and MoGe-2's pass) when only relative depth is
-        used. Raises FrameError for input it cannot use."""
+        used; ``want_confidence`` adds ``FrameDepth.confidence`` (also computed when
+        output.confidence_min needs it). Raises FrameError for input it cannot use."""
         rgb = frame.rgb
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise FrameError(f'expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}')
@@ -125,7 +176,13 @@ class FramePipeline:
         if calibration is not None:
             rgb, rectified, valid = self.rectification.apply(rgb, calibration, frame.input_rectified)
         waiting = _Waiting(frame, rgb, rectified, valid)
+        if self._tap is not None:
+            self._tap.wanted = want_confidence or (want_metric and self._settings.confidence_min > 0)
+            self._tap.samples = self._settings.confidence_samples
+            self._tap.uncertainty = None
         done = self.temporal.push(rgb, frame.stamp_ns, waiting)
+        if self._tap is not None and self._tap.wanted:
+            waiting.uncertainty = self._tap.uncertainty
         return [self._finish(item, relative, want_metric) for item, relative in done]
 
     def flush(self, want_metric: bool = True) -> list[FrameDepth]:
@@ -149,8 +206,16 @@ class FramePipeline:
             # scale_fusion_node, which reads depth/relative, never gives them one either)
             relative = np.where(resize_mask(geometry.valid, relative.shape), relative, np.float32(np.nan))
         intrinsics, problem = self._intrinsics(frame.calibration, geometry, relative.shape)
+        confidence = None
+        if item.uncertainty is not None:
+            confidence = confidence_from_uncertainty(item.uncertainty)
+            if confidence.shape != relative.shape:  # nearest: never blended across an edge
+                confidence = cv2.resize(confidence, relative.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            confidence[~np.isfinite(relative)] = np.nan
         return FrameDepth(frame.context, frame.stamp_ns, rgb, relative, scale, item.rectified,
-                          intrinsics, problem, s)
+                          intrinsics, problem, s, confidence,
+                          self._confidence_problem or ('' if confidence is not None else
+                                                       'no confidence was asked for this frame'))
 
     @staticmethod
     def _intrinsics(calibration: Calibration | None, geometry, shape) -> tuple[Intrinsics | None, str]:

@@ -53,6 +53,8 @@ class ScaleStep:
         self.estimator = estimator
         self.model_scale: ModelScale | None = None
         self._last_stamp = float('-inf')
+        self._due: bool | None = None   # metric_pass_due's decision for the coming scale() call
+        self.ready_geometry = None      # MoGe-2's view of the coming frame, run by the caller (a batch)
         self.configure(settings)
 
     def configure(self, settings) -> None:
@@ -79,20 +81,34 @@ class ScaleStep:
     def passes(self) -> int:
         return self.model_scale.passes if self.model_scale is not None else 0
 
+    def metric_pass_due(self, shape, stamp_ns: int, want_metric: bool, need_geometry: bool) -> bool:
+        """Whether the coming ``scale`` call (same frame) runs MoGe-2's metric pass; decided once,
+        so that pipeline.batch can run the passes of several cameras as one batch beforehand and
+        hand each its result in ``ready_geometry``."""
+        if self._due is None:
+            self._due = False
+            if (want_metric or need_geometry) and self.model_scale is not None and (self.from_model or need_geometry):
+                stamp = stamp_ns * 1e-9
+                if stamp < self._last_stamp:
+                    self.model_scale.reset()  # time went backwards (a bag restarted)
+                self._last_stamp = stamp
+                self._due = self.model_scale.due(shape)
+        return self._due
+
     def scale(self, rgb, relative, stamp_ns: int, want_metric: bool, need_geometry: bool) -> ScaleInUse | None:
         """This frame's scale (running the metric pass when due), or None when neither a metric
         output nor MoGe-2's geometry is wanted."""
         s = self.settings
+        due = self.metric_pass_due(relative.shape, stamp_ns, want_metric, need_geometry)
+        geometry, self._due, self.ready_geometry = self.ready_geometry, None, None
         if not (want_metric or need_geometry):
             return None
         if self.model_scale is None or not (self.from_model or need_geometry):
             return ScaleInUse.assumed(s.near, s.far)
         stamp = stamp_ns * 1e-9
-        if stamp < self._last_stamp:
-            self.model_scale.reset()  # time went backwards (a bag restarted)
-        self._last_stamp = stamp
-        if self.model_scale.due(relative.shape):
-            geometry = self.estimator.metric_geometry(rgb, s.metric_resolution_level)
+        if due:
+            if geometry is None:
+                geometry = self.estimator.metric_geometry(rgb, s.metric_resolution_level)
             tracked = self.model_scale.update(stamp, relative, geometry)
         else:
             tracked = self.model_scale.current(stamp)

@@ -97,21 +97,35 @@ class TemporalStep:
     def push(self, rgb: np.ndarray, stamp_ns: int, context) -> list[tuple[object, np.ndarray]]:
         """(context, relative depth) of every frame that is done: this one, or for the video
         model those whose window just ran (none while it fills)."""
-        self._check_continuity(rgb.shape[:2], stamp_ns)
-        mode = self.settings.temporal_mode
-        if mode == 'video':
+        if self.settings.temporal_mode == 'video':
+            self._check_continuity(rgb.shape[:2], stamp_ns)
             return self._push_video(rgb, context)
-        if mode == 'warm_start' and self.previous is not None:
-            relative = self.estimator.predict(rgb, init_depth=self.previous,
+        init_depth = self.request(rgb, stamp_ns)
+        if init_depth is not None:
+            relative = self.estimator.predict(rgb, init_depth=init_depth,
                                               init_strength=self.settings.warm_start_strength)
         else:
             relative = self.estimator.predict(rgb)
+        return [(context, self.complete(relative))]
+
+    def request(self, rgb: np.ndarray, stamp_ns: int) -> np.ndarray | None:
+        """A single-frame mode's model input: the init depth of a warm start (its strength is
+        settings.warm_start_strength), or None for a cold start. With ``complete`` the two halves
+        of ``push``, so that pipeline.batch can run the model of several cameras' frames at once."""
+        self._check_continuity(rgb.shape[:2], stamp_ns)
+        if self.settings.temporal_mode == 'warm_start' and self.previous is not None:
+            return self.previous
+        return None
+
+    def complete(self, relative) -> np.ndarray:
+        """The model's depth for the frame of the last ``request``, after this mode's step."""
+        mode = self.settings.temporal_mode
         relative = _as_depth(relative)
         if mode == 'align':
             relative = self.aligner.update(relative)
         # a non-finite start would make every following warm start fail: start cold instead
         self.previous = relative if mode == 'warm_start' and np.isfinite(relative).all() else None
-        return [(context, relative)]
+        return relative
 
     def _push_video(self, rgb: np.ndarray, context) -> list:
         if self.stream is None:
