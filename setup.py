@@ -17,6 +17,7 @@ setup(
         'safetensors',
         'scipy',  # MoGe-2's focal/shift solve (MINPACK Levenberg-Marquardt, as released)
         'tqdm',
+        'pyyaml',  # ppd-bag/ppd-depth --params: depth_node parameter files
     ],
     extras_require={
         'ros': [
