@@ -1,6 +1,7 @@
 """ppd-bag: depth for recorded rosbag2 bags, offline, into new bags (many: local workers or Ray).
 
     ppd-bag IN_BAG OUT_BAG [--image-topic /camera/image_raw] [--info-topic /camera/camera_info]
+    ppd-bag IN_BAG OUT_BAG --camera /front/image_raw --camera /left/image_raw ... | --camera all
             [--model demo | --dit ppd.pth --encoder depth_anything_v2_vitl.pth
                           | --dit ppvd.pth --encoder pi3.safetensors] [--storage mcap|sqlite3]
     ppd-bag BAG... | FOLDER_OF_BAGS | 'GLOB' OUT_FOLDER [--workers N | --ray auto|ADDRESS]
@@ -11,6 +12,10 @@ else the assumed --near/--far range; NaN invalid), ``/depth/relative`` (32FC1 re
 ``/depth/camera_info`` (describing those images) and ``/depth/points`` (organised PointCloud2) —
 each with the input image's header (stamp, frame_id) and at the image's bag time. The video model
 (PPVD) processes the whole bag as one clip: temporally consistent depth at the camera resolution.
+Several cameras of one bag (``--camera TOPIC`` repeated, or ``--camera all``: every image topic)
+run as in the multi-camera depth_node (``pipeline.batch.convert_cameras``: one model, frames of one
+model resolution batched, state per camera); each camera's outputs go under its namespace,
+``/front/image_raw`` → ``/front/depth/image``, and equal a run with that camera alone.
 
 Bags are read and written with ``rosbags`` (pip install 'ppd_ros[bag]'), mcap and sqlite3 alike;
 frames become depth in the same frame pipeline as in depth_node (ppd_ros.pipeline, with its
@@ -39,7 +44,8 @@ from ppd_ros.cli import flags
 from ppd_ros.pipeline import DEFAULTS
 
 from . import bag_jobs
-from .bag_convert import (IMAGE_TYPES, INFO_TYPE, OUTPUTS, BagError, ConvertOptions, ModelSpec,  # noqa: F401
+from .bag_convert import (ALL_CAMERAS, IMAGE_TYPES, INFO_TYPE, OUTPUTS, BagError,  # noqa: F401
+                          ConvertOptions, ModelSpec,
                           choose_topics, default_info_topic, inspect, rosbags as _rosbags)
 from .bag_jobs import FAILED, SKIPPED, BagResult
 from .bag_signals import signal_name, signum_of
@@ -123,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                         'folder: one bag per input, named as the input; complete ones are skipped on a rerun')
     p.add_argument('--image-topic', help='Image or CompressedImage topic (default: the only image topic)')
     p.add_argument('--info-topic', help='CameraInfo topic (default: camera_info beside the image topic)')
+    p.add_argument('--camera', action='append', metavar='TOPIC|all',
+                   help='several cameras of one bag, batched as the multi-camera depth_node: an image topic '
+                        '(repeat the flag), its CameraInfo beside it; "all": every image topic. Outputs go '
+                        'under each camera\'s namespace: /front/image_raw → /front/depth/image ...')
     p.add_argument('--storage', choices=('mcap', 'sqlite3'), help='output storage (default: as the input)')
     p.add_argument('--overwrite', action='store_true', help='replace existing output bags (with many bags: redo '
                                                             'the complete ones too)')
@@ -180,6 +190,12 @@ def _options_problem(args) -> str | None:
         return f'--video-new-frames must be in 1..13, got {args.video_new_frames}'
     if args.area is not None and min(args.area) < 16:
         return f'--area needs both sides >= 16, got {flags.format_size(args.area)}'
+    if args.camera and (args.image_topic or args.info_topic):
+        return '--camera replaces --image-topic/--info-topic: give one or the other'
+    if args.camera and len(set(args.camera)) != len(args.camera):
+        return f'--camera names a topic twice: {", ".join(args.camera)}'
+    if args.camera and ALL_CAMERAS in args.camera and len(args.camera) > 1:
+        return f'--camera {ALL_CAMERAS} takes every image topic: give it alone'
     if args.workers is not None and args.workers < 1:
         return f'--workers must be at least 1, got {args.workers}'
     if args.retries < 0:
@@ -206,7 +222,7 @@ def _convert_options(args) -> ConvertOptions:
     settings = tuple(sorted((name, value) for name, value in changes.items() if name not in PARAMS_FLAGS.values()))
     return ConvertOptions(args.image_topic, args.info_topic, args.storage, args.overwrite, args.copy_inputs,
                           args.no_points, args.points_rgb, args.near, args.far, args.resolution, args.video_new_frames,
-                          settings)
+                          settings, tuple(args.camera or ()))
 
 
 def main(argv=None, estimator=None, spec=None) -> int:

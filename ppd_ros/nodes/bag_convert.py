@@ -22,6 +22,7 @@ from .bag_signals import Interrupted, signal_name, signum_of, whole_frame
 PROG = 'ppd-bag'
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+ALL_CAMERAS = 'all'  # --camera all: every image topic of the bag
 OUTPUTS = {'image': 'sensor_msgs/msg/Image', 'relative': 'sensor_msgs/msg/Image',
            'camera_info': INFO_TYPE, 'points': 'sensor_msgs/msg/PointCloud2'}
 
@@ -69,6 +70,7 @@ class ConvertOptions:
     resolution: str | None = None
     video_new_frames: int | None = None
     settings: tuple = ()
+    cameras: tuple = ()             # --camera: image topics (ALL_CAMERAS: every one); () the single camera
 
 
 def rosbags():
@@ -91,6 +93,45 @@ def default_info_topic(image_topic: str) -> str:
     if topic.rsplit('/', 1)[-1] in ('compressed', 'compressedDepth'):
         topic = topic.rsplit('/', 1)[0]
     return sibling_camera_info(topic) if '/' in topic else 'camera_info'
+
+
+def camera_namespace(image_topic: str) -> str:
+    """Where a camera's outputs go, as depth_node's ``<cam>/depth/...``: the image topic's parent
+    (after a transport suffix): /front/image_raw[/compressed] → /front (outputs /front/depth/image)."""
+    return default_info_topic(image_topic).rsplit('/', 1)[0]
+
+
+def _is_output(topic: str) -> bool:
+    """A depth output already in the bag (ppd-demo --record, an earlier ppd-bag --camera run)."""
+    return any(topic.endswith(f'/depth/{name}') or topic == f'depth/{name}' for name in OUTPUTS)
+
+
+def choose_cameras(topics: dict[str, str], cameras: tuple) -> list[tuple[str, str]]:
+    """--camera: [(image topic, camera_info topic)] from {topic: msgtype}, each CameraInfo the
+    sibling of its image (default_info_topic); BagError with the choices if one cannot be used."""
+    listing = ', '.join(f'{t} ({m.split("/")[-1]})' for t, m in sorted(topics.items())) or 'none'
+    if ALL_CAMERAS in cameras:
+        images = sorted(t for t, m in topics.items() if m in IMAGE_TYPES and not _is_output(t))
+        if not images:
+            raise BagError(f'--camera {ALL_CAMERAS}: no image topics (topics: {listing})')
+    else:
+        images = list(cameras)
+    chosen, spaces = [], {}
+    for image in images:
+        if image not in topics:
+            raise BagError(f'--camera {image} is not in the bag (topics: {listing})')
+        if topics[image] not in IMAGE_TYPES:
+            raise BagError(f'--camera {image} is a {topics[image]}, not an Image or CompressedImage')
+        info = default_info_topic(image)
+        if topics.get(info) != INFO_TYPE:
+            raise BagError(f'--camera {image}: no CameraInfo beside it ({info}) (topics: {listing})')
+        space = camera_namespace(image)
+        if space in spaces:
+            raise BagError(f'--camera {spaces[space]} and {image} would both write {space}/depth/...: '
+                           'name one camera per namespace with --camera')
+        spaces[space] = image
+        chosen.append((image, info))
+    return chosen
 
 
 def choose_topics(topics: dict[str, str], image_topic: str | None, info_topic: str | None) -> tuple[str, str]:
@@ -136,18 +177,24 @@ def _open(path: Path):
 
 
 def _topics_of(reader, path: Path, options: ConvertOptions):
-    """(image connections, info connections, image message count); BagError if unusable."""
+    """([(image connections, info connections)] one per camera, image message count); BagError
+    if unusable."""
     topics = {c.topic: c.msgtype for c in reader.connections}
     try:
-        image_topic, info_topic = choose_topics(topics, options.image_topic, options.info_topic)
+        pairs = (choose_cameras(topics, options.cameras) if options.cameras
+                 else [choose_topics(topics, options.image_topic, options.info_topic)])
     except BagError as exc:
         raise BagError(f'{path}: {exc}') from None
-    image_conns = [c for c in reader.connections if c.topic == image_topic]
-    info_conns = [c for c in reader.connections if c.topic == info_topic]
-    total = sum(c.msgcount for c in image_conns)
-    if total == 0:
-        raise BagError(f'{path}: {image_topic} has no messages')
-    return image_conns, info_conns, total
+    cameras, total = [], 0
+    for image_topic, info_topic in pairs:
+        image_conns = [c for c in reader.connections if c.topic == image_topic]
+        info_conns = [c for c in reader.connections if c.topic == info_topic]
+        count = sum(c.msgcount for c in image_conns)
+        if count == 0:
+            raise BagError(f'{path}: {image_topic} has no messages')
+        cameras.append((image_conns, info_conns))
+        total += count
+    return cameras, total
 
 
 def inspect(path: Path, options: ConvertOptions) -> int:
@@ -155,7 +202,7 @@ def inspect(path: Path, options: ConvertOptions) -> int:
     the topics). Cheap: reads the bag's index, not its messages."""
     reader = _open(path)
     try:
-        return _topics_of(reader, path, options)[2]
+        return _topics_of(reader, path, options)[1]
     finally:
         reader.close()
 
@@ -186,6 +233,21 @@ def peak_memory_mb() -> float:
     except ImportError:
         return 0.0
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+@dataclass
+class _Camera:
+    """One camera topic of the bag being converted: its inputs, pipeline and output connections."""
+    topic: str
+    image_conns: list
+    info_conns: list
+    infos: list
+    image_class: type
+    input_rectified: bool
+    namespace: str            # outputs under NAMESPACE/depth/...; '' without --camera
+    label: str                # before its failure reasons: 'TOPIC: ' with --camera
+    pipeline: object = None
+    conns: dict | None = None
 
 
 def convert(job: Job, options: ConvertOptions, estimator, report=None, should_stop=None,
@@ -223,16 +285,24 @@ def _run(job, options, estimator, reader, typestore, result, report, should_stop
     from ppd_ros.pipeline import FrameInput, FramePipeline, settings_for
 
     rosbag2, _ = rosbags()
-    image_conns, info_conns, total = _topics_of(reader, job.input, options)
+    pairs, total = _topics_of(reader, job.input, options)
     result.total = total
-    info_topic = info_conns[0].topic
-    try:
-        infos = _infos_by_stamp(reader, info_conns, CameraInfo)
-    except Exception as exc:  # noqa: BLE001
-        raise BagError(f'{job.input}: cannot read {info_topic} (corrupt bag?): {type(exc).__name__}: {exc}') from exc
-    if not infos:
-        raise BagError(f'{job.input}: {info_topic} has no messages')
-    image_class = Image if image_conns[0].msgtype.endswith('/Image') else CompressedImage
+    multi = bool(options.cameras)  # --camera: outputs under each camera's namespace, frames batched
+    cameras: dict[str, _Camera] = {}
+    for image_conns, info_conns in pairs:
+        info_topic = info_conns[0].topic
+        try:
+            infos = _infos_by_stamp(reader, info_conns, CameraInfo)
+        except Exception as exc:  # noqa: BLE001
+            raise BagError(f'{job.input}: cannot read {info_topic} (corrupt bag?): {type(exc).__name__}: '
+                           f'{exc}') from exc
+        if not infos:
+            raise BagError(f'{job.input}: {info_topic} has no messages')
+        topic = image_conns[0].topic
+        cameras[topic] = _Camera(topic, image_conns, info_conns, infos,
+                                 Image if image_conns[0].msgtype.endswith('/Image') else CompressedImage,
+                                 looks_rectified(topic), camera_namespace(topic) if multi else '',
+                                 f'{topic}: ' if multi else '')
 
     changes = {k: v for k, v in dict(near=options.near, far=options.far, resolution=options.resolution,
                                      video_new_frames=options.video_new_frames).items() if v is not None}
@@ -240,7 +310,8 @@ def _run(job, options, estimator, reader, typestore, result, report, should_stop
                             **changes)
     warnings: Counter = Counter()
     try:
-        pipeline = FramePipeline(estimator, settings, log=lambda line: warnings.update([line]))
+        for camera in cameras.values():  # one per camera: its temporal state, scale, rectification maps
+            camera.pipeline = FramePipeline(estimator, settings, log=lambda line: warnings.update([line]))
     except ValueError as exc:  # settings this model cannot run (--params: temporal.mode, confidence_min ...)
         raise BagError(f'{job.input}: {exc}') from None
 
@@ -254,16 +325,18 @@ def _run(job, options, estimator, reader, typestore, result, report, should_stop
     writer = rosbag2.Writer(partial, version=8, storage_plugin=plugin)
     writer.open()
     names = [n for n in OUTPUTS if not (n == 'points' and options.no_points)]
-    conns = {n: writer.add_connection(f'/depth/{n}', OUTPUTS[n], typestore=typestore) for n in names}
+    for camera in cameras.values():
+        camera.conns = {n: writer.add_connection(f'{camera.namespace}/depth/{n}', OUTPUTS[n], typestore=typestore)
+                        for n in names}
+    inputs = [c for camera in cameras.values() for c in camera.image_conns + camera.info_conns]
     copies = {}
     if options.copy_inputs:
-        for c in image_conns + info_conns:
+        for c in inputs:
             copies[c.id] = writer.add_connection(c.topic, c.msgtype, typestore=typestore)
-    input_rectified = looks_rectified(image_conns[0].topic)
     failures: Counter = Counter()  # frames skipped, by reason
     written = seen = 0
 
-    def write(done) -> None:
+    def write(camera: _Camera, done) -> None:
         nonlocal written
         for depth in done:
             bag_time, header, info = depth.context
@@ -271,41 +344,61 @@ def _run(job, options, estimator, reader, typestore, result, report, should_stop
                 messages = {name: output_camera_info(depth, header, info) if name == 'camera_info'
                             else depth_message(name, depth, header) for name in names}
             except ValueError as exc:
-                failures[str(exc).splitlines()[0]] += 1
+                failures[camera.label + str(exc).splitlines()[0]] += 1
                 continue
             with whole_frame():
                 for name in names:
-                    writer.write(conns[name], bag_time, canonical_cdr(typestore, serialize_message(messages[name]),
-                                                                      OUTPUTS[name]))
+                    data = canonical_cdr(typestore, serialize_message(messages[name]), OUTPUTS[name])
+                    writer.write(camera.conns[name], bag_time, data)
             written += 1
             if report is not None:
                 report(written)
 
-    try:
-        for conn, bag_time, raw in reader.messages(connections=image_conns + info_conns):
+    def frames():
+        """(camera, FrameInput) in the bag's order; copies the inputs, counts unreadable frames."""
+        nonlocal seen
+        for conn, bag_time, raw in reader.messages(connections=inputs):
             if conn.id in copies:
                 with whole_frame():
                     writer.write(copies[conn.id], bag_time, raw)
-            if conn.topic != image_conns[0].topic:
+            camera = cameras.get(conn.topic)
+            if camera is None:
                 continue
             signum = should_stop() if should_stop is not None else 0
             if signum:
                 raise Interrupted(signum)
             seen += 1
             try:
-                msg = deserialize_message(bytes(raw), image_class)
+                msg = deserialize_message(bytes(raw), camera.image_class)
                 rgb = rgb_from_any(msg)
             except Exception as exc:  # noqa: BLE001 — unknown encoding, corrupt data: count and go on
-                failures[f'{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ""}'] += 1
+                failures[f'{camera.label}{type(exc).__name__}: '
+                         f'{str(exc).splitlines()[0] if str(exc) else ""}'] += 1
                 continue
-            info = closest(infos, stamp_ns(msg))[1]
-            frame = FrameInput(rgb, stamp_ns(msg), calibration_of(info), (bag_time, msg.header, info),
-                               input_rectified)
-            try:
-                write(pipeline.process(frame))
-            except ValueError as exc:
-                failures[str(exc).splitlines()[0]] += 1
-        write(pipeline.flush())
+            info = closest(camera.infos, stamp_ns(msg))[1]
+            yield camera, FrameInput(rgb, stamp_ns(msg), calibration_of(info), (bag_time, msg.header, info),
+                                     camera.input_rectified)
+
+    try:
+        if multi:  # as the multi-camera depth_node: frames of one model resolution run as one batch
+            from ppd_ros.pipeline.batch import CameraFrame, convert_cameras
+            pipelines = {topic: camera.pipeline for topic, camera in cameras.items()}
+            for topic, depth in convert_cameras(pipelines, ((camera.topic, CameraFrame(frame))
+                                                            for camera, frame in frames()), estimator):
+                if isinstance(depth, ValueError):  # this camera's frame only (FrameError and the like)
+                    failures[cameras[topic].label + str(depth).splitlines()[0]] += 1
+                elif isinstance(depth, BaseException):
+                    raise depth
+                else:
+                    write(cameras[topic], [depth])
+        else:
+            (camera,) = cameras.values()
+            for _, frame in frames():
+                try:
+                    write(camera, camera.pipeline.process(frame))
+                except ValueError as exc:
+                    failures[str(exc).splitlines()[0]] += 1
+            write(camera, camera.pipeline.flush())
     except KeyboardInterrupt as exc:
         writer.close()
         result.frames, result.status, result.signum = written, INTERRUPTED, signum_of(exc)
@@ -334,7 +427,7 @@ def _run(job, options, estimator, reader, typestore, result, report, should_stop
         result.lines.append(f'{lost} frame(s) lost: {job.input} lists {total} image message(s), only {seen} '
                             'could be read (corrupt bag?)')
     result.lines.append(f'{written} of {total} frame(s) → {job.output} ({storage}; topics: '
-                        f'{", ".join(c.topic for c in conns.values())})')
+                        f'{", ".join(c.topic for camera in cameras.values() for c in camera.conns.values())})')
     problems = [f'{count} frame(s) skipped: {reason}' for reason, count in failures.most_common()]
     if lost:
         problems.insert(0, f'{lost} frame(s) lost (unreadable in the bag)')
