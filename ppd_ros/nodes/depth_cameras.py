@@ -16,11 +16,9 @@ reports exactly as a single-camera depth_node does.
 """
 from __future__ import annotations
 
-import re
 import threading
 import time
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -38,40 +36,11 @@ from .pairing import stamp_ns, subscribe_pair
 from .params import ParameterError
 from .qos import AutoReliable, configured_qos
 
-CAMERAS_PARAMETER = 'cameras'
-CAMERAS_DESCRIPTION = ("Camera names, e.g. ['front', 'left', 'right'] (or 'front,left,right'): each reads "
-                       '<cam>/image and <cam>/camera_info and publishes under <cam>/depth/..., one model '
-                       "runs them batched; empty: one camera on image and camera_info (read-only)")
-_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*')
-
-
-def camera_names_problem(names) -> str | None:
-    """Why this list of camera names cannot be used, or None."""
-    for name in names:
-        if not name:
-            return f"parameter 'cameras' has an empty name: {list(names)}"
-        if not _NAME.fullmatch(name) or '__' in name:
-            return (f"parameter 'cameras': '{name}' is not a valid camera name (letters, digits and _, "
-                    "starting with a letter; '/' between parts)")
-    twice = sorted({name for name in names if list(names).count(name) > 1})
-    if twice:
-        return f"parameter 'cameras' names {', '.join(twice)} more than once"
-    return None
-
-
-def declare_cameras(node) -> list[str]:
-    """Declare ``cameras`` (a string array, or one comma-separated string) and return the names;
-    ParameterError with one line for bad names or shared topics (before the model loads)."""
-    descriptor = ParameterDescriptor(description=CAMERAS_DESCRIPTION, read_only=True, dynamic_typing=True)
-    value = node.declare_parameter(CAMERAS_PARAMETER, None, descriptor).value
-    if value is None or value == '':
-        return []
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(',')]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ParameterError(f"parameter 'cameras' must be a list of names, got {value!r}")
-    names = list(value)
-    problem = camera_names_problem(names) or shared_topic_problem(node, names, node.params['image_transport'])
+def camera_names(node) -> list[str]:
+    """The names of the ``cameras`` parameter (depth_node_params checks them); ParameterError with
+    one line when two cameras read one topic after remapping (before the model loads)."""
+    names = list(node.params['cameras'])
+    problem = shared_topic_problem(node, names, node.params['image_transport'])
     if problem:
         raise ParameterError(problem)
     return names

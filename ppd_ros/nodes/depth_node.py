@@ -60,7 +60,7 @@ from ppd_ros.model.factory import EstimatorBuildError, build_estimator
 from ppd_ros.pipeline import FrameDepth, FrameError, FrameInput, FramePipeline, settings_problem
 
 from .camera_info import calibration_of, camera_topics, looks_rectified
-from .depth_cameras import CameraSet, declare_cameras
+from .depth_cameras import CameraSet, camera_names
 from .depth_messages import DEPTH_OUTPUTS, METRIC_OUTPUTS, depth_message, output_camera_info
 from .depth_node_diagnostics import DepthNodeStatus
 from .depth_node_params import (DEPRECATED_PARAMETERS, PARAMETERS, check_parameters, model_options,
@@ -113,7 +113,7 @@ class DepthNode(Node):
 
     def _declare(self) -> None:
         self.params = NodeParameters(self, self._parameter_specs(), self._check_parameters)
-        self.camera_names = declare_cameras(self)
+        self.camera_names = camera_names(self)
         for name in self.params.unknown_overrides():
             if name not in DEPRECATED_PARAMETERS:
                 self.get_logger().warning(f"unknown parameter '{name}' ignored (typo?)")

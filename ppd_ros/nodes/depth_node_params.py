@@ -6,6 +6,8 @@ defaults ppd-bag and ppd-depth use.
 """
 from __future__ import annotations
 
+import re
+
 from ppd_ros.model.runtime import BACKENDS, model_options_problem
 from ppd_ros.model.preprocess import DEFAULT_MAX_PIXELS
 from ppd_ros.pipeline.settings import (COLORIZE_MODES, DEFAULTS, INTRINSICS_SOURCES, METRIC_SOURCES,
@@ -28,8 +30,30 @@ def _target_area_problem(value) -> str | None:
     return None
 
 
+_CAMERA_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*')
+
+
+def camera_names_problem(names) -> str | None:
+    """Why this list of camera names (the cameras parameter) cannot be used, or None."""
+    for name in names:
+        if not name:
+            return f'has an empty name: {list(names)}'
+        if not _CAMERA_NAME.fullmatch(name) or '__' in name:
+            return (f"'{name}' is not a valid camera name (letters, digits and _, starting with a letter; "
+                    "'/' between parts)")
+    twice = sorted({name for name in names if list(names).count(name) > 1})
+    if twice:
+        return f"names {', '.join(twice)} more than once"
+    return None
+
+
 D = DEFAULTS
 PARAMETERS = (
+    # several cameras (nodes.depth_cameras)
+    ParamSpec('cameras', [], "Camera names, e.g. ['front', 'left', 'right'] (or 'front,left,right'): each "
+              'reads <cam>/image and <cam>/camera_info and publishes under <cam>/depth/..., one model runs '
+              'them batched; empty: one camera on image and camera_info', array_of=str,
+              check=camera_names_problem),
     # input
     ParamSpec('image_transport', 'raw', 'How the image arrives, as image_transport names it: raw '
               '(sensor_msgs/Image on image) or compressed (sensor_msgs/CompressedImage, jpeg or png, '

@@ -30,6 +30,8 @@ class ParameterError(ValueError):
 
 
 _TYPE_NAMES = {bool: 'boolean', int: 'integer', float: 'double', str: 'string'}
+_ARRAY_TYPES = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+                float: Parameter.Type.DOUBLE_ARRAY, str: Parameter.Type.STRING_ARRAY}
 #: Words that ROS reads as booleans (YAML 1.1: `-p`, --params-file, launch, `ros2 param set`),
 #: lower-cased, with the boolean each one becomes.
 BOOLEAN_WORDS = {'on': True, 'off': False, 'true': True, 'false': False, 'yes': True, 'no': False}
@@ -48,6 +50,15 @@ class ParamSpec:
     high: float | None = None
     length: int | None = None        # exact length of an array parameter
     check: Callable[[Any], str | None] | None = None  # extra check: returns a reason or None
+    array_of: type | None = None     # element type of an array parameter whose default is empty
+
+    @property
+    def parameter_type(self) -> Parameter.Type:
+        """The ROS type: the default's, or for an empty default ``array_of``'s array (rclpy would
+        take an empty list for a byte array)."""
+        if self.array_of is not None:
+            return _ARRAY_TYPES[self.array_of]
+        return Parameter.Type.from_parameter_value(self.default)
 
     def constraints(self) -> str:
         parts = []
@@ -82,7 +93,11 @@ class ParamSpec:
         booleans of `on`/`off` (`yes`, `true` …) → 'on'/'off' for a word parameter whose choices
         have them (input.rectify, temporal.mode; `temporal.mode:=on` then fails the choices check
         with its own message), and a word of BOOLEAN_WORDS ('on', 'false' …, quoted or from an old
-        configuration) → the boolean for a boolean parameter. Anything else is returned as is."""
+        configuration) → the boolean for a boolean parameter, and one comma-separated string
+        ('a, b'; '' for none) → the list of its parts for a string array. Anything else is returned
+        as is."""
+        if isinstance(value, str) and self.parameter_type == Parameter.Type.STRING_ARRAY:
+            return [part.strip() for part in value.split(',')] if value else []
         if isinstance(self.default, str) and isinstance(value, bool) and {'on', 'off'} & set(self.choices):
             return 'on' if value else 'off'
         if isinstance(self.default, bool) and isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
@@ -119,13 +134,14 @@ class NodeParameters(Mapping):
             typed = spec.from_ros(given)
             try:
                 if given is not None and typed is not given:  # what the user meant, in the right type
-                    value = node.declare_parameter(spec.name, typed, descriptor, ignore_override=True).value
+                    value = node.declare_parameter(spec.name, _declared(spec, typed), descriptor,
+                                                   ignore_override=True).value
                 else:
-                    value = node.declare_parameter(spec.name, _plain(spec.default), descriptor).value
+                    value = node.declare_parameter(spec.name, _declared(spec, _plain(spec.default)), descriptor).value
             except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
                 raise ParameterError(f"parameter '{spec.name}' must be "
-                                     f'{_type_name(spec.default)}: {exc}') from None
-            value = _plain(value)
+                                     f'{_type_name(spec.default, spec.array_of)}: {exc}') from None
+            value = _plain(spec.default if value is None else value)
             reason = spec.problem(value)
             if reason:
                 raise ParameterError(f"parameter '{spec.name}' {reason}")
@@ -169,7 +185,8 @@ class NodeParameters(Mapping):
         for parameter in parameters:
             spec = self._specs.get(parameter.name)
             value = spec.from_ros(parameter.value) if spec is not None else parameter.value
-            converted.append(parameter if value is parameter.value else Parameter(parameter.name, value=value))
+            converted.append(parameter if value is parameter.value else
+                             Parameter(parameter.name, spec.parameter_type, value))
         return converted
 
     def _validate(self, parameters) -> SetParametersResult:
@@ -198,9 +215,17 @@ class NodeParameters(Mapping):
             listener(changed)
 
 
-def _type_name(default) -> str:
+def _declared(spec: ParamSpec, value):
+    """What declare_parameter takes for ``value``: an empty array as its type (rclpy would take
+    the empty list for a byte array); the parameter then stays unset and reads as its default."""
+    if spec.array_of is not None and isinstance(value, (list, tuple)) and not value:
+        return spec.parameter_type
+    return value
+
+
+def _type_name(default, array_of: type | None = None) -> str:
     if isinstance(default, (list, tuple)):
-        return f'an array of {_TYPE_NAMES[type(default[0])]}s'
+        return f'an array of {_TYPE_NAMES[array_of or type(default[0])]}s'
     name = _TYPE_NAMES[type(default)]
     return ('an ' if name[0] in 'aeiou' else 'a ') + name
 

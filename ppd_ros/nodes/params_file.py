@@ -115,12 +115,12 @@ def _typed(spec, value):
     from .params import _type_name
     value = spec.from_ros(value)
     default = spec.default
-    kind = type(default[0]) if isinstance(default, (list, tuple)) and default else type(default)
+    kind = spec.array_of or (type(default[0]) if isinstance(default, (list, tuple)) and default else type(default))
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     items = [float(v) if kind is float and type(v) is int else v for v in items]
     array = isinstance(default, (list, tuple))
     if isinstance(value, (list, tuple)) != array or any(type(v) is not kind for v in items):
-        return None, f'must be {_type_name(default)}, got {value!r}'
+        return None, f'must be {_type_name(default, spec.array_of)}, got {value!r}'
     return (tuple(items) if array else items[0]), None
 
 

@@ -117,7 +117,8 @@ def node_help(name: str, text: str, specs) -> str:
              'Parameters (--ros-args -p NAME:=VALUE, or a --params-file; `ros2 param describe` tells the same):']
     for spec in specs:
         spec: ParamSpec
-        lines.append(f'  {spec.name}  ({_type_name(spec.default).split(" ", 1)[1]}, default {_shown(spec.default)})')
+        kind = _type_name(spec.default, spec.array_of).split(' ', 1)[1]
+        lines.append(f'  {spec.name}  ({kind}, default {_shown(spec.default)})')
         lines.extend(textwrap.wrap(f'{spec.description} ({spec.constraints()})', width=96, initial_indent=' ' * 6,
                                    subsequent_indent=' ' * 6, break_on_hyphens=False))
     lines += ['', f'Exit status: {EXIT_OK} stopped (Ctrl-C, SIGTERM, ROS shutdown) or --help; '

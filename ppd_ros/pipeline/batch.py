@@ -2,11 +2,12 @@
 (temporal state, scale, rectification maps), and the model step of frames that share a model
 resolution runs as one batch (``estimator.predict_batch``: the encoder and every Euler step).
 
-A frame is split into prepare (checks, rectification, the temporal step's model input) → model →
-finish (the temporal step's output, scale, output geometry), the same steps ``FramePipeline.process``
-runs one frame at a time. The noise of every frame comes from the model's seed, as in a
-single-camera run, so a camera's depth equals what ``FramePipeline.process`` gives for the same
-frames (to float rounding of a batched matrix product, well under 1e-5).
+A frame goes through ``FramePipeline.prepare`` (checks, rectification, the temporal step's model
+input) → model → ``temporal.complete`` → ``FramePipeline.finish`` (scale, output geometry), the
+same steps ``FramePipeline.process`` runs one frame at a time. The noise of every frame comes
+from the model's seed, as in a single-camera run, so a camera's depth equals what
+``FramePipeline.process`` gives for the same frames (to float rounding of a batched matrix
+product, well under 1e-5).
 
 Run one after another instead (``FramePipeline.process``): the video model (PPVD samples windows
 per camera), frames whose confidence is asked for (the sampler's per-frame signals), and
@@ -18,10 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Hashable, Iterable, Iterator, Mapping
 
-import numpy as np
-
-from .frame_pipeline import FrameInput, FramePipeline, _Waiting
-from .products import FrameError
+from .frame_pipeline import FrameInput, FramePipeline, PreparedFrame
 
 
 @dataclass
@@ -36,8 +34,7 @@ class CameraFrame:
 class _Prepared:
     camera: Hashable
     pipeline: FramePipeline
-    waiting: _Waiting
-    init_depth: np.ndarray | None
+    waiting: PreparedFrame
     want_metric: bool
 
 
@@ -54,26 +51,8 @@ def batch_problem(estimator) -> str | None:
     return None
 
 
-def _checked(pipeline: FramePipeline, frame: FrameInput):
-    """FramePipeline.process's input checks and rectification: (rgb, rectified, valid)."""
-    rgb = frame.rgb
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise FrameError(f'expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}')
-    height, width = rgb.shape[:2]
-    calibration = frame.calibration
-    if calibration is not None and (calibration.width, calibration.height) != (width, height):
-        raise FrameError(f'CameraInfo is {calibration.width}x{calibration.height} but the image is '
-                         f'{width}x{height} (binning and ROI are not supported)')
-    if calibration is None:
-        return rgb, False, None
-    return pipeline.rectification.apply(rgb, calibration, frame.input_rectified)
-
-
 def _one_by_one(pipeline: FramePipeline, item: CameraFrame, settings) -> bool:
-    if settings.temporal_mode == 'video':
-        return True
-    wants_confidence = item.want_confidence or (item.want_metric and settings.confidence_min > 0)
-    return wants_confidence and getattr(pipeline, '_tap', None) is not None
+    return settings.temporal_mode == 'video' or pipeline.samples_confidence(item.want_metric, item.want_confidence)
 
 
 def process_cameras(pipelines: Mapping[Hashable, FramePipeline], frames: Mapping[Hashable, CameraFrame],
@@ -98,18 +77,14 @@ def process_cameras(pipelines: Mapping[Hashable, FramePipeline], frames: Mapping
                 if on_batch is not None and settings.temporal_mode != 'video':
                     on_batch(1, None)
                 continue
-            rgb, rectified, valid = _checked(pipeline, item.frame)
-            if pipeline._tap is not None:
-                pipeline._tap.uncertainty = None
-            init = pipeline.temporal.request(rgb, item.frame.stamp_ns)
-            prepared.append(_Prepared(camera, pipeline, _Waiting(item.frame, rgb, rectified, valid),
-                                      init, item.want_metric))
+            waiting = pipeline.prepare(item.frame, item.want_metric, item.want_confidence)
+            prepared.append(_Prepared(camera, pipeline, waiting, item.want_metric))
         except Exception as exc:  # noqa: BLE001 — this camera's frame only
             results[camera] = exc
     groups: dict[tuple, list[_Prepared]] = {}
     for p in prepared:
         size = estimator.infer_size(*p.waiting.rgb.shape[:2])
-        strength = p.pipeline.settings.warm_start_strength if p.init_depth is not None else None
+        strength = p.pipeline.settings.warm_start_strength if p.waiting.init_depth is not None else None
         groups.setdefault((size, strength), []).append(p)
     for (size, strength), group in groups.items():
         done = []
@@ -123,7 +98,7 @@ def process_cameras(pipelines: Mapping[Hashable, FramePipeline], frames: Mapping
         _metric_passes(estimator, done, on_batch)
         for p, relative in done:
             try:
-                results[p.camera] = [p.pipeline._finish(p.waiting, relative, p.want_metric)]
+                results[p.camera] = [p.pipeline.finish(p.waiting, relative, p.want_metric)]
             except Exception as exc:  # noqa: BLE001
                 results[p.camera] = exc
     return results
@@ -138,7 +113,7 @@ def _metric_passes(estimator, done: list, on_batch) -> None:
     levels: dict[int, list[_Prepared]] = {}
     for p, relative in done:
         s = p.pipeline.settings
-        need_geometry = p.waiting.frame.calibration is None and s.intrinsics == 'model'  # as FramePipeline._finish
+        need_geometry = p.pipeline.needs_model_geometry(p.waiting.frame)
         if p.pipeline.scale.metric_pass_due(relative.shape, p.waiting.frame.stamp_ns, p.want_metric, need_geometry):
             levels.setdefault(s.metric_resolution_level, []).append(p)
     for level, members in levels.items():
@@ -158,7 +133,7 @@ def _run_group(estimator, group: list[_Prepared], strength, size, on_batch) -> l
     """The model's depth for each frame of one group (an Exception where its frame failed)."""
     def run(members):
         rgbs = [p.waiting.rgb for p in members]
-        inits = None if strength is None else [p.init_depth for p in members]
+        inits = None if strength is None else [p.waiting.init_depth for p in members]
         depths = estimator.predict_batch(rgbs, inits, strength)
         if on_batch is not None:
             on_batch(len(members), size)

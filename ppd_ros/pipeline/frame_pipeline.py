@@ -38,11 +38,13 @@ class FrameInput:
 
 
 @dataclass
-class _Waiting:
+class PreparedFrame:
+    """A frame after ``FramePipeline.prepare``: what the model step takes and ``finish`` needs."""
     frame: FrameInput
     rgb: np.ndarray                        # after rectification
     rectified: bool
     valid: np.ndarray | None
+    init_depth: np.ndarray | None = None   # a single-frame mode's warm start (TemporalStep.request)
     uncertainty: np.ndarray | None = None  # the sampler's, when confidence was asked for
 
 
@@ -164,6 +166,25 @@ class FramePipeline:
         ``want_metric`` False skips the scale (and MoGe-2's pass) when only relative depth is
         used; ``want_confidence`` adds ``FrameDepth.confidence`` (also computed when
         output.confidence_min needs it). Raises FrameError for input it cannot use."""
+        item = self.prepare(frame, want_metric, want_confidence)
+        if self._settings.temporal_mode == 'video':
+            done = self.temporal.push(item.rgb, frame.stamp_ns, item)
+        else:
+            done = [(item, self.temporal.complete(self.temporal.predict(item.rgb, item.init_depth)))]
+        if self.samples_confidence(want_metric, want_confidence):
+            item.uncertainty = self._tap.uncertainty
+        return [self.finish(item, relative, want_metric) for item, relative in done]
+
+    def samples_confidence(self, want_metric: bool = True, want_confidence: bool = False) -> bool:
+        """Whether this frame's model step runs the sampler with its uncertainty signals (one
+        frame at a time: pipeline.batch runs such frames through ``process``)."""
+        return self._tap is not None and (want_confidence or (want_metric and self._settings.confidence_min > 0))
+
+    def prepare(self, frame: FrameInput, want_metric: bool = True, want_confidence: bool = False) -> PreparedFrame:
+        """The steps before the model: input checks, rectification, the confidence request and,
+        in a single-frame temporal mode, the model input (``PreparedFrame.init_depth``; the video
+        model's windows are ``temporal.push``'s). Then the model, ``temporal.complete`` and
+        ``finish`` (``process`` runs them all). Raises FrameError for input it cannot use."""
         rgb = frame.rgb
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise FrameError(f'expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}')
@@ -175,24 +196,26 @@ class FramePipeline:
         rectified, valid = False, None
         if calibration is not None:
             rgb, rectified, valid = self.rectification.apply(rgb, calibration, frame.input_rectified)
-        waiting = _Waiting(frame, rgb, rectified, valid)
         if self._tap is not None:
-            self._tap.wanted = want_confidence or (want_metric and self._settings.confidence_min > 0)
+            self._tap.wanted = self.samples_confidence(want_metric, want_confidence)
             self._tap.samples = self._settings.confidence_samples
             self._tap.uncertainty = None
-        done = self.temporal.push(rgb, frame.stamp_ns, waiting)
-        if self._tap is not None and self._tap.wanted:
-            waiting.uncertainty = self._tap.uncertainty
-        return [self._finish(item, relative, want_metric) for item, relative in done]
+        init_depth = None if self._settings.temporal_mode == 'video' else self.temporal.request(rgb, frame.stamp_ns)
+        return PreparedFrame(frame, rgb, rectified, valid, init_depth)
 
     def flush(self, want_metric: bool = True) -> list[FrameDepth]:
         """The video model's frames still waiting for their window (end of a clip or bag)."""
-        return [self._finish(item, relative, want_metric) for item, relative in self.temporal.flush()]
+        return [self.finish(item, relative, want_metric) for item, relative in self.temporal.flush()]
 
-    def _finish(self, item: _Waiting, relative: np.ndarray, want_metric: bool) -> FrameDepth:
+    def needs_model_geometry(self, frame: FrameInput) -> bool:
+        """Whether the frame's intrinsics are MoGe-2's (no calibration, camera.intrinsics model)."""
+        return frame.calibration is None and self._settings.intrinsics == 'model'
+
+    def finish(self, item: PreparedFrame, relative: np.ndarray, want_metric: bool = True) -> FrameDepth:
+        """The steps after the model and ``temporal.complete``: scale, output resolution, invalid
+        pixels, intrinsics and confidence → the frame's FrameDepth."""
         s, frame, rgb = self._settings, item.frame, item.rgb
-        need_geometry = frame.calibration is None and s.intrinsics == 'model'
-        scale = self.scale.scale(rgb, relative, frame.stamp_ns, want_metric, need_geometry)
+        scale = self.scale.scale(rgb, relative, frame.stamp_ns, want_metric, self.needs_model_geometry(frame))
         geometry = self.scale.geometry
         height, width = rgb.shape[:2]
         if s.resolution == 'camera' and relative.shape != (height, width):

@@ -100,18 +100,20 @@ class TemporalStep:
         if self.settings.temporal_mode == 'video':
             self._check_continuity(rgb.shape[:2], stamp_ns)
             return self._push_video(rgb, context)
-        init_depth = self.request(rgb, stamp_ns)
+        return [(context, self.complete(self.predict(rgb, self.request(rgb, stamp_ns))))]
+
+    def predict(self, rgb: np.ndarray, init_depth: np.ndarray | None):
+        """The model's depth for a ``request``'s input (warm start when ``init_depth`` is given)."""
         if init_depth is not None:
-            relative = self.estimator.predict(rgb, init_depth=init_depth,
-                                              init_strength=self.settings.warm_start_strength)
-        else:
-            relative = self.estimator.predict(rgb)
-        return [(context, self.complete(relative))]
+            return self.estimator.predict(rgb, init_depth=init_depth,
+                                          init_strength=self.settings.warm_start_strength)
+        return self.estimator.predict(rgb)
 
     def request(self, rgb: np.ndarray, stamp_ns: int) -> np.ndarray | None:
         """A single-frame mode's model input: the init depth of a warm start (its strength is
-        settings.warm_start_strength), or None for a cold start. With ``complete`` the two halves
-        of ``push``, so that pipeline.batch can run the model of several cameras' frames at once."""
+        settings.warm_start_strength), or None for a cold start. With ``predict`` and ``complete``
+        the three steps of ``push``, so that pipeline.batch can run the model of several cameras'
+        frames at once."""
         self._check_continuity(rgb.shape[:2], stamp_ns)
         if self.settings.temporal_mode == 'warm_start' and self.previous is not None:
             return self.previous
