@@ -18,7 +18,8 @@ NAV2_TYPES = {'PointCloud2': 'sensor_msgs/msg/PointCloud2', 'LaserScan': 'sensor
 
 @pytest.fixture(scope='module')
 def published(ros_context_module):
-    node = DepthNode(estimator=RecordingEstimator(), context=ros_context_module)
+    # a name no other test's node has: the graph is shared with every node still alive in this process
+    node = DepthNode(estimator=RecordingEstimator(), node_name='costmap_config_probe', context=ros_context_module)
     try:
         return {name.lstrip('/'): types for name, types in node.get_publisher_names_and_types_by_node(
             node.get_name(), node.get_namespace())}
