@@ -8,7 +8,6 @@ import yaml
 rclpy = pytest.importorskip('rclpy')
 
 from ppd_ros.nodes.depth_node import DepthNode  # noqa: E402
-from ppd_ros.nodes.depth_node_params import PARAMETERS  # noqa: E402
 from ppd_ros.pipeline import DEFAULTS  # noqa: E402
 from test_depth_node_harness import RecordingEstimator  # noqa: E402
 
@@ -86,16 +85,10 @@ def test_moveit_sensors_read_what_depth_node_publishes(file, plugin, topics, pub
 
 
 def test_the_costmap_parameter_file_names_only_depth_node_parameters():
-    def flatten(tree, prefix=''):
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                yield from flatten(value, f'{prefix}{key}.')
-            else:
-                yield f'{prefix}{key}', value
-    config = yaml.safe_load((CONFIG / 'ppd_costmap.yaml').read_text())
-    values = dict(flatten(config['/**/depth_node']['ros__parameters']))
-    specs = {spec.name: spec for spec in PARAMETERS}
-    for name, value in values.items():
-        assert name in specs, name
-        assert type(value) is type(specs[name].default) and specs[name].problem(value) is None, name
-    assert values['scan.frame_id'] == DEFAULTS.scan_frame_id
+    """Read as depth_node's table reads it (the --params reader): every name known, every value
+    allowed, the cross-checks pass, and it changes the settings it is meant to."""
+    from ppd_ros.nodes.params_file import read
+    settings = read([CONFIG / 'ppd_costmap.yaml']).settings
+    assert (settings.max_range, settings.min_range, settings.cloud_stride, settings.cloud_organized) == \
+        (8.0, 0.3, 2, False)
+    assert settings.scan_frame_id == DEFAULTS.scan_frame_id
