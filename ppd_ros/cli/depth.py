@@ -354,7 +354,8 @@ def main(argv=None, estimator=None) -> int:
             return EXIT_USAGE
         try:
             estimator = build_estimator(args.model, args.dit, args.encoder, args.device, args.precision,
-                                        args.steps, args.seed, args.area, **fast_options(args))
+                                        args.steps, args.seed, args.area, **fast_options(args),
+                                        log=lambda line: print(f'{PROG}: note: {line}', file=sys.stderr))
         except EstimatorBuildError as err:
             print(err.line(PROG), file=sys.stderr)
             return EXIT_USAGE

@@ -9,6 +9,7 @@ OUT when complete and returns a ``BagResult`` (its ``lines`` say what the user s
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ class ModelSpec:
         from ppd_ros.model.factory import build_estimator
         return build_estimator(self.model, self.dit, self.encoder, self.device, self.precision, self.steps,
                                self.seed, self.area, compile=self.compile, backend=self.backend,
-                               onnx_path=self.onnx)
+                               onnx_path=self.onnx, log=lambda line: print(f'ppd-bag: note: {line}', file=sys.stderr))
 
 
 @dataclass(frozen=True)
